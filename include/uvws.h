@@ -1,0 +1,201 @@
+/*
+ * uvws: an asynchronous WebSocket (RFC 6455) and HTTP/1.1 server on libuv.
+ *
+ * This is the only public header. Everything the library does is reachable
+ * from here; every other header under src/ is private.
+ *
+ * Conventions (libuv's):
+ *   - functions return 0 or a negative error code (UVWS_E* or a libuv UV_E*
+ *     code); uvws_strerror() names both;
+ *   - the library never exits the process and logs each failure once, at the
+ *     place that decides it;
+ *   - callbacks run on the loop thread; a connection pointer is valid from
+ *     on_open until on_close returns, never after.
+ */
+#ifndef UVWS_H
+#define UVWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(UVWS_STATIC)
+#define UVWS_EXTERN __attribute__((visibility("default")))
+#else
+#define UVWS_EXTERN
+#endif
+
+#define UVWS_VERSION_MAJOR 0
+#define UVWS_VERSION_MINOR 1
+#define UVWS_VERSION_PATCH 0
+#define UVWS_VERSION_STRING "0.1.0"
+
+/* Error codes of our own. They sit far below libuv's (which are -errno), so
+ * the two never collide and both can travel in one int. */
+#define UVWS_ERRNO_MAP(X)                                                      \
+  X(EPROTO,     -30001, "WebSocket protocol error")                            \
+  X(EUTF8,      -30002, "invalid UTF-8 in a text message")                     \
+  X(ETOOBIG,    -30003, "message exceeds the configured limit")                \
+  X(ECLOSED,    -30004, "connection is closing or closed")                     \
+  X(ENOROUTE,   -30005, "no such route")                                       \
+  X(EEXIST,     -30006, "route already exists")                                \
+  X(EBADCODE,   -30007, "close code may not be sent")                          \
+  X(ESTATE,     -30008, "operation not allowed in the current state")
+
+typedef enum {
+#define UVWS_ERRNO_GEN(name, val, msg) UVWS_##name = (val),
+  UVWS_ERRNO_MAP(UVWS_ERRNO_GEN)
+#undef UVWS_ERRNO_GEN
+  UVWS_ERRNO_MAX_ = -30000
+} uvws_errno_t;
+
+/* Returns a static description of a UVWS_E* or UV_E* code. */
+UVWS_EXTERN const char *uvws_strerror(int err);
+UVWS_EXTERN const char *uvws_version(void);
+
+/* ---- WebSocket constants (RFC 6455 section 5.2 and 7.4) ---------------- */
+
+typedef enum {
+  UVWS_OP_CONTINUATION = 0x0,
+  UVWS_OP_TEXT = 0x1,
+  UVWS_OP_BINARY = 0x2,
+  UVWS_OP_CLOSE = 0x8,
+  UVWS_OP_PING = 0x9,
+  UVWS_OP_PONG = 0xA
+} uvws_opcode_t;
+
+enum {
+  UVWS_CLOSE_NORMAL = 1000,
+  UVWS_CLOSE_GOING_AWAY = 1001,
+  UVWS_CLOSE_PROTOCOL_ERROR = 1002,
+  UVWS_CLOSE_UNSUPPORTED = 1003,
+  UVWS_CLOSE_NO_STATUS = 1005,   /* never on the wire */
+  UVWS_CLOSE_ABNORMAL = 1006,    /* never on the wire */
+  UVWS_CLOSE_INVALID_DATA = 1007,
+  UVWS_CLOSE_POLICY = 1008,
+  UVWS_CLOSE_TOO_BIG = 1009,
+  UVWS_CLOSE_EXTENSION = 1010,
+  UVWS_CLOSE_INTERNAL = 1011,
+  UVWS_CLOSE_TRY_AGAIN = 1013
+};
+
+/* ---- Logging ------------------------------------------------------------ */
+
+typedef enum {
+  UVWS_LOG_ERROR = 0,
+  UVWS_LOG_WARN = 1,
+  UVWS_LOG_INFO = 2,
+  UVWS_LOG_DEBUG = 3
+} uvws_log_level_t;
+
+/* Receives every log line (without a trailing newline). The default writes
+ * "<ISO-8601 time> <level> <message>" to stderr. */
+typedef void (*uvws_log_cb)(uvws_log_level_t level, const char *msg, void *user);
+
+UVWS_EXTERN void uvws_log_set_level(uvws_log_level_t level);
+UVWS_EXTERN void uvws_log_set_handler(uvws_log_cb cb, void *user);
+/* Parses "error", "warn", "info" or "debug"; returns UV_EINVAL otherwise. */
+UVWS_EXTERN int uvws_log_level_parse(const char *name, uvws_log_level_t *out);
+
+/* ---- Server and routes --------------------------------------------------- */
+
+typedef struct uvws_server_s uvws_server_t;
+typedef struct uvws_conn_s uvws_conn_t;
+
+typedef struct {
+  const char *host;          /* listen address; default "127.0.0.1" */
+  int port;                  /* default 8080; 0 picks an ephemeral port */
+  const char *web_root;      /* static files; NULL serves none (404) */
+  size_t max_message;        /* bytes per WebSocket message; default 16 MiB */
+  size_t max_header_bytes;   /* request line + headers; default 16 KiB */
+  size_t max_url;            /* request target length; default 8 KiB */
+  unsigned request_timeout_ms; /* whole HTTP request must arrive; default 30 s */
+  unsigned keepalive_timeout_ms; /* idle keep-alive HTTP connection; default 60 s */
+  unsigned close_timeout_ms; /* wait for the peer's close frame; default 5 s */
+  int log_connections;       /* log WebSocket open/close at info; default 1 */
+} uvws_options_t;
+
+/* Fills in the defaults above. Always call it before changing fields, so
+ * fields added later keep sane values. */
+UVWS_EXTERN void uvws_options_init(uvws_options_t *opts);
+
+/* Callbacks of a WebSocket route. Any of them may be NULL.
+ *
+ * on_message: one complete message (fragments are reassembled, text is
+ *   already validated as UTF-8). `data` is valid only during the call: copy
+ *   it to keep it. uvws_send() from inside the callback is the cheap path.
+ * on_close: the connection is gone; `code` is the peer's close code (1005 if
+ *   it sent none, 1006 if the transport died). `reason` is not NUL-terminated.
+ * on_drain: the send queue fell below the low-water mark again. */
+typedef struct {
+  void (*on_open)(uvws_conn_t *conn);
+  void (*on_message)(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len);
+  void (*on_close)(uvws_conn_t *conn, int code, const char *reason, size_t reason_len);
+  void (*on_drain)(uvws_conn_t *conn);
+} uvws_handlers_t;
+
+typedef struct {
+  const char *path;                /* exact path, e.g. "/echo" */
+  uvws_handlers_t handlers;
+  const char *const *subprotocols; /* NULL-terminated list it speaks, or NULL */
+  void *user;                      /* uvws_conn_route_data() returns it */
+} uvws_route_t;
+
+/* Creates a server on `loop` (not started). The options and the strings they
+ * point to are copied. */
+UVWS_EXTERN int uvws_server_new(uvws_server_t **out, uv_loop_t *loop,
+                                const uvws_options_t *opts);
+
+/* Adds a WebSocket route. The route struct and its strings are copied; the
+ * subprotocol list too. Returns UVWS_EEXIST for a duplicate path. */
+UVWS_EXTERN int uvws_server_route(uvws_server_t *srv, const uvws_route_t *route);
+
+/* Binds and listens. Logs "listening on http://HOST:PORT" at info level. */
+UVWS_EXTERN int uvws_server_start(uvws_server_t *srv);
+
+/* The port actually bound (useful with port 0), or a negative error. */
+UVWS_EXTERN int uvws_server_port(const uvws_server_t *srv);
+
+/* Stops accepting, sends close 1001 to every WebSocket, ends HTTP
+ * connections, and calls `cb` once every handle is closed; after that the
+ * server may be freed with uvws_server_free(). */
+UVWS_EXTERN void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv));
+UVWS_EXTERN void uvws_server_free(uvws_server_t *srv);
+
+UVWS_EXTERN void *uvws_server_get_data(const uvws_server_t *srv);
+UVWS_EXTERN void uvws_server_set_data(uvws_server_t *srv, void *data);
+
+/* ---- Connections ----------------------------------------------------------- */
+
+/* Queues one message. The payload is copied or written before the call
+ * returns, so `data` may be reused at once. Returns UVWS_ECLOSED once a close
+ * frame was sent or received. */
+UVWS_EXTERN int uvws_send(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len);
+UVWS_EXTERN int uvws_send_text(uvws_conn_t *conn, const char *text);
+UVWS_EXTERN int uvws_ping(uvws_conn_t *conn, const void *data, size_t len);
+
+/* Starts the closing handshake with `code` (1000-1003, 1007-1014 or
+ * 3000-4999) and an optional UTF-8 reason of at most 123 bytes. The TCP
+ * connection ends when the peer answers or after close_timeout_ms. */
+UVWS_EXTERN int uvws_close(uvws_conn_t *conn, int code, const char *reason);
+
+UVWS_EXTERN void *uvws_conn_get_data(const uvws_conn_t *conn);
+UVWS_EXTERN void uvws_conn_set_data(uvws_conn_t *conn, void *data);
+UVWS_EXTERN void *uvws_conn_route_data(const uvws_conn_t *conn);
+UVWS_EXTERN uvws_server_t *uvws_conn_server(const uvws_conn_t *conn);
+UVWS_EXTERN const char *uvws_conn_path(const uvws_conn_t *conn);
+/* The negotiated subprotocol, or NULL. */
+UVWS_EXTERN const char *uvws_conn_protocol(const uvws_conn_t *conn);
+/* "ip:port" of the peer ("[ip]:port" for IPv6). */
+UVWS_EXTERN const char *uvws_conn_peer(const uvws_conn_t *conn);
+/* Bytes queued in user space and in libuv that the kernel has not taken. */
+UVWS_EXTERN size_t uvws_conn_buffered_amount(const uvws_conn_t *conn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UVWS_H */

@@ -1,0 +1,10 @@
+/* The routes the uvws program ships. Each is an ordinary user of uvws.h. */
+#ifndef UVWS_APPS_H
+#define UVWS_APPS_H
+
+#include "uvws.h"
+
+/* Echo: each message is sent back with the same type and bytes. */
+int uvws_app_echo(uvws_server_t *srv, const char *path);
+
+#endif

@@ -1,0 +1,549 @@
+/* The connection layer: libuv reads and writes, the send queue, the
+ * WebSocket state after the upgrade, and the end of a connection. The
+ * protocol rules themselves are in ws.c; this file decides what to do
+ * about them. */
+#include "internal.h"
+#include "log.h"
+#include "utf8.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_closed(uv_handle_t *handle);
+static int ws_on_data(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len, int first, int fin);
+static int ws_on_control(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len);
+
+static const uvws__ws_callbacks_t ws_callbacks = {ws_on_data, ws_on_control};
+
+/* ---- the end of a connection -------------------------------------------- */
+
+/* Closes the handle now. Every path that ends a connection comes here
+ * once; the user's on_close runs later from on_closed, never re-entrantly
+ * from inside one of the user's own calls. */
+static void conn_close(uvws_conn_t *c) {
+  if (c->state == UVWS__CONN_CLOSED) return;
+  c->state = UVWS__CONN_CLOSED;
+  c->deadline = 0;
+  if (c->opened) {
+    uint64_t ms = uv_now(c->srv->loop) - c->started;
+    unsigned code = c->close_code ? c->close_code : UVWS_CLOSE_ABNORMAL;
+    if (c->srv->opts.log_connections)
+      uvws__log(UVWS_LOG_INFO, "ws close %s %s code=%u by=%s duration=%llu.%03llus", c->peer,
+                c->route->path, code, c->by_server ? "server" : "client",
+                (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_closed(uv_handle_t *handle) {
+  uvws_conn_t *c = handle->data;
+  if (c->opened && c->route->h.on_close) {
+    const char *reason = "";
+    size_t rlen = 0;
+    unsigned code = c->close_code ? c->close_code : UVWS_CLOSE_ABNORMAL;
+    if (c->close_rcvd) { /* the reason still sits in the control buffer */
+      unsigned rc;
+      if (uvws__close_parse(c->ws.ctl, c->ws.ctl_len, &rc, &reason, &rlen) != 0) rlen = 0;
+    }
+    c->route->h.on_close(c, (int)code, reason, rlen);
+  }
+  if (c->http) uvws__http_free(c);
+  uvws__buf_free(&c->out);
+  uvws__buf_free(&c->inflight);
+  uvws__buf_free(&c->msg);
+  uvws__server_conn_closed(c->srv, c);
+  free(c);
+}
+
+/* The transport is unusable (reset, write error, timeout): close without
+ * ceremony. */
+void uvws__conn_abort(uvws_conn_t *c, const char *why) {
+  if (c->state == UVWS__CONN_CLOSED) return;
+  uvws__log(UVWS_LOG_DEBUG, "conn %s: %s", c->peer, why);
+  conn_close(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  uvws_conn_t *c = req->handle->data;
+  if (c->state == UVWS__CONN_CLOSED) return;
+  if (status < 0) {
+    uvws__conn_abort(c, uv_strerror(status));
+    return;
+  }
+  /* FIN is out; wait for the peer's FIN (EOF) so that no unread bytes turn
+   * our close into a reset that could destroy the last frames in flight. */
+  c->deadline = uv_now(c->srv->loop) + c->srv->opts.close_timeout_ms;
+  uvws__conn_update_reading(c);
+}
+
+static void do_shutdown(uvws_conn_t *c) {
+  int r;
+  c->fin_sent = 1;
+  r = uv_shutdown(&c->req.shutdown, (uv_stream_t *)&c->tcp, on_shutdown);
+  if (r < 0) uvws__conn_abort(c, uv_strerror(r));
+}
+
+/* Sends FIN once everything queued is written, then closes on EOF or
+ * after close_timeout_ms. */
+void uvws__conn_finish(uvws_conn_t *c) {
+  if (c->state == UVWS__CONN_CLOSED || c->finishing) return;
+  c->finishing = 1;
+  c->deadline = uv_now(c->srv->loop) + c->srv->opts.close_timeout_ms;
+  if (c->srv->corked == c) return; /* the cork flush will come back here */
+  if (!c->write_inflight && c->out.len == 0) do_shutdown(c);
+}
+
+/* ---- writing --------------------------------------------------------------- */
+
+size_t uvws__conn_queued(const uvws_conn_t *c) {
+  size_t n = c->out.len + c->inflight.len;
+  if (c->srv->corked == c) n += c->srv->cork.len;
+  return n;
+}
+
+static void on_write(uv_write_t *req, int status);
+
+static void start_write(uvws_conn_t *c) {
+  uvws__buf_t tmp;
+  uv_buf_t b;
+  int r;
+
+  if (c->write_inflight || c->out.len == 0 || c->state == UVWS__CONN_CLOSED) return;
+  /* Swap so new data queues behind the write in flight without copying. */
+  tmp = c->inflight;
+  c->inflight = c->out;
+  c->out = tmp;
+  c->out.off = c->out.len = 0;
+  b = uv_buf_init(uvws__buf_data(&c->inflight), (unsigned)c->inflight.len);
+  r = uv_write(&c->req.write, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  if (r < 0) {
+    uvws__conn_abort(c, uv_strerror(r));
+    return;
+  }
+  c->write_inflight = 1;
+}
+
+static void on_write(uv_write_t *req, int status) {
+  uvws_conn_t *c = req->handle->data;
+  size_t before = c->inflight.len + c->out.len;
+
+  c->write_inflight = 0;
+  if (c->state == UVWS__CONN_CLOSED) return;
+  if (status < 0) {
+    uvws__conn_abort(c, uv_strerror(status));
+    return;
+  }
+  /* Idle connections should cost no buffer memory at all. */
+  uvws__buf_free(&c->inflight);
+  if (c->out.len) {
+    start_write(c);
+  } else {
+    uvws__buf_free(&c->out);
+    if (c->finishing && !c->fin_sent) {
+      do_shutdown(c);
+      return;
+    }
+  }
+  if (c->http) {
+    uvws__http_writable(c);
+  } else if (before > UVWS__QUEUE_LOW && uvws__conn_queued(c) <= UVWS__QUEUE_LOW) {
+    uvws__conn_update_reading(c);
+    if (c->opened && c->route->h.on_drain && c->state == UVWS__CONN_WS) c->route->h.on_drain(c);
+  }
+}
+
+/* Moves what the kernel did not take (`done` bytes of `bufs` were written)
+ * to the connection's own queue. */
+static int queue_rest(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n, size_t done) {
+  unsigned i;
+  for (i = 0; i < n; i++) {
+    size_t len = bufs[i].len;
+    if (done >= len) {
+      done -= len;
+      continue;
+    }
+    if (uvws__buf_append(&c->out, bufs[i].base + done, len - done) != 0) return UV_ENOMEM;
+    done = 0;
+  }
+  return 0;
+}
+
+/* Writes in order behind anything already queued. Small writes made while
+ * the connection's input is being processed gather in the loop's cork
+ * buffer (one syscall for a whole batch of pipelined messages); otherwise
+ * uv_try_write goes first and only what the kernel refuses is copied.
+ * Returns 0, UVWS_ECLOSED, or an error after which the connection is being
+ * closed. */
+int uvws__conn_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n) {
+  uvws_server_t *srv = c->srv;
+  uv_buf_t v[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+  unsigned i, nv = 0;
+  size_t total = 0;
+  int r;
+
+  if (c->state == UVWS__CONN_CLOSED || c->fin_sent) return UVWS_ECLOSED;
+  for (i = 0; i < n; i++) total += bufs[i].len;
+
+  if (c->write_inflight || c->out.len) {
+    for (i = 0; i < n; i++) {
+      if (uvws__buf_append(&c->out, bufs[i].base, bufs[i].len) != 0) goto nomem;
+    }
+    goto queued;
+  }
+  if (srv->corked == c && total < UVWS__DIRECT_WRITE_MIN) {
+    for (i = 0; i < n; i++) {
+      if (uvws__buf_append(&srv->cork, bufs[i].base, bufs[i].len) != 0) goto nomem;
+    }
+    return 0;
+  }
+
+  /* Direct: whatever is corked goes first, in the same writev. */
+  if (srv->corked == c && srv->cork.len)
+    v[nv++] = uv_buf_init(uvws__buf_data(&srv->cork), (unsigned)srv->cork.len);
+  for (i = 0; i < n && nv < 4; i++) v[nv++] = bufs[i];
+  if (i < n) return UV_EINVAL; /* internal callers pass at most 3 */
+  r = uv_try_write((uv_stream_t *)&c->tcp, v, nv);
+  if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
+  if (r < 0) {
+    uvws__conn_abort(c, uv_strerror(r));
+    return r;
+  }
+  if (queue_rest(c, v, nv, (size_t)r) != 0) goto nomem;
+  if (srv->corked == c) uvws__buf_consume(&srv->cork, srv->cork.len);
+queued:
+  start_write(c);
+  if (uvws__conn_queued(c) > UVWS__QUEUE_HIGH) uvws__conn_update_reading(c);
+  return 0;
+nomem:
+  uvws__log(UVWS_LOG_ERROR, "conn %s: out of memory queueing %zu bytes", c->peer, total);
+  uvws__conn_abort(c, "out of memory");
+  return UV_ENOMEM;
+}
+
+/* Gathers the small writes `c` makes from now on; returns 1 if it took
+ * the cork (then uvws__conn_uncork must follow), 0 if another connection
+ * holds it. */
+int uvws__conn_cork(uvws_conn_t *c) {
+  if (c->srv->corked != NULL) return 0;
+  c->srv->corked = c;
+  return 1;
+}
+
+/* End of a batch: one write for everything the batch produced. */
+void uvws__conn_uncork(uvws_conn_t *c) {
+  uvws_server_t *srv = c->srv;
+  if (srv->corked != c) return;
+  if (srv->cork.len && c->state != UVWS__CONN_CLOSED) {
+    uv_buf_t b = uv_buf_init(uvws__buf_data(&srv->cork), (unsigned)srv->cork.len);
+    srv->corked = NULL;
+    if (!c->write_inflight && c->out.len == 0) {
+      int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+      if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
+      if (r < 0) {
+        uvws__buf_consume(&srv->cork, srv->cork.len);
+        uvws__conn_abort(c, uv_strerror(r));
+        return;
+      }
+      if (queue_rest(c, &b, 1, (size_t)r) != 0) uvws__conn_abort(c, "out of memory");
+    } else if (uvws__buf_append(&c->out, b.base, b.len) != 0) {
+      uvws__conn_abort(c, "out of memory");
+    }
+    start_write(c);
+  }
+  uvws__buf_consume(&srv->cork, srv->cork.len); /* sent, queued, or its connection is gone */
+  srv->corked = NULL;
+  /* Keep the cork buffer for the next batch unless one burst made it big. */
+  if (srv->cork.cap > 4 * UVWS__READ_BUF_SIZE) uvws__buf_free(&srv->cork);
+  if (c->state == UVWS__CONN_CLOSED) return;
+  if (c->finishing && !c->fin_sent && !c->write_inflight && c->out.len == 0) do_shutdown(c);
+  if (uvws__conn_queued(c) > UVWS__QUEUE_HIGH) uvws__conn_update_reading(c);
+}
+
+/* ---- reading --------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  uvws_conn_t *c = handle->data;
+  (void)suggested;
+  /* One buffer for all connections of the loop: every read is processed
+   * (or copied) before the next one is allocated. */
+  *buf = uv_buf_init(c->srv->readbuf, UVWS__READ_BUF_SIZE);
+}
+
+void uvws__conn_update_reading(uvws_conn_t *c) {
+  int want;
+  if (c->state == UVWS__CONN_CLOSED) return;
+  if (c->finishing || c->failed || c->close_rcvd)
+    want = 1; /* only to see EOF; input is discarded */
+  else if (c->http)
+    want = !uvws__http_busy(c);
+  else
+    want = uvws__conn_queued(c) <= UVWS__QUEUE_HIGH;
+  if (want && !c->reading) {
+    int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (r < 0) {
+      uvws__conn_abort(c, uv_strerror(r));
+      return;
+    }
+    c->reading = 1;
+  } else if (!want && c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+  }
+}
+
+static void ws_feed(uvws_conn_t *c, char *data, size_t len);
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  uvws_conn_t *c = stream->data;
+  int corked;
+
+  if (nread == 0 || c->state == UVWS__CONN_CLOSED) return;
+  if (nread < 0) {
+    if (c->state == UVWS__CONN_WS && !c->close_rcvd && !c->close_sent)
+      uvws__log(UVWS_LOG_DEBUG, "ws %s: connection lost without a close frame (%s)", c->peer,
+                uv_err_name((int)nread));
+    if (nread == UV_EOF) conn_close(c);
+    else uvws__conn_abort(c, uv_strerror((int)nread));
+    return;
+  }
+  if (c->finishing || c->failed || c->close_rcvd) return; /* draining until EOF */
+  corked = uvws__conn_cork(c);
+  if (c->state == UVWS__CONN_HTTP) uvws__http_feed(c, buf->base, (size_t)nread);
+  else ws_feed(c, buf->base, (size_t)nread);
+  if (corked) uvws__conn_uncork(c);
+}
+
+/* ---- WebSocket --------------------------------------------------------------- */
+
+static int send_frame(uvws_conn_t *c, int opcode, const void *data, size_t len) {
+  uint8_t hdr[UVWS__FRAME_MAX_HEADER];
+  uv_buf_t b[2];
+  size_t hl = uvws__frame_header_encode(hdr, 1, 0, opcode, len, NULL);
+  b[0] = uv_buf_init((char *)hdr, (unsigned)hl);
+  b[1] = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+  return uvws__conn_write(c, b, len ? 2 : 1);
+}
+
+static int send_close(uvws_conn_t *c, unsigned code, const char *reason, size_t rlen) {
+  uint8_t p[125];
+  size_t n = 0;
+  if (c->close_sent) return UVWS_ECLOSED;
+  c->close_sent = 1;
+  if (code != UVWS_CLOSE_NO_STATUS) {
+    p[0] = (uint8_t)(code >> 8);
+    p[1] = (uint8_t)code;
+    if (rlen > sizeof(p) - 2) rlen = sizeof(p) - 2;
+    memcpy(p + 2, reason, rlen);
+    n = 2 + rlen;
+  }
+  return send_frame(c, UVWS_OP_CLOSE, p, n);
+}
+
+/* _Fail the WebSocket Connection_ (section 7.1.7): close frame, FIN, done.
+ * Input after this point is discarded. */
+static void ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
+  uvws__log(UVWS_LOG_INFO, "ws fail %s %s code=%u: %s", c->peer, c->route->path, code, why);
+  c->failed = 1;
+  if (!c->close_sent) {
+    c->by_server = 1;
+    c->close_code = (uint16_t)code;
+    send_close(c, code, why, strlen(why));
+  }
+  uvws__buf_free(&c->msg);
+  uvws__conn_finish(c);
+}
+
+static void deliver(uvws_conn_t *c, int opcode, const void *p, size_t len) {
+  if (c->route->h.on_message) c->route->h.on_message(c, (uvws_opcode_t)opcode, p, len);
+}
+
+/* Stops the feed as soon as the connection no longer takes messages. */
+static int ws_stopped(const uvws_conn_t *c) {
+  return c->state != UVWS__CONN_WS || c->failed || c->close_rcvd;
+}
+
+static int ws_on_data(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len, int first, int fin) {
+  uvws_conn_t *c = ws->data;
+  if (c->close_sent) return 0; /* we are closing: data is read and dropped */
+  if (first && fin) {
+    deliver(c, opcode, p, len); /* the common case: straight from the read buffer */
+  } else {
+    if (uvws__buf_append(&c->msg, p, len) != 0) {
+      ws_fail(c, UVWS_CLOSE_INTERNAL, "out of memory");
+      return 1;
+    }
+    if (fin) {
+      deliver(c, opcode, uvws__buf_data(&c->msg), c->msg.len);
+      uvws__buf_free(&c->msg);
+    }
+  }
+  return ws_stopped(c);
+}
+
+static int ws_on_control(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len) {
+  uvws_conn_t *c = ws->data;
+  unsigned code;
+  const char *reason;
+  size_t rlen;
+  int bad;
+
+  switch (opcode) {
+    case UVWS_OP_PING:
+      if (!c->close_sent) send_frame(c, UVWS_OP_PONG, p, len);
+      return ws_stopped(c);
+    case UVWS_OP_PONG:
+      return 0;
+    default: /* close: the only other opcode ws.c lets through */
+      bad = uvws__close_parse(p, len, &code, &reason, &rlen);
+      if (bad) {
+        ws_fail(c, (unsigned)bad,
+                bad == UVWS_CLOSE_INVALID_DATA ? "close reason is not UTF-8"
+                                               : "invalid close code or payload");
+        return 1;
+      }
+      c->close_rcvd = 1;
+      if (!c->close_sent) {
+        /* Echo the peer's code and reason (section 5.5.1); with no code,
+         * answer 1000. */
+        c->close_code = (uint16_t)code;
+        send_close(c, code == UVWS_CLOSE_NO_STATUS ? UVWS_CLOSE_NORMAL : code, reason, rlen);
+      } else {
+        c->close_code = (uint16_t)code; /* the peer's answer to our close */
+      }
+      uvws__buf_free(&c->msg);
+      uvws__conn_finish(c);
+      return 1;
+  }
+}
+
+static void ws_feed(uvws_conn_t *c, char *data, size_t len) {
+  long r = uvws__ws_feed(&c->ws, (uint8_t *)data, len);
+  if (r < 0) ws_fail(c, c->ws.fail_code, c->ws.fail_reason);
+}
+
+void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *protocol,
+                        char *rest, size_t rest_len) {
+  uvws__http_free(c);
+  c->state = UVWS__CONN_WS;
+  c->route = route;
+  c->protocol = protocol;
+  c->deadline = 0;
+  c->started = uv_now(c->srv->loop);
+  uvws__ws_init(&c->ws, &ws_callbacks, c, c->srv->opts.max_message);
+  c->opened = 1;
+  if (c->srv->opts.log_connections)
+    uvws__log(UVWS_LOG_INFO, "ws open %s %s protocol=%s", c->peer, route->path,
+              protocol ? protocol : "-");
+  if (route->h.on_open) route->h.on_open(c);
+  if (rest_len && !ws_stopped(c) && c->state == UVWS__CONN_WS) ws_feed(c, rest, rest_len);
+  uvws__conn_update_reading(c);
+}
+
+/* Called by the server's sweep when c->deadline has passed. */
+void uvws__conn_timeout(uvws_conn_t *c) {
+  c->deadline = 0;
+  if (c->fin_sent || c->finishing) {
+    uvws__conn_abort(c, "no FIN from the peer in time");
+  } else if (c->state == UVWS__CONN_HTTP) {
+    uvws__http_timeout(c);
+  } else if (c->close_sent) {
+    uvws__log(UVWS_LOG_INFO, "ws %s %s: no close frame from the peer in time", c->peer,
+              c->route->path);
+    uvws__conn_finish(c);
+  }
+}
+
+/* ---- accept ------------------------------------------------------------------ */
+
+static void peer_name(uvws_conn_t *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  char ip[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+      uv_ip6_name(a, ip, sizeof(ip));
+      port = ntohs(a->sin6_port);
+      snprintf(c->peer, sizeof(c->peer), "[%s]:%d", ip, port);
+      return;
+    }
+    uv_ip4_name((const struct sockaddr_in *)&ss, ip, sizeof(ip));
+    port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+  }
+  snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+}
+
+int uvws__conn_accept(uvws_server_t *srv) {
+  uvws_conn_t *c = calloc(1, sizeof(*c));
+  int r;
+
+  if (c == NULL) return UV_ENOMEM;
+  c->srv = srv;
+  r = uv_tcp_init(srv->loop, &c->tcp);
+  if (r < 0) {
+    free(c);
+    return r;
+  }
+  c->tcp.data = c;
+  /* Linked before anything can fail, so on_closed can always unlink. */
+  c->next = srv->conns;
+  if (srv->conns) srv->conns->prev = c;
+  srv->conns = c;
+  srv->nconns++;
+  r = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
+  if (r == 0) r = uvws__http_init(c);
+  if (r < 0) {
+    conn_close(c);
+    return r;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  peer_name(c);
+  c->started = uv_now(srv->loop);
+  c->deadline = c->started + srv->opts.request_timeout_ms;
+  uvws__conn_update_reading(c);
+  return 0;
+}
+
+/* ---- public connection API -------------------------------------------------- */
+
+int uvws_send(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {
+  if (op != UVWS_OP_TEXT && op != UVWS_OP_BINARY) return UV_EINVAL;
+  if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
+  return send_frame(c, op, data, len);
+}
+
+int uvws_send_text(uvws_conn_t *c, const char *text) {
+  return uvws_send(c, UVWS_OP_TEXT, text, strlen(text));
+}
+
+int uvws_ping(uvws_conn_t *c, const void *data, size_t len) {
+  if (len > 125) return UV_EINVAL;
+  if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
+  return send_frame(c, UVWS_OP_PING, data, len);
+}
+
+int uvws_close(uvws_conn_t *c, int code, const char *reason) {
+  size_t rlen = reason ? strlen(reason) : 0;
+  int r;
+  if (code < 0 || !uvws__close_code_valid((unsigned)code)) return UVWS_EBADCODE;
+  if (rlen > 123 || !uvws__utf8_valid(reason ? reason : "", rlen)) return UV_EINVAL;
+  if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
+  c->by_server = 1;
+  c->close_code = (uint16_t)code;
+  r = send_close(c, (unsigned)code, reason, rlen);
+  if (c->state == UVWS__CONN_WS && !c->finishing)
+    c->deadline = uv_now(c->srv->loop) + c->srv->opts.close_timeout_ms;
+  return r;
+}
+
+void *uvws_conn_get_data(const uvws_conn_t *c) { return c->data; }
+void uvws_conn_set_data(uvws_conn_t *c, void *data) { c->data = data; }
+void *uvws_conn_route_data(const uvws_conn_t *c) { return c->route ? c->route->user : NULL; }
+uvws_server_t *uvws_conn_server(const uvws_conn_t *c) { return c->srv; }
+const char *uvws_conn_path(const uvws_conn_t *c) { return c->route ? c->route->path : NULL; }
+const char *uvws_conn_protocol(const uvws_conn_t *c) { return c->protocol; }
+const char *uvws_conn_peer(const uvws_conn_t *c) { return c->peer; }
+size_t uvws_conn_buffered_amount(const uvws_conn_t *c) { return uvws__conn_queued(c); }

@@ -1,0 +1,658 @@
+/* HTTP/1.1 on llhttp: requests, static files, error answers and the
+ * decision to upgrade. One request is handled at a time; pipelined bytes
+ * wait in `pending` while a file response streams. */
+#include "handshake.h"
+#include "internal.h"
+#include "log.h"
+#include "path.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_HEADERS 100
+#define FILE_CHUNK (64u * 1024u)
+#define FILE_QUEUE_MAX (256u * 1024u) /* read the file only this far ahead */
+
+typedef struct {
+  uint32_t name_off, name_len, val_off, val_len;
+} hdr_t;
+
+/* Per-connection HTTP state, owned by the connection while it speaks HTTP
+ * and freed at the upgrade (WebSocket connections do not pay for it). */
+struct uvws__http_s {
+  llhttp_t parser;
+  uvws__buf_t hbuf;      /* URL, header names and values of the request */
+  hdr_t hdrs[MAX_HEADERS];
+  unsigned nhdrs;
+  uint32_t url_len;
+  size_t head_bytes;     /* request line + headers so far, for 431 */
+  uint8_t last_cb;       /* 1 after a header name chunk, 2 after a value chunk */
+  uint16_t error_status; /* 414 or 431 decided inside a callback */
+  uint8_t in_message;
+  uint8_t responding;    /* a file body is still being sent */
+  uint8_t keep_alive;
+  int fd;
+  uint64_t remaining;    /* file bytes still to send */
+  uvws__buf_t pending;   /* input that arrived while responding */
+  /* for the access log */
+  int status;
+  uint64_t body_bytes;
+};
+
+/* ---- llhttp callbacks: collect the request ------------------------------ */
+
+static uvws__http_t *http_of(llhttp_t *p) { return ((uvws_conn_t *)p->data)->http; }
+static uvws_conn_t *conn_of(llhttp_t *p) { return p->data; }
+
+static int count_head(llhttp_t *p, size_t n) {
+  uvws__http_t *h = http_of(p);
+  h->head_bytes += n;
+  if (h->head_bytes > conn_of(p)->srv->opts.max_header_bytes) {
+    h->error_status = 431;
+    llhttp_set_error_reason(p, "request header fields too large");
+    return HPE_USER;
+  }
+  return 0;
+}
+
+static int on_message_begin(llhttp_t *p) {
+  uvws__http_t *h = http_of(p);
+  uvws_conn_t *c = conn_of(p);
+  h->hbuf.off = h->hbuf.len = 0;
+  h->nhdrs = 0;
+  h->url_len = 0;
+  h->head_bytes = 16; /* method, spaces, version, CRLF */
+  h->last_cb = 0;
+  h->in_message = 1;
+  h->status = 0;
+  h->body_bytes = 0;
+  c->deadline = uv_now(c->srv->loop) + c->srv->opts.request_timeout_ms;
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n) {
+  uvws__http_t *h = http_of(p);
+  if (h->url_len + n > conn_of(p)->srv->opts.max_url) {
+    h->error_status = 414;
+    llhttp_set_error_reason(p, "request target too long");
+    return HPE_USER;
+  }
+  if (uvws__buf_append(&h->hbuf, at, n) != 0) return -1;
+  h->url_len += (uint32_t)n;
+  return count_head(p, n);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n) {
+  uvws__http_t *h = http_of(p);
+  if (h->last_cb != 1) {
+    hdr_t *hd;
+    if (h->nhdrs == MAX_HEADERS) {
+      h->error_status = 431;
+      llhttp_set_error_reason(p, "too many header fields");
+      return HPE_USER;
+    }
+    hd = &h->hdrs[h->nhdrs++];
+    hd->name_off = (uint32_t)h->hbuf.len;
+    hd->name_len = 0;
+    hd->val_off = 0;
+    hd->val_len = 0;
+    h->last_cb = 1;
+    if (count_head(p, 4) != 0) return HPE_USER; /* ": " and CRLF */
+  }
+  if (uvws__buf_append(&h->hbuf, at, n) != 0) return -1;
+  h->hdrs[h->nhdrs - 1].name_len += (uint32_t)n;
+  return count_head(p, n);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+  uvws__http_t *h = http_of(p);
+  hdr_t *hd = &h->hdrs[h->nhdrs - 1];
+  if (h->last_cb != 2) {
+    hd->val_off = (uint32_t)h->hbuf.len;
+    h->last_cb = 2;
+  }
+  if (uvws__buf_append(&h->hbuf, at, n) != 0) return -1;
+  hd->val_len += (uint32_t)n;
+  return count_head(p, n);
+}
+
+static int on_message_complete(llhttp_t *p) {
+  http_of(p)->in_message = 0;
+  /* Upgrades pause by themselves (HPE_PAUSED_UPGRADE); everything else is
+   * paused here so each request is answered before the next is parsed. */
+  return llhttp_get_upgrade(p) ? 0 : HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- header lookup ---------------------------------------------------------- */
+
+/* Finds a header (case-insensitive); repeated ones are joined with ", "
+ * (RFC 9110 section 5.3) at the end of hbuf. Offsets rather than pointers,
+ * because joining may move hbuf: call hval_ptr once all lookups are done. */
+typedef struct {
+  int found;
+  size_t off, len;
+} hfind_t;
+
+static void trim(const char *base, size_t *off, size_t *len) {
+  while (*len && (base[*off] == ' ' || base[*off] == '\t')) (*off)++, (*len)--;
+  while (*len && (base[*off + *len - 1] == ' ' || base[*off + *len - 1] == '\t')) (*len)--;
+}
+
+static hfind_t hfind(uvws__http_t *h, const char *name) {
+  hfind_t r = {0, 0, 0};
+  size_t nlen = strlen(name), joined_off = 0;
+  unsigned i, count = 0;
+
+  for (i = 0; i < h->nhdrs; i++) {
+    const hdr_t *hd = &h->hdrs[i];
+    size_t off = hd->val_off, len = hd->val_len;
+    if (hd->name_len != nlen || strncasecmp(h->hbuf.base + hd->name_off, name, nlen) != 0) continue;
+    trim(h->hbuf.base, &off, &len);
+    if (count == 0) {
+      r.found = 1;
+      r.off = off;
+      r.len = len;
+    } else {
+      if (count == 1) { /* start a joined copy at the end of hbuf */
+        joined_off = h->hbuf.len;
+        if (uvws__buf_append(&h->hbuf, h->hbuf.base + r.off, r.len) != 0) return r;
+      }
+      if (uvws__buf_append(&h->hbuf, ", ", 2) != 0 ||
+          uvws__buf_append(&h->hbuf, h->hbuf.base + off, len) != 0)
+        return r;
+      r.off = joined_off;
+      r.len = h->hbuf.len - joined_off;
+    }
+    count++;
+  }
+  return r;
+}
+
+static uvws__hval_t hval_ptr(const uvws__http_t *h, hfind_t f) {
+  uvws__hval_t v = {NULL, 0};
+  if (f.found) {
+    v.p = h->hbuf.base + f.off;
+    v.len = f.len;
+  }
+  return v;
+}
+
+/* ---- responses ---------------------------------------------------------------- */
+
+static const char *status_text(int status) {
+  switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 301: return "Moved Permanently";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+static void access_log(uvws_conn_t *c, const char *method, int status) {
+  uvws__http_t *h = c->http;
+  int ulen = (int)(h->url_len > 200 ? 200 : h->url_len);
+  uvws__log(UVWS_LOG_INFO, "http %s \"%s %.*s HTTP/%d.%d\" %d %llu", c->peer, method, ulen,
+            h->hbuf.base ? h->hbuf.base : "", h->parser.http_major, h->parser.http_minor, status,
+            (unsigned long long)h->body_bytes);
+}
+
+/* Queues a complete response head (and a small body). `extra` holds whole
+ * header lines, each ending in CRLF. */
+static int respond(uvws_conn_t *c, int status, const char *extra, const char *ctype,
+                   const char *body, size_t body_len, uint64_t content_length, int head_only) {
+  uvws__http_t *h = c->http;
+  char head[1024];
+  int n;
+  uv_buf_t b[2];
+  char clen[24];
+
+  snprintf(clen, sizeof(clen), "%llu", (unsigned long long)content_length);
+  n = snprintf(head, sizeof(head),
+               "HTTP/1.1 %d %s\r\n"
+               "Server: uvws/" UVWS_VERSION_STRING "\r\n"
+               "Date: %s\r\n"
+               "%s%s%s"
+               "%s%s%s"
+               "Connection: %s\r\n"
+               "%s\r\n",
+               status, status_text(status), uvws__server_date(c->srv), ctype ? "Content-Type: " : "",
+               ctype ? ctype : "", ctype ? "\r\n" : "", status == 304 ? "" : "Content-Length: ",
+               status == 304 ? "" : clen, status == 304 ? "" : "\r\n",
+               h->keep_alive ? "keep-alive" : "close", extra ? extra : "");
+  if (n < 0 || (size_t)n >= sizeof(head)) return UV_EINVAL;
+  h->status = status;
+  b[0] = uv_buf_init(head, (unsigned)n);
+  b[1] = uv_buf_init((char *)(uintptr_t)body, (unsigned)body_len);
+  if (!head_only) h->body_bytes += body_len;
+  return uvws__conn_write(c, b, (body_len && !head_only) ? 2 : 1);
+}
+
+/* A short text answer; `why` becomes the one-line body. */
+static void respond_text(uvws_conn_t *c, int status, const char *extra, const char *why,
+                         int head_only) {
+  char body[256];
+  int n = snprintf(body, sizeof(body), "%d %s%s%s\n", status, status_text(status),
+                   why ? ": " : "", why ? why : "");
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof(body)) n = sizeof(body) - 1;
+  respond(c, status, extra, "text/plain; charset=utf-8", body, (size_t)n, (uint64_t)n, head_only);
+}
+
+/* ---- static files --------------------------------------------------------------- */
+
+static void fmt_http_date(time_t t, char out[40]) {
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); -1 if it is not
+ * one (the obsolete formats are not worth the code: clients send this one). */
+static time_t parse_http_date(const char *s, size_t len) {
+  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  char buf[40];
+  struct tm tm;
+  int day, year, hh, mm, ss, i;
+  char mon[4];
+  if (len < 29 || len >= sizeof(buf)) return -1;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  if (sscanf(buf + 5, "%2d %3s %4d %2d:%2d:%2d GMT", &day, mon, &year, &hh, &mm, &ss) != 6)
+    return -1;
+  memset(&tm, 0, sizeof(tm));
+  for (i = 0; i < 12; i++)
+    if (strncmp(mon, months + 3 * i, 3) == 0) break;
+  if (i == 12) return -1;
+  tm.tm_mday = day;
+  tm.tm_mon = i;
+  tm.tm_year = year - 1900;
+  tm.tm_hour = hh;
+  tm.tm_min = mm;
+  tm.tm_sec = ss;
+  return timegm(&tm);
+}
+
+static void close_file(uvws__http_t *h) {
+  if (h->fd >= 0) close(h->fd);
+  h->fd = -1;
+  h->remaining = 0;
+  h->responding = 0;
+}
+
+/* Sends file chunks until the queue holds FILE_QUEUE_MAX or the file ends.
+ * Returns 1 when the body is complete, 0 while more is to come, -1 if the
+ * connection had to be aborted. */
+static int pump_file(uvws_conn_t *c) {
+  uvws__http_t *h = c->http;
+  uvws_server_t *srv = c->srv;
+
+  while (h->remaining > 0 && uvws__conn_queued(c) < FILE_QUEUE_MAX) {
+    size_t want = h->remaining < FILE_CHUNK ? (size_t)h->remaining : FILE_CHUNK;
+    ssize_t n;
+    uv_buf_t b;
+    if (srv->filebuf == NULL && (srv->filebuf = malloc(FILE_CHUNK)) == NULL) {
+      uvws__conn_abort(c, "out of memory");
+      return -1;
+    }
+    /* Synchronous reads of at most 64 KiB, paced by the socket: the web
+     * root is expected on a local disk, where this costs microseconds and
+     * saves a thread-pool round trip per chunk. */
+    do n = read(h->fd, srv->filebuf, want);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      uvws__log(UVWS_LOG_ERROR, "http %s: file read failed mid-response: %s", c->peer,
+                n < 0 ? strerror(errno) : "file shrank");
+      close_file(h);
+      uvws__conn_abort(c, "file read failed");
+      return -1;
+    }
+    b = uv_buf_init(srv->filebuf, (unsigned)n);
+    h->remaining -= (uint64_t)n;
+    h->body_bytes += (uint64_t)n;
+    if (uvws__conn_write(c, &b, 1) != 0) return -1;
+  }
+  if (h->remaining > 0) return 0;
+  close_file(h);
+  return 1;
+}
+
+typedef enum { A_CONTINUE, A_WAIT, A_CLOSE, A_UPGRADED } action_t;
+
+static action_t serve_file(uvws_conn_t *c, const char *target, size_t tlen, int head_only) {
+  uvws__http_t *h = c->http;
+  uvws_server_t *srv = c->srv;
+  char rel[PATH_MAX], full[PATH_MAX], real[PATH_MAX];
+  char lastmod[40], extra[PATH_MAX + 64];
+  struct stat st;
+  int dir, r, fd;
+  hfind_t ims_f;
+
+  r = uvws__path_resolve(target, tlen, rel, sizeof(rel), &dir);
+  if (r != 0) {
+    h->keep_alive = 0;
+    respond_text(c, r, NULL, r == 414 ? "path too long" : "invalid path", head_only);
+    return A_CLOSE;
+  }
+  if (srv->web_real == NULL) goto not_found;
+  r = snprintf(full, sizeof(full), "%s/%s%s%s", srv->web_real, rel, (dir && rel[0]) ? "/" : "",
+               dir ? "index.html" : "");
+  if (r < 0 || (size_t)r >= sizeof(full)) goto not_found;
+  if (realpath(full, real) == NULL) goto not_found;
+  /* Symlinks are followed, but only to places inside the web root. */
+  if (strncmp(real, srv->web_real, srv->web_real_len) != 0 ||
+      (real[srv->web_real_len] != '/' && real[srv->web_real_len] != '\0')) {
+    uvws__log(UVWS_LOG_WARN, "http %s: %s resolves outside the web root; refused", c->peer, rel);
+    goto not_found;
+  }
+  if (stat(real, &st) != 0) goto not_found;
+  if (S_ISDIR(st.st_mode) && !dir) {
+    size_t plen = uvws__path_len(target, tlen);
+    r = snprintf(extra, sizeof(extra), "Location: %.*s/%.*s\r\n", (int)plen, target,
+                 (int)(tlen - plen), target + plen);
+    if (r < 0 || (size_t)r >= sizeof(extra)) goto not_found;
+    respond_text(c, 301, extra, NULL, head_only);
+    return A_CONTINUE;
+  }
+  if (!S_ISREG(st.st_mode)) goto not_found;
+  fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) close(fd);
+    goto not_found;
+  }
+  fmt_http_date(st.st_mtime, lastmod);
+  snprintf(extra, sizeof(extra), "Last-Modified: %s\r\nCache-Control: no-cache\r\n", lastmod);
+
+  ims_f = hfind(h, "If-Modified-Since");
+  if (ims_f.found) {
+    uvws__hval_t ims = hval_ptr(h, ims_f);
+    time_t t = parse_http_date(ims.p, ims.len);
+    if (t != (time_t)-1 && st.st_mtime <= t) {
+      close(fd);
+      respond(c, 304, extra, NULL, NULL, 0, 0, 1);
+      return A_CONTINUE;
+    }
+  }
+  respond(c, 200, extra, uvws__mime_type(real), NULL, 0, (uint64_t)st.st_size, 1);
+  if (head_only || st.st_size == 0) {
+    close(fd);
+    return A_CONTINUE;
+  }
+  h->fd = fd;
+  h->remaining = (uint64_t)st.st_size;
+  h->responding = 1;
+  r = pump_file(c);
+  if (r < 0) return A_CLOSE;
+  return r == 1 ? A_CONTINUE : A_WAIT;
+
+not_found:
+  respond_text(c, 404, NULL, NULL, head_only);
+  return A_CONTINUE;
+}
+
+/* ---- one request --------------------------------------------------------------- */
+
+static action_t upgrade(uvws_conn_t *c, const uvws__route_t *route, const uvws__upgrade_req_t *req,
+                        uvws__hval_t protocols, char *rest, size_t rest_len) {
+  char accept[UVWS__ACCEPT_LEN + 1];
+  char head[512];
+  const char *proto = NULL;
+  uv_buf_t b;
+  int n;
+
+  if (uvws__accept_key(req->key.p, req->key.len, accept) != 0) {
+    c->http->keep_alive = 0;
+    respond_text(c, 500, NULL, "cannot compute Sec-WebSocket-Accept", 0);
+    return A_CLOSE;
+  }
+  if (route->subprotocols) proto = uvws__select_subprotocol(protocols.p, protocols.len, (const char *const *)route->subprotocols);
+  n = snprintf(head, sizeof(head),
+               "HTTP/1.1 101 Switching Protocols\r\n"
+               "Upgrade: websocket\r\n"
+               "Connection: Upgrade\r\n"
+               "Sec-WebSocket-Accept: %s\r\n"
+               "%s%s%s"
+               "\r\n",
+               accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
+               proto ? "\r\n" : "");
+  c->http->status = 101;
+  access_log(c, "GET", 101);
+  b = uv_buf_init(head, (unsigned)n);
+  if (uvws__conn_write(c, &b, 1) != 0) return A_CLOSE;
+  uvws__conn_upgrade(c, route, proto, rest, rest_len);
+  return A_UPGRADED;
+}
+
+static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
+  uvws__http_t *h = c->http;
+  llhttp_t *p = &h->parser;
+  int method = llhttp_get_method(p);
+  const char *mname = llhttp_method_name((llhttp_method_t)method);
+  const char *target;
+  size_t tlen = h->url_len, plen;
+  const uvws__route_t *route;
+  uvws__upgrade_req_t req;
+  hfind_t fhost, fup, fconn, fkey, fver, fproto;
+  uvws__hval_t protocols;
+  int head_only = method == HTTP_HEAD;
+  action_t a;
+
+  h->keep_alive = (uint8_t)llhttp_should_keep_alive(p) && !c->srv->shutting_down;
+  if (p->http_major != 1) {
+    h->keep_alive = 0;
+    respond_text(c, 505, NULL, "only HTTP/1.0 and HTTP/1.1 are served", 0);
+    access_log(c, mname, 505);
+    return A_CLOSE;
+  }
+
+  fhost = hfind(h, "Host");
+  fup = hfind(h, "Upgrade");
+  fconn = hfind(h, "Connection");
+  fkey = hfind(h, "Sec-WebSocket-Key");
+  fver = hfind(h, "Sec-WebSocket-Version");
+  fproto = hfind(h, "Sec-WebSocket-Protocol");
+  target = h->hbuf.base; /* hfind may have moved hbuf */
+  memset(&req, 0, sizeof(req));
+  req.is_get = method == HTTP_GET;
+  req.http_major = p->http_major;
+  req.http_minor = p->http_minor;
+  req.host = hval_ptr(h, fhost);
+  req.upgrade = hval_ptr(h, fup);
+  req.connection = hval_ptr(h, fconn);
+  req.key = hval_ptr(h, fkey);
+  req.version = hval_ptr(h, fver);
+  protocols = hval_ptr(h, fproto);
+
+  plen = uvws__path_len(target, tlen);
+  route = uvws__server_route(c->srv, target, plen);
+
+  if (uvws__upgrade_wanted(&req)) {
+    const char *why = NULL;
+    int status;
+    if (c->srv->shutting_down) {
+      status = 503;
+      why = "server is shutting down";
+    } else if (route == NULL) {
+      status = 404;
+      why = "no WebSocket endpoint at this path";
+    } else {
+      status = uvws__upgrade_check(&req, &why);
+    }
+    if (status == 0) return upgrade(c, route, &req, protocols, rest, rest_len);
+    /* A refused upgrade leaves the parser in its upgrade state and the
+     * client expecting another protocol: answer, then end the connection. */
+    h->keep_alive = 0;
+    respond_text(c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, why, 0);
+    uvws__log(UVWS_LOG_INFO, "http %s upgrade refused %d: %s", c->peer, status, why);
+    access_log(c, mname, status);
+    return A_CLOSE;
+  }
+
+  if (route != NULL) {
+    respond_text(c, 426, "Upgrade: websocket\r\n", "this is a WebSocket endpoint", head_only);
+    a = A_CONTINUE;
+  } else if (method != HTTP_GET && method != HTTP_HEAD) {
+    respond_text(c, 405, "Allow: GET, HEAD\r\n", NULL, 0);
+    a = A_CONTINUE;
+  } else {
+    a = serve_file(c, target, tlen, head_only);
+  }
+  if (c->state != UVWS__CONN_HTTP) return A_CLOSE;
+  access_log(c, mname, h->status);
+  if (a == A_CONTINUE && !h->keep_alive) a = A_CLOSE;
+  return a;
+}
+
+/* ---- feeding --------------------------------------------------------------------- */
+
+static void end_of_response(uvws_conn_t *c, action_t a, char *rest, size_t rest_len);
+
+void uvws__http_feed(uvws_conn_t *c, char *data, size_t len) {
+  uvws__http_t *h = c->http;
+
+  if (h->responding) { /* reading is paused while responding; keep what came anyway */
+    if (uvws__buf_append(&h->pending, data, len) != 0) uvws__conn_abort(c, "out of memory");
+    return;
+  }
+  while (c->state == UVWS__CONN_HTTP) {
+    llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
+    const char *pos;
+    action_t a;
+
+    if (err == HPE_OK) return;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+      pos = llhttp_get_error_pos(&h->parser);
+      len -= (size_t)(pos - data);
+      data = (char *)(uintptr_t)pos;
+      a = handle_request(c, data, len);
+      if (a == A_UPGRADED) return;
+      if (a == A_CONTINUE) {
+        if (err == HPE_PAUSED) llhttp_resume(&h->parser);
+        else llhttp_resume_after_upgrade(&h->parser);
+        c->deadline = uv_now(c->srv->loop) + c->srv->opts.keepalive_timeout_ms;
+        if (len == 0) return;
+        continue;
+      }
+      end_of_response(c, a, data, len);
+      return;
+    }
+    {
+      int status = h->error_status                                        ? h->error_status
+                   : (err == HPE_INVALID_VERSION || err == HPE_PAUSED_H2_UPGRADE) ? 505
+                                                                                  : 400;
+      const char *why = llhttp_get_error_reason(&h->parser);
+      uvws__log(UVWS_LOG_INFO, "http %s %d: %s (%s)", c->peer, status, why ? why : "bad request",
+                llhttp_errno_name(err));
+      h->keep_alive = 0;
+      respond_text(c, status, NULL, status == 400 ? "malformed request" : NULL, 0);
+      uvws__conn_finish(c);
+      return;
+    }
+  }
+}
+
+static void end_of_response(uvws_conn_t *c, action_t a, char *rest, size_t rest_len) {
+  uvws__http_t *h = c->http;
+  if (a == A_CLOSE) {
+    uvws__conn_finish(c);
+    return;
+  }
+  /* A_WAIT: a body streams; hold the next requests until it is done. */
+  if (rest_len && uvws__buf_append(&h->pending, rest, rest_len) != 0) {
+    uvws__conn_abort(c, "out of memory");
+    return;
+  }
+  uvws__conn_update_reading(c);
+}
+
+/* The send queue drained a little: continue a file body, and once it is
+ * complete go on with the requests that waited. */
+void uvws__http_writable(uvws_conn_t *c) {
+  uvws__http_t *h = c->http;
+  uvws__buf_t pending;
+  int r;
+
+  if (!h->responding || c->state != UVWS__CONN_HTTP) return;
+  c->deadline = uv_now(c->srv->loop) + c->srv->opts.request_timeout_ms;
+  r = pump_file(c);
+  if (r <= 0) return;
+  if (!h->keep_alive || c->srv->shutting_down) {
+    uvws__conn_finish(c);
+    return;
+  }
+  c->deadline = uv_now(c->srv->loop) + c->srv->opts.keepalive_timeout_ms;
+  llhttp_resume(&h->parser);
+  pending = h->pending;
+  memset(&h->pending, 0, sizeof(h->pending));
+  if (pending.len) {
+    int corked = uvws__conn_cork(c);
+    uvws__http_feed(c, uvws__buf_data(&pending), pending.len);
+    if (corked) uvws__conn_uncork(c);
+  }
+  uvws__buf_free(&pending);
+  uvws__conn_update_reading(c);
+}
+
+void uvws__http_timeout(uvws_conn_t *c) {
+  uvws__http_t *h = c->http;
+  if (h->in_message) {
+    uvws__log(UVWS_LOG_INFO, "http %s: request not complete in time", c->peer);
+    h->keep_alive = 0;
+    respond_text(c, 408, NULL, NULL, 0);
+    uvws__conn_finish(c);
+  } else if (h->responding) {
+    uvws__conn_abort(c, "response stalled");
+  } else {
+    uvws__conn_finish(c); /* idle keep-alive connection */
+  }
+}
+
+int uvws__http_busy(const uvws_conn_t *c) { return c->http->responding; }
+
+int uvws__http_init(uvws_conn_t *c) {
+  uvws__http_t *h = calloc(1, sizeof(*h));
+  if (h == NULL) return UV_ENOMEM;
+  llhttp_init(&h->parser, HTTP_REQUEST, &settings);
+  h->parser.data = c;
+  h->fd = -1;
+  c->http = h;
+  return 0;
+}
+
+void uvws__http_free(uvws_conn_t *c) {
+  uvws__http_t *h = c->http;
+  if (h == NULL) return;
+  close_file(h);
+  uvws__buf_free(&h->hbuf);
+  uvws__buf_free(&h->pending);
+  free(h);
+  c->http = NULL;
+}

@@ -1,0 +1,127 @@
+/* Private structures shared by conn.c, http.c and server.c. Nothing here is
+ * part of the public API (see include/uvws.h). */
+#ifndef UVWS_INTERNAL_H
+#define UVWS_INTERNAL_H
+
+#include "uvws.h"
+#include "wbuf.h"
+#include "ws.h"
+
+/* Send-queue water marks: reading from a connection stops while more than
+ * HIGH bytes wait for the socket and resumes below LOW, so a client that
+ * sends without reading cannot grow the server's memory. */
+#define UVWS__QUEUE_HIGH (1024u * 1024u)
+#define UVWS__QUEUE_LOW (256u * 1024u)
+/* Payloads at least this large skip the cork buffer and go to the kernel
+ * directly (one writev of header + payload), saving a copy. */
+#define UVWS__DIRECT_WRITE_MIN (16u * 1024u)
+#define UVWS__READ_BUF_SIZE (64u * 1024u)
+#define UVWS__SWEEP_MS 250
+
+typedef struct {
+  char *path;             /* owned */
+  size_t path_len;
+  uvws_handlers_t h;
+  char **subprotocols;    /* owned, NULL-terminated (NULL if none) */
+  void *user;
+} uvws__route_t;
+
+typedef struct uvws__http_s uvws__http_t;
+
+typedef enum {
+  UVWS__CONN_HTTP = 0,  /* parsing requests, serving files */
+  UVWS__CONN_WS,        /* upgraded */
+  UVWS__CONN_CLOSED     /* uv_close() called; waiting for the close callback */
+} uvws__conn_state_t;
+
+/* One accepted TCP connection. Owned by the server (linked in srv->conns);
+ * freed only in the uv_close callback. It owns `out`, `inflight`, `msg` and
+ * `http` (the HTTP state, freed at upgrade). */
+struct uvws_conn_s {
+  uv_tcp_t tcp;              /* tcp.data == this */
+  uvws_server_t *srv;
+  uvws_conn_t *prev, *next;  /* srv->conns list */
+  uint8_t state;             /* uvws__conn_state_t */
+  uint8_t reading;           /* uv_read_start is active */
+  uint8_t write_inflight;    /* req.write is with libuv */
+  uint8_t finishing;         /* FIN requested once the queue drains */
+  uint8_t fin_sent;          /* uv_shutdown issued: nothing more may be written */
+  uint8_t close_sent;        /* a close frame is queued: no more frames */
+  uint8_t close_rcvd;        /* the peer's close frame arrived */
+  uint8_t failed;            /* we failed the connection (protocol error) */
+  uint8_t by_server;         /* the close started on our side */
+  uint8_t opened;            /* on_open was called; on_close is owed */
+  uint16_t close_code;       /* for on_close and the log */
+  uint64_t deadline;         /* uv_now() ms at which the timeout fires; 0 none */
+  uint64_t started;          /* uv_now() at accept */
+  uvws__buf_t out;           /* queued bytes not yet handed to libuv */
+  uvws__buf_t inflight;      /* bytes owned by the write in flight */
+  union {                    /* a shutdown is only issued with no write in flight */
+    uv_write_t write;
+    uv_shutdown_t shutdown;
+  } req;
+  uvws__http_t *http;        /* HTTP state while state == HTTP */
+  const uvws__route_t *route;
+  const char *protocol;      /* points into route->subprotocols */
+  uvws__ws_t ws;
+  uvws__buf_t msg;           /* reassembly of fragmented messages */
+  void *data;                /* the user's */
+  char peer[56];
+};
+
+struct uvws_server_s {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  uv_timer_t sweep;          /* timeouts: one timer for all connections */
+  uvws_options_t opts;       /* strings below are owned copies */
+  char *host;
+  char *web_root;
+  char *web_real;            /* realpath of web_root, or NULL */
+  size_t web_real_len;
+  uvws__route_t *routes;
+  size_t nroutes;
+  uvws_conn_t *conns;
+  size_t nconns;
+  int port;
+  /* While one connection's input is processed, its small writes gather
+   * here and leave in one write at the end (see uvws__conn_write). */
+  uvws__buf_t cork;
+  uvws_conn_t *corked;
+  char *readbuf;             /* shared by every connection of this loop */
+  char *filebuf;             /* static file chunks */
+  int started;
+  int shutting_down;
+  int handles_open;          /* listener + sweep while they exist */
+  void (*shutdown_cb)(uvws_server_t *srv);
+  void *data;
+  char date[40];             /* cached IMF-fixdate for the Date header */
+  int64_t date_sec;
+};
+
+/* conn.c */
+int uvws__conn_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n);
+int uvws__conn_cork(uvws_conn_t *c);
+void uvws__conn_uncork(uvws_conn_t *c);
+size_t uvws__conn_queued(const uvws_conn_t *c);
+void uvws__conn_finish(uvws_conn_t *c);
+void uvws__conn_abort(uvws_conn_t *c, const char *why);
+void uvws__conn_update_reading(uvws_conn_t *c);
+void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *protocol,
+                        char *rest, size_t rest_len);
+void uvws__conn_timeout(uvws_conn_t *c);
+int uvws__conn_accept(uvws_server_t *srv);
+
+/* http.c */
+int uvws__http_init(uvws_conn_t *c);
+void uvws__http_free(uvws_conn_t *c);
+void uvws__http_feed(uvws_conn_t *c, char *data, size_t len);
+void uvws__http_writable(uvws_conn_t *c);
+void uvws__http_timeout(uvws_conn_t *c);
+int uvws__http_busy(const uvws_conn_t *c);
+
+/* server.c */
+const uvws__route_t *uvws__server_route(const uvws_server_t *srv, const char *path, size_t len);
+const char *uvws__server_date(uvws_server_t *srv);
+void uvws__server_conn_closed(uvws_server_t *srv, uvws_conn_t *c);
+
+#endif

@@ -1,0 +1,190 @@
+/* The uvws program: flags, logging, signals, and the server with its
+ * routes. Uses the public header only. */
+#include "apps/apps.h"
+#include "uvws.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef UVWS_DEFAULT_WEB_ROOT
+#define UVWS_DEFAULT_WEB_ROOT "web"
+#endif
+
+static void usage(FILE *f) {
+  uvws_options_t d;
+  uvws_options_init(&d);
+  fprintf(f,
+          "Usage: uvws [options]\n"
+          "An asynchronous WebSocket and HTTP/1.1 server on libuv.\n"
+          "\n"
+          "Routes: /echo (WebSocket echo; subprotocols echo, uvws-echo);\n"
+          "        everything else is a static file from --web.\n"
+          "\n"
+          "Options:\n"
+          "  --host ADDR           listen address, IPv4, IPv6 or a name (default %s)\n"
+          "  --port N              TCP port, 0 for any free one (default %d)\n"
+          "  --web DIR             static files to serve (default %s)\n"
+          "  --max-message BYTES   largest WebSocket message accepted; larger ones\n"
+          "                        are closed with 1009; K, M, G suffixes (default 16M)\n"
+          "  --max-header-bytes BYTES\n"
+          "                        request line and headers; more gets 431 (default %zu)\n"
+          "  --log-level LEVEL     error, warn, info or debug (default info)\n"
+          "  --help                show this help and exit\n"
+          "  --version             show the version and exit\n"
+          "\n"
+          "Signals: SIGINT or SIGTERM closes every WebSocket with 1001 and exits 0;\n"
+          "a second one exits at once.\n",
+          d.host, d.port, UVWS_DEFAULT_WEB_ROOT, d.max_header_bytes);
+}
+
+/* "123", "64K", "16M", "1G" (binary units). */
+static int parse_size(const char *s, size_t *out) {
+  char *end;
+  unsigned long long v, mult = 1;
+  if (*s == '-' || *s == '\0') return -1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno || end == s) return -1;
+  if (*end) {
+    switch (*end) {
+      case 'k': case 'K': mult = 1024ull; break;
+      case 'm': case 'M': mult = 1024ull * 1024; break;
+      case 'g': case 'G': mult = 1024ull * 1024 * 1024; break;
+      default: return -1;
+    }
+    if (end[1] != '\0') return -1;
+  }
+  if (v > (unsigned long long)SIZE_MAX / mult) return -1;
+  *out = (size_t)(v * mult);
+  return 0;
+}
+
+static int bad(const char *flag, const char *value, const char *why) {
+  fprintf(stderr, "uvws: invalid value '%s' for %s: %s\nTry 'uvws --help'.\n", value, flag, why);
+  return 2;
+}
+
+typedef struct {
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  uvws_server_t *srv;
+  int signals;
+} program_t;
+
+static void on_server_done(uvws_server_t *srv) {
+  program_t *p = uvws_server_get_data(srv);
+  uv_close((uv_handle_t *)&p->sigint, NULL);
+  uv_close((uv_handle_t *)&p->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  program_t *p = h->data;
+  if (++p->signals > 1) {
+    fprintf(stderr, "uvws: second signal, exiting now\n");
+    _Exit(1);
+  }
+  fprintf(stderr, "uvws: %s received, shutting down\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  uvws_server_shutdown(p->srv, on_server_done);
+}
+
+int main(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"host", required_argument, NULL, 'h'},
+      {"port", required_argument, NULL, 'p'},
+      {"web", required_argument, NULL, 'w'},
+      {"max-message", required_argument, NULL, 'm'},
+      {"max-header-bytes", required_argument, NULL, 'H'},
+      {"log-level", required_argument, NULL, 'l'},
+      {"help", no_argument, NULL, '?' + 256},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
+  uvws_options_t opts;
+  program_t prog;
+  uvws_log_level_t level = UVWS_LOG_INFO;
+  int c, r;
+
+  uvws_options_init(&opts);
+  opts.web_root = UVWS_DEFAULT_WEB_ROOT;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    char *end;
+    long v;
+    switch (c) {
+      case 'h':
+        opts.host = optarg;
+        break;
+      case 'p':
+        errno = 0;
+        v = strtol(optarg, &end, 10);
+        if (errno || *end || end == optarg || v < 0 || v > 65535)
+          return bad("--port", optarg, "expected 0 to 65535");
+        opts.port = (int)v;
+        break;
+      case 'w':
+        opts.web_root = optarg;
+        break;
+      case 'm':
+        if (parse_size(optarg, &opts.max_message) != 0 || opts.max_message == 0)
+          return bad("--max-message", optarg, "expected a size such as 65536, 64K or 16M");
+        break;
+      case 'H':
+        if (parse_size(optarg, &opts.max_header_bytes) != 0 || opts.max_header_bytes < 256)
+          return bad("--max-header-bytes", optarg, "expected a size of at least 256");
+        break;
+      case 'l':
+        if (uvws_log_level_parse(optarg, &level) != 0)
+          return bad("--log-level", optarg, "expected error, warn, info or debug");
+        break;
+      case '?' + 256:
+        usage(stdout);
+        return 0;
+      case 'V':
+        printf("uvws %s (libuv %s)\n", uvws_version(), uv_version_string());
+        return 0;
+      default:
+        if (optopt) fprintf(stderr, "uvws: option '%s' needs a value or takes none\n", argv[optind - 1]);
+        else fprintf(stderr, "uvws: unknown option '%s'\n", argv[optind - 1]);
+        fprintf(stderr, "Try 'uvws --help'.\n");
+        return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "uvws: unexpected argument '%s'\nTry 'uvws --help'.\n", argv[optind]);
+    return 2;
+  }
+  uvws_log_set_level(level);
+  /* A peer that resets mid-write must cost an error code, not the process. */
+  signal(SIGPIPE, SIG_IGN);
+
+  memset(&prog, 0, sizeof(prog));
+  if ((r = uv_loop_init(&prog.loop)) != 0 ||
+      (r = uvws_server_new(&prog.srv, &prog.loop, &opts)) != 0) {
+    fprintf(stderr, "uvws: %s\n", uvws_strerror(r));
+    return 1;
+  }
+  uvws_server_set_data(prog.srv, &prog);
+  if ((r = uvws_app_echo(prog.srv, "/echo")) != 0) {
+    fprintf(stderr, "uvws: route /echo: %s\n", uvws_strerror(r));
+    return 1;
+  }
+  uv_signal_init(&prog.loop, &prog.sigint);
+  uv_signal_init(&prog.loop, &prog.sigterm);
+  prog.sigint.data = prog.sigterm.data = &prog;
+  uv_signal_start(&prog.sigint, on_signal, SIGINT);
+  uv_signal_start(&prog.sigterm, on_signal, SIGTERM);
+
+  r = uvws_server_start(prog.srv);
+  if (r != 0) {
+    fprintf(stderr, "uvws: cannot start: %s\n", uvws_strerror(r));
+    uvws_server_shutdown(prog.srv, on_server_done);
+  }
+  uv_run(&prog.loop, UV_RUN_DEFAULT);
+  uvws_server_free(prog.srv);
+  if (uv_loop_close(&prog.loop) != 0) fprintf(stderr, "uvws: handles left open at exit\n");
+  return r == 0 ? 0 : 1;
+}

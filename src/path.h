@@ -1,0 +1,26 @@
+/* Request target -> path relative to the web root. Pure: decides only from
+ * the bytes, so it can be tested exhaustively; symlinks are the HTTP
+ * layer's business (it resolves them and checks the result). */
+#ifndef UVWS_PATH_H
+#define UVWS_PATH_H
+
+#include <stddef.h>
+
+/* Decodes the path of an origin-form request target (query and fragment
+ * dropped), removes "." segments and empty segments, and writes the result
+ * without a leading slash ("" for the root) into `out` (NUL-terminated).
+ * *dir is set when the path ends with '/' (or is the root).
+ *
+ * Returns 0, or 400 for anything that could step outside the root or
+ * confuse a filesystem: a target not starting with '/', bad or encoded
+ * NUL, an encoded '/' or '\', a raw '\', a ".." segment in any spelling,
+ * or a result longer than `outsz - 1` (414 then). */
+int uvws__path_resolve(const char *target, size_t len, char *out, size_t outsz, int *dir);
+
+/* The path part of a request target (up to '?' or '#'), undecoded. */
+size_t uvws__path_len(const char *target, size_t len);
+
+/* Content-Type for a file name, by extension (case-insensitive). */
+const char *uvws__mime_type(const char *name);
+
+#endif
