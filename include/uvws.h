@@ -123,6 +123,24 @@ typedef struct {
  * fields added later keep sane values. */
 UVWS_EXTERN void uvws_options_init(uvws_options_t *opts);
 
+/* One frame as it crossed the wire, for tracing (see on_frame). */
+typedef enum { UVWS_FRAME_IN = 0, UVWS_FRAME_OUT = 1 } uvws_frame_dir_t;
+
+typedef struct {
+  uvws_frame_dir_t dir;
+  int fin;
+  int rsv;                  /* RSV bits in place: 0x40 RSV1, 0x20 RSV2, 0x10 RSV3 */
+  int opcode;               /* may be a reserved value on a failing frame */
+  int masked;
+  uint8_t mask[4];
+  uint64_t len;             /* payload length */
+  int len_bits;             /* how the length was encoded: 7, 16 or 64 */
+  const uint8_t *header;    /* the header bytes as on the wire */
+  size_t header_len;
+  const uint8_t *payload;   /* the first payload bytes, unmasked */
+  size_t payload_len;       /* at most 16 */
+} uvws_frame_info_t;
+
 /* Callbacks of a WebSocket route. Any of them may be NULL.
  *
  * on_message: one complete message (fragments are reassembled, text is
@@ -136,6 +154,10 @@ typedef struct {
   void (*on_message)(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len);
   void (*on_close)(uvws_conn_t *conn, int code, const char *reason, size_t reason_len);
   void (*on_drain)(uvws_conn_t *conn);
+  /* Tracing: every frame received (when complete, before it is acted on)
+   * and sent (before it is queued). Frames sent from inside on_frame are not
+   * traced themselves. */
+  void (*on_frame)(uvws_conn_t *conn, const uvws_frame_info_t *frame);
 } uvws_handlers_t;
 
 typedef struct {
@@ -166,6 +188,7 @@ UVWS_EXTERN int uvws_server_port(const uvws_server_t *srv);
 UVWS_EXTERN void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv));
 UVWS_EXTERN void uvws_server_free(uvws_server_t *srv);
 
+UVWS_EXTERN uv_loop_t *uvws_server_loop(const uvws_server_t *srv);
 UVWS_EXTERN void *uvws_server_get_data(const uvws_server_t *srv);
 UVWS_EXTERN void uvws_server_set_data(uvws_server_t *srv, void *data);
 
@@ -176,6 +199,13 @@ UVWS_EXTERN void uvws_server_set_data(uvws_server_t *srv, void *data);
  * frame was sent or received. */
 UVWS_EXTERN int uvws_send(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len);
 UVWS_EXTERN int uvws_send_text(uvws_conn_t *conn, const char *text);
+
+/* uvws_send with flags (OR of UVWS_SEND_*). */
+enum {
+  UVWS_SEND_UNTRACED = 1 /* not reported to on_frame: for tracers' own messages */
+};
+UVWS_EXTERN int uvws_send_ex(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len,
+                             unsigned flags);
 UVWS_EXTERN int uvws_ping(uvws_conn_t *conn, const void *data, size_t len);
 
 /* Starts the closing handshake with `code` (1000-1003, 1007-1014 or
@@ -194,6 +224,21 @@ UVWS_EXTERN const char *uvws_conn_protocol(const uvws_conn_t *conn);
 UVWS_EXTERN const char *uvws_conn_peer(const uvws_conn_t *conn);
 /* Bytes queued in user space and in libuv that the kernel has not taken. */
 UVWS_EXTERN size_t uvws_conn_buffered_amount(const uvws_conn_t *conn);
+
+/* The upgrade request, readable during on_open only (NULL / UV_ENOENT
+ * afterwards): its target, its headers in arrival order, and the 101
+ * response head exactly as sent. None of the strings is NUL-terminated
+ * except the response head. */
+UVWS_EXTERN const char *uvws_conn_request_target(const uvws_conn_t *conn, size_t *len);
+UVWS_EXTERN int uvws_conn_request_header_at(const uvws_conn_t *conn, size_t index,
+                                            const char **name, size_t *name_len,
+                                            const char **value, size_t *value_len);
+UVWS_EXTERN const char *uvws_conn_response_head(const uvws_conn_t *conn);
+
+/* Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2): base64 of
+ * SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"). Writes 28 characters
+ * and a NUL to `accept`, and the raw digest to `sha1` unless it is NULL. */
+UVWS_EXTERN int uvws_accept_key(const char *key, size_t len, char accept[29], uint8_t sha1[20]);
 
 #ifdef __cplusplus
 }

@@ -14,7 +14,11 @@ static void on_closed(uv_handle_t *handle);
 static int ws_on_data(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len, int first, int fin);
 static int ws_on_control(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len);
 
-static const uvws__ws_callbacks_t ws_callbacks = {ws_on_data, ws_on_control};
+static void ws_on_frame(uvws__ws_t *ws, const uvws__frame_header_t *h, const uint8_t *head,
+                        size_t head_len);
+
+static const uvws__ws_callbacks_t ws_callbacks = {ws_on_data, ws_on_control, NULL};
+static const uvws__ws_callbacks_t ws_callbacks_traced = {ws_on_data, ws_on_control, ws_on_frame};
 
 /* ---- the end of a connection -------------------------------------------- */
 
@@ -145,7 +149,7 @@ static void on_write(uv_write_t *req, int status) {
       return;
     }
   }
-  if (c->http) {
+  if (c->state == UVWS__CONN_HTTP) {
     uvws__http_writable(c);
   } else if (before > UVWS__QUEUE_LOW && uvws__conn_queued(c) <= UVWS__QUEUE_LOW) {
     uvws__conn_update_reading(c);
@@ -275,7 +279,7 @@ void uvws__conn_update_reading(uvws_conn_t *c) {
   if (c->state == UVWS__CONN_CLOSED) return;
   if (c->finishing || c->failed || c->close_rcvd)
     want = 1; /* only to see EOF; input is discarded */
-  else if (c->http)
+  else if (c->state == UVWS__CONN_HTTP)
     want = !uvws__http_busy(c);
   else
     want = uvws__conn_queued(c) <= UVWS__QUEUE_HIGH;
@@ -316,10 +320,47 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- WebSocket --------------------------------------------------------------- */
 
+/* Reports one frame to the route's on_frame. Frames the callback sends are
+ * not reported, or tracing would feed on itself. */
+static void trace(uvws_conn_t *c, uvws_frame_dir_t dir, const uint8_t *hdr, size_t hlen,
+                  uint64_t len, const uint8_t *payload, size_t plen) {
+  uvws_frame_info_t fi;
+  uint8_t len7 = hdr[1] & 0x7f;
+
+  if (c->tracing || c->route->h.on_frame == NULL) return;
+  memset(&fi, 0, sizeof(fi));
+  fi.dir = dir;
+  fi.fin = hdr[0] >> 7;
+  fi.rsv = hdr[0] & 0x70;
+  fi.opcode = hdr[0] & 0x0f;
+  fi.masked = hdr[1] >> 7;
+  if (fi.masked) memcpy(fi.mask, hdr + hlen - 4, 4);
+  fi.len = len;
+  fi.len_bits = len7 < 126 ? 7 : len7 == 126 ? 16 : 64;
+  fi.header = hdr;
+  fi.header_len = hlen;
+  fi.payload = payload;
+  fi.payload_len = plen < UVWS__WS_PEEK ? plen : UVWS__WS_PEEK;
+  c->tracing = 1;
+  c->route->h.on_frame(c, &fi);
+  c->tracing = 0;
+}
+
+static void ws_on_frame(uvws__ws_t *ws, const uvws__frame_header_t *h, const uint8_t *head,
+                        size_t head_len) {
+  uvws_conn_t *c = ws->data;
+  trace(c, UVWS_FRAME_IN, uvws__frame_raw_header(&ws->fp), h->size, h->len, head, head_len);
+}
+
 static int send_frame(uvws_conn_t *c, int opcode, const void *data, size_t len) {
   uint8_t hdr[UVWS__FRAME_MAX_HEADER];
   uv_buf_t b[2];
   size_t hl = uvws__frame_header_encode(hdr, 1, 0, opcode, len, NULL);
+
+  if (c->route->h.on_frame) {
+    trace(c, UVWS_FRAME_OUT, hdr, hl, len, data, len);
+    if (c->state != UVWS__CONN_WS || c->fin_sent) return UVWS_ECLOSED;
+  }
   b[0] = uv_buf_init((char *)hdr, (unsigned)hl);
   b[1] = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
   return uvws__conn_write(c, b, len ? 2 : 1);
@@ -328,8 +369,8 @@ static int send_frame(uvws_conn_t *c, int opcode, const void *data, size_t len) 
 static int send_close(uvws_conn_t *c, unsigned code, const char *reason, size_t rlen) {
   uint8_t p[125];
   size_t n = 0;
+  int r;
   if (c->close_sent) return UVWS_ECLOSED;
-  c->close_sent = 1;
   if (code != UVWS_CLOSE_NO_STATUS) {
     p[0] = (uint8_t)(code >> 8);
     p[1] = (uint8_t)code;
@@ -337,19 +378,23 @@ static int send_close(uvws_conn_t *c, unsigned code, const char *reason, size_t 
     memcpy(p + 2, reason, rlen);
     n = 2 + rlen;
   }
-  return send_frame(c, UVWS_OP_CLOSE, p, n);
+  /* The flag goes up after the frame is traced, so a tracer may still
+   * report it before it leaves; nothing else can run in between. */
+  r = send_frame(c, UVWS_OP_CLOSE, p, n);
+  c->close_sent = 1;
+  return r;
 }
 
 /* _Fail the WebSocket Connection_ (section 7.1.7): close frame, FIN, done.
  * Input after this point is discarded. */
 static void ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
   uvws__log(UVWS_LOG_INFO, "ws fail %s %s code=%u: %s", c->peer, c->route->path, code, why);
-  c->failed = 1;
   if (!c->close_sent) {
     c->by_server = 1;
     c->close_code = (uint16_t)code;
     send_close(c, code, why, strlen(why));
   }
+  c->failed = 1;
   uvws__buf_free(&c->msg);
   uvws__conn_finish(c);
 }
@@ -424,18 +469,19 @@ static void ws_feed(uvws_conn_t *c, char *data, size_t len) {
 
 void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *protocol,
                         char *rest, size_t rest_len) {
-  uvws__http_free(c);
   c->state = UVWS__CONN_WS;
   c->route = route;
   c->protocol = protocol;
   c->deadline = 0;
   c->started = uv_now(c->srv->loop);
-  uvws__ws_init(&c->ws, &ws_callbacks, c, c->srv->opts.max_message);
+  uvws__ws_init(&c->ws, route->h.on_frame ? &ws_callbacks_traced : &ws_callbacks, c,
+                c->srv->opts.max_message);
   c->opened = 1;
   if (c->srv->opts.log_connections)
     uvws__log(UVWS_LOG_INFO, "ws open %s %s protocol=%s", c->peer, route->path,
               protocol ? protocol : "-");
-  if (route->h.on_open) route->h.on_open(c);
+  if (route->h.on_open) route->h.on_open(c); /* may read the request: freed after */
+  uvws__http_free(c);
   if (rest_len && !ws_stopped(c) && c->state == UVWS__CONN_WS) ws_feed(c, rest, rest_len);
   uvws__conn_update_reading(c);
 }
@@ -509,10 +555,20 @@ int uvws__conn_accept(uvws_server_t *srv) {
 
 /* ---- public connection API -------------------------------------------------- */
 
-int uvws_send(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {
+int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len, unsigned flags) {
+  int r;
+  uint8_t was;
   if (op != UVWS_OP_TEXT && op != UVWS_OP_BINARY) return UV_EINVAL;
   if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
-  return send_frame(c, op, data, len);
+  was = c->tracing;
+  if (flags & UVWS_SEND_UNTRACED) c->tracing = 1;
+  r = send_frame(c, op, data, len);
+  c->tracing = was;
+  return r;
+}
+
+int uvws_send(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {
+  return uvws_send_ex(c, op, data, len, 0);
 }
 
 int uvws_send_text(uvws_conn_t *c, const char *text) {

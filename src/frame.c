@@ -29,12 +29,16 @@ static int decode_header(uvws__frame_parser_t *fp) {
   h->rsv = b[0] & 0x70;
   h->opcode = b[0] & 0x0f;
   h->masked = b[1] >> 7;
+  h->size = fp->need;
+  h->len_bits = 7;
   if (len7 < 126) {
     h->len = len7;
   } else if (len7 == 126) {
     h->len = ((uint64_t)b[2] << 8) | b[3];
+    h->len_bits = 16;
     pos = 4;
   } else {
+    h->len_bits = 64;
     h->len = 0;
     for (i = 0; i < 8; i++) h->len = (h->len << 8) | b[2 + i];
     pos = 10;

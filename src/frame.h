@@ -31,6 +31,8 @@ typedef struct {
   uint8_t masked;
   uint8_t mask[4];
   uint64_t len;     /* payload length */
+  uint8_t size;     /* header bytes on the wire, 2 to 14 */
+  uint8_t len_bits; /* the length encoding used: 7, 16 or 64 */
 } uvws__frame_header_t;
 
 /* Parser state: ~40 bytes, no allocation. */
@@ -55,7 +57,12 @@ void uvws__frame_parser_init(uvws__frame_parser_t *fp);
 long uvws__frame_parse(uvws__frame_parser_t *fp, uint8_t *data, size_t len,
                        uvws__frame_event_t *ev);
 
-/* The header of the frame being parsed (valid after a HEADER event). */
+/* The header of the frame being parsed (valid after a HEADER event), and
+ * its raw bytes (valid until the next frame's header starts). */
+static inline const uint8_t *uvws__frame_raw_header(const uvws__frame_parser_t *fp) {
+  return fp->hdr;
+}
+
 static inline const uvws__frame_header_t *uvws__frame_current(const uvws__frame_parser_t *fp) {
   return &fp->h;
 }

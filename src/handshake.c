@@ -1,5 +1,7 @@
 #include "handshake.h"
 
+#include "uvws.h"
+
 #include <mbedtls/base64.h>
 #include <mbedtls/sha1.h>
 #include <mbedtls/version.h>
@@ -63,7 +65,8 @@ int uvws__key_valid(const char *key, size_t len) {
   return olen == 16;
 }
 
-int uvws__accept_key(const char *key, size_t len, char out[UVWS__ACCEPT_LEN + 1]) {
+int uvws__accept_key(const char *key, size_t len, char out[UVWS__ACCEPT_LEN + 1],
+                     unsigned char sha1[20]) {
   unsigned char digest[20];
   size_t olen = 0;
   mbedtls_sha1_context ctx;
@@ -86,7 +89,12 @@ int uvws__accept_key(const char *key, size_t len, char out[UVWS__ACCEPT_LEN + 1]
   rc = mbedtls_base64_encode((unsigned char *)out, UVWS__ACCEPT_LEN + 1, &olen, digest, 20);
   if (rc != 0 || olen != UVWS__ACCEPT_LEN) return -1;
   out[UVWS__ACCEPT_LEN] = '\0';
+  if (sha1) memcpy(sha1, digest, 20);
   return 0;
+}
+
+int uvws_accept_key(const char *key, size_t len, char accept[29], uint8_t sha1[20]) {
+  return uvws__accept_key(key, len, accept, sha1) == 0 ? 0 : UV_EINVAL;
 }
 
 int uvws__upgrade_wanted(const uvws__upgrade_req_t *r) {

@@ -35,9 +35,11 @@ int uvws__upgrade_check(const uvws__upgrade_req_t *r, const char **why);
 /* 1 if `key` is the base64 encoding of exactly 16 bytes. */
 int uvws__key_valid(const char *key, size_t len);
 
-/* Writes the 28-character Sec-WebSocket-Accept for `key` plus a NUL.
- * Returns 0, or a negative code if hashing failed. */
-int uvws__accept_key(const char *key, size_t len, char out[UVWS__ACCEPT_LEN + 1]);
+/* Writes the 28-character Sec-WebSocket-Accept for `key` plus a NUL, and
+ * the SHA-1 digest to `sha1` if it is not NULL. Returns 0, or -1 if
+ * hashing failed. */
+int uvws__accept_key(const char *key, size_t len, char out[UVWS__ACCEPT_LEN + 1],
+                     unsigned char sha1[20]);
 
 /* 1 if the comma-separated list `v` contains `token` (ASCII case-insensitive,
  * optional whitespace around items ignored). */

@@ -43,6 +43,7 @@ struct uvws__http_s {
   int fd;
   uint64_t remaining;    /* file bytes still to send */
   uvws__buf_t pending;   /* input that arrived while responding */
+  const char *resp_head; /* the 101 response, during on_open only */
   /* for the access log */
   int status;
   uint64_t body_bytes;
@@ -428,7 +429,7 @@ static action_t upgrade(uvws_conn_t *c, const uvws__route_t *route, const uvws__
   uv_buf_t b;
   int n;
 
-  if (uvws__accept_key(req->key.p, req->key.len, accept) != 0) {
+  if (uvws__accept_key(req->key.p, req->key.len, accept, NULL) != 0) {
     c->http->keep_alive = 0;
     respond_text(c, 500, NULL, "cannot compute Sec-WebSocket-Accept", 0);
     return A_CLOSE;
@@ -447,6 +448,7 @@ static action_t upgrade(uvws_conn_t *c, const uvws__route_t *route, const uvws__
   access_log(c, "GET", 101);
   b = uv_buf_init(head, (unsigned)n);
   if (uvws__conn_write(c, &b, 1) != 0) return A_CLOSE;
+  c->http->resp_head = head;
   uvws__conn_upgrade(c, route, proto, rest, rest_len);
   return A_UPGRADED;
 }
@@ -655,4 +657,29 @@ void uvws__http_free(uvws_conn_t *c) {
   uvws__buf_free(&h->pending);
   free(h);
   c->http = NULL;
+}
+
+/* ---- the upgrade request, for on_open --------------------------------------- */
+
+const char *uvws_conn_request_target(const uvws_conn_t *c, size_t *len) {
+  if (c->http == NULL || c->http->resp_head == NULL) return NULL;
+  *len = c->http->url_len;
+  return c->http->hbuf.base;
+}
+
+int uvws_conn_request_header_at(const uvws_conn_t *c, size_t index, const char **name,
+                                size_t *name_len, const char **value, size_t *value_len) {
+  const uvws__http_t *h = c->http;
+  const hdr_t *hd;
+  if (h == NULL || h->resp_head == NULL || index >= h->nhdrs) return UV_ENOENT;
+  hd = &h->hdrs[index];
+  *name = h->hbuf.base + hd->name_off;
+  *name_len = hd->name_len;
+  *value = h->hbuf.base + hd->val_off;
+  *value_len = hd->val_len;
+  return 0;
+}
+
+const char *uvws_conn_response_head(const uvws_conn_t *c) {
+  return c->http ? c->http->resp_head : NULL;
 }

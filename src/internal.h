@@ -51,6 +51,7 @@ struct uvws_conn_s {
   uint8_t failed;            /* we failed the connection (protocol error) */
   uint8_t by_server;         /* the close started on our side */
   uint8_t opened;            /* on_open was called; on_close is owed */
+  uint8_t tracing;           /* inside the route's on_frame */
   uint16_t close_code;       /* for on_close and the log */
   uint64_t deadline;         /* uv_now() ms at which the timeout fires; 0 none */
   uint64_t started;          /* uv_now() at accept */

@@ -22,8 +22,9 @@ static void usage(FILE *f) {
           "Usage: uvws [options]\n"
           "An asynchronous WebSocket and HTTP/1.1 server on libuv.\n"
           "\n"
-          "Routes: /echo (WebSocket echo; subprotocols echo, uvws-echo);\n"
-          "        everything else is a static file from --web.\n"
+          "Routes: /echo     WebSocket echo (subprotocols echo, uvws-echo)\n"
+          "        /inspect  echo that also reports every frame as JSON\n"
+          "        anything else: a static file from --web\n"
           "\n"
           "Options:\n"
           "  --host ADDR           listen address, IPv4, IPv6 or a name (default %s)\n"
@@ -168,8 +169,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   uvws_server_set_data(prog.srv, &prog);
-  if ((r = uvws_app_echo(prog.srv, "/echo")) != 0) {
-    fprintf(stderr, "uvws: route /echo: %s\n", uvws_strerror(r));
+  if ((r = uvws_app_echo(prog.srv, "/echo")) != 0 ||
+      (r = uvws_app_inspect(prog.srv, "/inspect")) != 0) {
+    fprintf(stderr, "uvws: adding routes: %s\n", uvws_strerror(r));
     return 1;
   }
   uv_signal_init(&prog.loop, &prog.sigint);

@@ -290,5 +290,6 @@ void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv)) {
   maybe_done(srv);
 }
 
+uv_loop_t *uvws_server_loop(const uvws_server_t *srv) { return srv->loop; }
 void *uvws_server_get_data(const uvws_server_t *srv) { return srv->data; }
 void uvws_server_set_data(uvws_server_t *srv, void *data) { srv->data = data; }

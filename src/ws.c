@@ -94,11 +94,23 @@ long uvws__ws_feed(uvws__ws_t *ws, uint8_t *data, size_t len) {
     off += (size_t)n;
     if (ev.type == UVWS__FRAME_NEED_MORE) return (long)off;
     if (ev.type == UVWS__FRAME_HEADER) {
-      if (check_header(ws, h) < 0) return UVWS__WS_EFAIL;
+      ws->peek_len = 0;
+      if (check_header(ws, h) < 0) {
+        if (ws->cb->on_frame) ws->cb->on_frame(ws, h, ws->peek, 0);
+        return UVWS__WS_EFAIL;
+      }
       if (!ev.end) continue;
       /* empty payload: the frame is complete now */
+      if (ws->cb->on_frame) ws->cb->on_frame(ws, h, ws->peek, 0);
       r = (h->opcode & 0x8) ? control_chunk(ws, h, NULL, 0, 1) : data_chunk(ws, h, NULL, 0, 1);
     } else {
+      if (ws->cb->on_frame) {
+        size_t k = UVWS__WS_PEEK - ws->peek_len;
+        if (k > ev.len) k = ev.len;
+        memcpy(ws->peek + ws->peek_len, ev.data, k);
+        ws->peek_len = (uint8_t)(ws->peek_len + k);
+        if (ev.end) ws->cb->on_frame(ws, h, ws->peek, ws->peek_len);
+      }
       r = (h->opcode & 0x8) ? control_chunk(ws, h, ev.data, ev.len, ev.end)
                             : data_chunk(ws, h, ev.data, ev.len, ev.end);
     }

@@ -22,7 +22,14 @@ typedef struct {
   int (*on_data)(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len, int first, int fin);
   /* A complete ping, pong or close frame (payload <= 125 bytes). */
   int (*on_control)(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len);
+  /* Optional, for tracing: called once per frame, when it is complete (or
+   * when its header alone fails it), before the frame's data or control
+   * callback. `head` holds its first payload bytes, unmasked. */
+  void (*on_frame)(uvws__ws_t *ws, const uvws__frame_header_t *h, const uint8_t *head,
+                   size_t head_len);
 } uvws__ws_callbacks_t;
+
+#define UVWS__WS_PEEK 16
 
 struct uvws__ws_s {
   uvws__frame_parser_t fp;
@@ -37,6 +44,8 @@ struct uvws__ws_s {
   uint8_t utf8;            /* validator state of the open text message */
   uint8_t ctl_len;
   uint8_t ctl[125];        /* control frame payload, gathered across reads */
+  uint8_t peek_len;
+  uint8_t peek[UVWS__WS_PEEK]; /* first payload bytes, for on_frame */
   uint16_t fail_code;      /* after a failure: the close code to send */
   const char *fail_reason; /* after a failure: static text for the log */
 };

@@ -7,4 +7,8 @@
 /* Echo: each message is sent back with the same type and bytes. */
 int uvws_app_echo(uvws_server_t *srv, const char *path);
 
+/* Echo that also reports the handshake and every frame to its client as
+ * JSON text messages (format in inspect.c). */
+int uvws_app_inspect(uvws_server_t *srv, const char *path);
+
 #endif

@@ -1,0 +1,160 @@
+/* The /inspect route: an echo that also tells its own client what crossed
+ * the wire. At open it sends the handshake (request and response headers,
+ * and the Sec-WebSocket-Accept computation step by step); then, for every
+ * frame received or sent, a JSON description. The trace messages are text
+ * frames of their own, which uvws does not trace (see on_frame in uvws.h).
+ *
+ * Message format (each a JSON object with "uvws" naming the kind):
+ *   {"uvws":"handshake","request":{"method","target","version","headers":[[name,value],...]},
+ *    "response":{"status":101,"headers":[[name,value],...]},
+ *    "accept":{"key","guid","concatenated","sha1","accept"}}
+ *   {"uvws":"frame","dir":"in"|"out","t":ms since open,"fin","rsv1","rsv2","rsv3",
+ *    "opcode","op","masked","mask":hex|null,"len","len_bits":7|16|64,
+ *    "header":hex of the header bytes,"payload":hex of the first <=16 bytes (unmasked),
+ *    "masked_payload":hex as on the wire (masked frames only),"truncated":bool}
+ * Written against the public header only. */
+#include "apps.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  uint64_t opened; /* uv_now at open */
+} inspect_state_t;
+
+static void hex(const uint8_t *p, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  size_t i;
+  for (i = 0; i < n; i++) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static void send_json(uvws_conn_t *conn, json_t *obj) {
+  char *text = json_dumps(obj, JSON_COMPACT);
+  if (text) {
+    uvws_send_ex(conn, UVWS_OP_TEXT, text, strlen(text), UVWS_SEND_UNTRACED);
+    free(text);
+  }
+  json_decref(obj);
+}
+
+static const char *op_name(int op) {
+  switch (op) {
+    case UVWS_OP_CONTINUATION: return "continuation";
+    case UVWS_OP_TEXT: return "text";
+    case UVWS_OP_BINARY: return "binary";
+    case UVWS_OP_CLOSE: return "close";
+    case UVWS_OP_PING: return "ping";
+    case UVWS_OP_PONG: return "pong";
+    default: return "reserved";
+  }
+}
+
+static json_t *headers_of_response(const char *head) {
+  json_t *arr = json_array();
+  const char *line = strstr(head, "\r\n");
+  while (line && line[2] != '\r' && line[2] != '\0') {
+    const char *start = line + 2, *end = strstr(start, "\r\n"), *colon;
+    if (end == NULL) break;
+    colon = memchr(start, ':', (size_t)(end - start));
+    if (colon) {
+      const char *v = colon + 1;
+      while (v < end && *v == ' ') v++;
+      json_array_append_new(arr, json_pack("[s#s#]", start, (int)(colon - start), v, (int)(end - v)));
+    }
+    line = end;
+  }
+  return arr;
+}
+
+static void inspect_open(uvws_conn_t *conn) {
+  inspect_state_t *st = calloc(1, sizeof(*st));
+  json_t *headers = json_array(), *msg;
+  const char *name, *value, *target, *key = NULL;
+  size_t nlen, vlen, tlen = 0, klen = 0, i;
+  char accept[29], concat[128], digest_hex[41];
+  uint8_t digest[20];
+
+  if (st) st->opened = uv_now(uvws_server_loop(uvws_conn_server(conn)));
+  uvws_conn_set_data(conn, st);
+  for (i = 0; uvws_conn_request_header_at(conn, i, &name, &nlen, &value, &vlen) == 0; i++) {
+    json_array_append_new(headers, json_pack("[s#s#]", name, (int)nlen, value, (int)vlen));
+    if (nlen == 17 && strncasecmp(name, "Sec-WebSocket-Key", 17) == 0) {
+      key = value;
+      klen = vlen;
+    }
+  }
+  target = uvws_conn_request_target(conn, &tlen);
+  msg = json_pack("{s:s, s:{s:s, s:s#, s:s, s:o}, s:{s:i, s:o}}", "uvws", "handshake", "request",
+                  "method", "GET", "target", target ? target : "", (int)tlen, "version", "HTTP/1.1",
+                  "headers", headers, "response", "status", 101, "headers",
+                  headers_of_response(uvws_conn_response_head(conn)));
+  if (key && klen < 64 && uvws_accept_key(key, klen, accept, digest) == 0) {
+    memcpy(concat, key, klen);
+    memcpy(concat + klen, "258EAFA5-E914-47DA-95CA-C5AB0DC85B11", 37);
+    hex(digest, 20, digest_hex);
+    json_object_set_new(msg, "accept",
+                        json_pack("{s:s#, s:s, s:s, s:s, s:s}", "key", key, (int)klen, "guid",
+                                  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11", "concatenated", concat,
+                                  "sha1", digest_hex, "accept", accept));
+  }
+  if (msg) send_json(conn, msg);
+}
+
+static void inspect_frame(uvws_conn_t *conn, const uvws_frame_info_t *f) {
+  inspect_state_t *st = uvws_conn_get_data(conn);
+  char header_hex[2 * 14 + 1], payload_hex[2 * 16 + 1], wire_hex[2 * 16 + 1], mask_hex[9];
+  uint8_t wire[16];
+  size_t i;
+  json_t *msg;
+  uint64_t t = st ? uv_now(uvws_server_loop(uvws_conn_server(conn))) - st->opened : 0;
+
+  hex(f->header, f->header_len, header_hex);
+  hex(f->payload, f->payload_len, payload_hex);
+  msg = json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:b, s:i, s:s, s:b, s:I, s:i, s:s, s:s, s:b}",
+                  "uvws", "frame", "dir", f->dir == UVWS_FRAME_IN ? "in" : "out", "t", (json_int_t)t,
+                  "fin", f->fin, "rsv1", (f->rsv & 0x40) != 0, "rsv2", (f->rsv & 0x20) != 0,
+                  "rsv3", (f->rsv & 0x10) != 0, "opcode", f->opcode, "op", op_name(f->opcode),
+                  "masked", f->masked, "len", (json_int_t)f->len, "len_bits", f->len_bits,
+                  "header", header_hex, "payload", payload_hex, "truncated",
+                  f->len > f->payload_len);
+  if (msg == NULL) return;
+  if (f->masked) {
+    hex(f->mask, 4, mask_hex);
+    for (i = 0; i < f->payload_len; i++) wire[i] = f->payload[i] ^ f->mask[i & 3];
+    hex(wire, f->payload_len, wire_hex);
+    json_object_set_new(msg, "mask", json_string(mask_hex));
+    json_object_set_new(msg, "masked_payload", json_string(wire_hex));
+  } else {
+    json_object_set_new(msg, "mask", json_null());
+  }
+  send_json(conn, msg);
+}
+
+static void inspect_message(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len) {
+  uvws_send(conn, op, data, len);
+}
+
+static void inspect_close(uvws_conn_t *conn, int code, const char *reason, size_t reason_len) {
+  (void)code;
+  (void)reason;
+  (void)reason_len;
+  free(uvws_conn_get_data(conn));
+}
+
+static const char *const inspect_protocols[] = {"echo", "uvws-echo", NULL};
+
+int uvws_app_inspect(uvws_server_t *srv, const char *path) {
+  uvws_route_t route = {0};
+  route.path = path;
+  route.handlers.on_open = inspect_open;
+  route.handlers.on_message = inspect_message;
+  route.handlers.on_close = inspect_close;
+  route.handlers.on_frame = inspect_frame;
+  route.subprotocols = inspect_protocols;
+  return uvws_server_route(srv, &route);
+}

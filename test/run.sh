@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds uvws twice and runs every test under ctest in each build:
+#   build/default  RelWithDebInfo, -Wall -Wextra -Werror
+#   build/asan     Debug with AddressSanitizer + UndefinedBehaviorSanitizer
+# Dependencies come from deps/install.sh --test (the README's test command
+# runs both). Any failing test fails the script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=$(nproc 2>/dev/null || echo 2)
+status=0
+for preset in default asan; do
+  echo "==> configure and build: $preset"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  echo "==> ctest: $preset"
+  if ! ctest --preset "$preset" -j "$jobs"; then
+    status=1
+  fi
+done
+if [ "$status" -ne 0 ]; then
+  echo "==> FAILED: see the ctest output above"
+fi
+exit "$status"
