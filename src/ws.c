@@ -100,9 +100,11 @@ long uvws__ws_feed(uvws__ws_t *ws, uint8_t *data, size_t len) {
         return UVWS__WS_EFAIL;
       }
       if (!ev.end) continue;
-      /* empty payload: the frame is complete now */
+      /* empty payload: the frame is complete now (callbacks get a valid
+       * pointer even for zero bytes, so they may pass it to memcpy) */
       if (ws->cb->on_frame) ws->cb->on_frame(ws, h, ws->peek, 0);
-      r = (h->opcode & 0x8) ? control_chunk(ws, h, NULL, 0, 1) : data_chunk(ws, h, NULL, 0, 1);
+      r = (h->opcode & 0x8) ? control_chunk(ws, h, ws->peek, 0, 1)
+                            : data_chunk(ws, h, ws->peek, 0, 1);
     } else {
       if (ws->cb->on_frame) {
         size_t k = UVWS__WS_PEEK - ws->peek_len;

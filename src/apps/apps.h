@@ -11,4 +11,8 @@ int uvws_app_echo(uvws_server_t *srv, const char *path);
  * JSON text messages (format in inspect.c). */
 int uvws_app_inspect(uvws_server_t *srv, const char *path);
 
+/* The JSON text (malloc'd; free() it) describing one frame, `t` ms after
+ * open: the inspector's message format, exposed for tests. */
+char *uvws_app_inspect_describe(const uvws_frame_info_t *frame, uint64_t t);
+
 #endif

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct {
   uint64_t opened; /* uv_now at open */
@@ -105,34 +106,45 @@ static void inspect_open(uvws_conn_t *conn) {
   if (msg) send_json(conn, msg);
 }
 
-static void inspect_frame(uvws_conn_t *conn, const uvws_frame_info_t *f) {
-  inspect_state_t *st = uvws_conn_get_data(conn);
+char *uvws_app_inspect_describe(const uvws_frame_info_t *f, uint64_t t) {
   char header_hex[2 * 14 + 1], payload_hex[2 * 16 + 1], wire_hex[2 * 16 + 1], mask_hex[9];
   uint8_t wire[16];
-  size_t i;
+  size_t i, plen = f->payload_len > 16 ? 16 : f->payload_len;
+  size_t hlen = f->header_len > 14 ? 14 : f->header_len;
   json_t *msg;
-  uint64_t t = st ? uv_now(uvws_server_loop(uvws_conn_server(conn))) - st->opened : 0;
+  char *text;
 
-  hex(f->header, f->header_len, header_hex);
-  hex(f->payload, f->payload_len, payload_hex);
+  hex(f->header, hlen, header_hex);
+  hex(f->payload, plen, payload_hex);
   msg = json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:b, s:i, s:s, s:b, s:I, s:i, s:s, s:s, s:b}",
                   "uvws", "frame", "dir", f->dir == UVWS_FRAME_IN ? "in" : "out", "t", (json_int_t)t,
                   "fin", f->fin, "rsv1", (f->rsv & 0x40) != 0, "rsv2", (f->rsv & 0x20) != 0,
                   "rsv3", (f->rsv & 0x10) != 0, "opcode", f->opcode, "op", op_name(f->opcode),
                   "masked", f->masked, "len", (json_int_t)f->len, "len_bits", f->len_bits,
-                  "header", header_hex, "payload", payload_hex, "truncated",
-                  f->len > f->payload_len);
-  if (msg == NULL) return;
+                  "header", header_hex, "payload", payload_hex, "truncated", f->len > plen);
+  if (msg == NULL) return NULL;
   if (f->masked) {
     hex(f->mask, 4, mask_hex);
-    for (i = 0; i < f->payload_len; i++) wire[i] = f->payload[i] ^ f->mask[i & 3];
-    hex(wire, f->payload_len, wire_hex);
+    for (i = 0; i < plen; i++) wire[i] = f->payload[i] ^ f->mask[i & 3];
+    hex(wire, plen, wire_hex);
     json_object_set_new(msg, "mask", json_string(mask_hex));
     json_object_set_new(msg, "masked_payload", json_string(wire_hex));
   } else {
     json_object_set_new(msg, "mask", json_null());
   }
-  send_json(conn, msg);
+  text = json_dumps(msg, JSON_COMPACT);
+  json_decref(msg);
+  return text;
+}
+
+static void inspect_frame(uvws_conn_t *conn, const uvws_frame_info_t *f) {
+  inspect_state_t *st = uvws_conn_get_data(conn);
+  uint64_t t = st ? uv_now(uvws_server_loop(uvws_conn_server(conn))) - st->opened : 0;
+  char *text = uvws_app_inspect_describe(f, t);
+  if (text) {
+    uvws_send_ex(conn, UVWS_OP_TEXT, text, strlen(text), UVWS_SEND_UNTRACED);
+    free(text);
+  }
 }
 
 static void inspect_message(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len) {
