@@ -41,12 +41,14 @@ int uvws__path_resolve(const char *target, size_t len, char *out, size_t outsz, 
         lo = hexval(target[i + 2]);
         if (hi < 0 || lo < 0) return 400;
         c = (char)(hi * 16 + lo);
-        if (c == '/' || c == '\0') return 400;
+        if (c == '/') return 400;
         i += 3;
       } else {
         i++;
       }
-      if (c == '\\') return 400;
+      /* Control characters (NUL above all) have no business in a file
+       * name served over HTTP, raw or encoded. */
+      if (c == '\\' || (unsigned char)c < 0x20 || c == 0x7f) return 400;
       if (o + 2 >= outsz) return 414; /* room for '/' and NUL */
       out[o++] = c;
     }

@@ -12,8 +12,8 @@
  * *dir is set when the path ends with '/' (or is the root).
  *
  * Returns 0, or 400 for anything that could step outside the root or
- * confuse a filesystem: a target not starting with '/', bad or encoded
- * NUL, an encoded '/' or '\', a raw '\', a ".." segment in any spelling,
+ * confuse a filesystem: a target not starting with '/', a bad escape, a
+ * control character (NUL included) raw or encoded, an encoded '/' or '\', a raw '\', a ".." segment in any spelling,
  * or a result longer than `outsz - 1` (414 then). */
 int uvws__path_resolve(const char *target, size_t len, char *out, size_t outsz, int *dir);
 
