@@ -92,8 +92,24 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
   return count_head(p, n);
 }
 
+/* RFC 9110 section 5.6.2: tchar. llhttp (non-strict build) lets a space
+ * or other separators into a field name; such a request is malformed. */
+static int is_tchar(unsigned char c) {
+  if (c >= 'a' && c <= 'z') return 1;
+  if (c >= 'A' && c <= 'Z') return 1;
+  if (c >= '0' && c <= '9') return 1;
+  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   uvws__http_t *h = http_of(p);
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (!is_tchar((unsigned char)at[i])) {
+      llhttp_set_error_reason(p, "invalid character in a header field name");
+      return HPE_USER;
+    }
+  }
   if (h->last_cb != 1) {
     hdr_t *hd;
     if (h->nhdrs == MAX_HEADERS) {
@@ -184,6 +200,15 @@ static hfind_t hfind(uvws__http_t *h, const char *name) {
     count++;
   }
   return r;
+}
+
+static unsigned hfind_count(const uvws__http_t *h, const char *name) {
+  size_t nlen = strlen(name);
+  unsigned i, count = 0;
+  for (i = 0; i < h->nhdrs; i++)
+    if (h->hdrs[i].name_len == nlen && strncasecmp(h->hbuf.base + h->hdrs[i].name_off, name, nlen) == 0)
+      count++;
+  return count;
 }
 
 static uvws__hval_t hval_ptr(const uvws__http_t *h, hfind_t f) {
@@ -358,9 +383,10 @@ static action_t serve_file(uvws_conn_t *c, const char *target, size_t tlen, int 
   hfind_t ims_f;
 
   r = uvws__path_resolve(target, tlen, rel, sizeof(rel), &dir);
+  if (r == 414) goto not_found; /* longer than any path the filesystem has */
   if (r != 0) {
     h->keep_alive = 0;
-    respond_text(c, r, NULL, r == 414 ? "path too long" : "invalid path", head_only);
+    respond_text(c, r, NULL, "invalid path", head_only);
     return A_CLOSE;
   }
   if (srv->web_real == NULL) goto not_found;
@@ -495,6 +521,15 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
 
   plen = uvws__path_len(target, tlen);
   route = uvws__server_route(c->srv, target, plen);
+
+  /* RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host
+   * field is answered 400 (a joined value means there were several). */
+  if (p->http_minor >= 1 && (!fhost.found || hfind_count(h, "Host") != 1)) {
+    h->keep_alive = 0;
+    respond_text(c, 400, NULL, fhost.found ? "more than one Host header" : "missing Host header", head_only);
+    access_log(c, mname, 400);
+    return A_CLOSE;
+  }
 
   if (uvws__upgrade_wanted(&req)) {
     const char *why = NULL;

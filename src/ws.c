@@ -2,6 +2,7 @@
 
 #include "utf8.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum { OP_CONT = 0x0, OP_TEXT = 0x1, OP_BINARY = 0x2, OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xA };
@@ -16,6 +17,21 @@ void uvws__ws_init(uvws__ws_t *ws, const uvws__ws_callbacks_t *cb, void *data,
   ws->require_mask = 1;
 }
 
+void uvws__ws_enable_deflate(uvws__ws_t *ws, const uvws__pmd_params_t *p) {
+  ws->pmd = 1;
+  ws->pmd_reset = p->client_no_takeover;
+  ws->pmd_bits = p->client_bits;
+  ws->allowed_rsv |= 0x40;
+}
+
+void uvws__ws_free(uvws__ws_t *ws) {
+  if (ws->inf) {
+    inflateEnd(ws->inf);
+    free(ws->inf);
+    ws->inf = NULL;
+  }
+}
+
 static long fail(uvws__ws_t *ws, uint16_t code, const char *reason) {
   ws->fail_code = code;
   ws->fail_reason = reason;
@@ -28,6 +44,7 @@ static long check_header(uvws__ws_t *ws, const uvws__frame_header_t *h) {
   if (ws->require_mask && !h->masked) return fail(ws, 1002, "unmasked client frame");
   if (h->opcode & 0x8) {
     if (h->opcode > OP_PONG) return fail(ws, 1002, "reserved control opcode");
+    if (h->rsv) return fail(ws, 1002, "RSV1 on a control frame");
     if (!h->fin) return fail(ws, 1002, "fragmented control frame");
     if (h->len > 125) return fail(ws, 1002, "control frame payload over 125 bytes");
     ws->ctl_len = 0;
@@ -36,12 +53,23 @@ static long check_header(uvws__ws_t *ws, const uvws__frame_header_t *h) {
   if (h->opcode > OP_BINARY) return fail(ws, 1002, "reserved data opcode");
   if (h->opcode == OP_CONT) {
     if (!ws->msg_opcode) return fail(ws, 1002, "continuation frame without a message");
+    if (h->rsv) return fail(ws, 1002, "RSV1 on a continuation frame");
   } else {
     if (ws->msg_opcode) return fail(ws, 1002, "new message inside a fragmented message");
     ws->msg_opcode = h->opcode;
     ws->msg_len = 0;
     ws->msg_reported = 0;
     ws->utf8 = UVWS__UTF8_ACCEPT;
+    ws->msg_compressed = (h->rsv & 0x40) != 0;
+    ws->inflated = 0;
+    if (ws->msg_compressed && ws->inf == NULL) {
+      ws->inf = malloc(sizeof(*ws->inf));
+      if (ws->inf == NULL || uvws__pmd_inflate_init(ws->inf, ws->pmd_bits) != 0) {
+        free(ws->inf);
+        ws->inf = NULL;
+        return fail(ws, 1011, "out of memory for the inflater");
+      }
+    }
   }
   /* Counted from the declared length, so an oversized message fails before
    * its payload is read, let alone buffered. */
@@ -51,12 +79,49 @@ static long check_header(uvws__ws_t *ws, const uvws__frame_header_t *h) {
   return 0;
 }
 
+/* Inflated output of a compressed message: checked like plain payload,
+ * and counted, so a small frame that inflates past the limit fails while
+ * inflating, before anything large exists. */
+static int emit_inflated(void *arg, uint8_t *p, size_t len) {
+  uvws__ws_t *ws = arg;
+  int first;
+  if (ws->max_message && len > ws->max_message - ws->inflated) {
+    fail(ws, 1009, "message exceeds the size limit once inflated");
+    return -1;
+  }
+  ws->inflated += len;
+  if (ws->msg_opcode == OP_TEXT && uvws__utf8_feed(&ws->utf8, p, len) != 0) {
+    fail(ws, 1007, "invalid UTF-8 in text message");
+    return -1;
+  }
+  first = !ws->msg_reported;
+  ws->msg_reported = 1;
+  return ws->cb->on_data(ws, ws->msg_opcode, p, len, first, 0) ? 1 : 0;
+}
+
+static long compressed_chunk(uvws__ws_t *ws, uint8_t *p, size_t len, int msg_end) {
+  int r = uvws__pmd_inflate(ws->inf, p, len, emit_inflated, ws);
+  int op, first;
+  if (r == 0 && msg_end) r = uvws__pmd_inflate_finish(ws->inf, emit_inflated, ws, ws->pmd_reset);
+  if (r == UVWS__PMD_EDATA) return fail(ws, 1007, "invalid compressed data");
+  if (r < 0) return UVWS__WS_EFAIL;
+  if (r > 0) return r; /* stopped by on_data */
+  if (!msg_end) return 0;
+  if (ws->msg_opcode == OP_TEXT && ws->utf8 != UVWS__UTF8_ACCEPT)
+    return fail(ws, 1007, "text message ends inside a UTF-8 sequence");
+  op = ws->msg_opcode;
+  first = !ws->msg_reported;
+  ws->msg_opcode = 0;
+  return ws->cb->on_data(ws, op, ws->peek, 0, first, 1);
+}
+
 /* A data chunk, or (len 0, frame_end) the end of an empty frame. */
 static long data_chunk(uvws__ws_t *ws, const uvws__frame_header_t *h, uint8_t *p, size_t len,
                        int frame_end) {
   int msg_end = frame_end && h->fin;
   int first;
 
+  if (ws->msg_compressed) return compressed_chunk(ws, p, len, msg_end);
   if (ws->msg_opcode == OP_TEXT) {
     if (uvws__utf8_feed(&ws->utf8, p, len) != 0) return fail(ws, 1007, "invalid UTF-8 in text message");
     if (msg_end && ws->utf8 != UVWS__UTF8_ACCEPT)

@@ -1,15 +1,17 @@
 /* The WebSocket protocol engine for one connection: frame rules, message
- * boundaries, UTF-8 of text messages, control frames and the close payload
- * (RFC 6455 sections 5 and 7). Pure: bytes in, callbacks out, no I/O and no
- * allocation, so it can be fed byte by byte in tests and fuzzed alone.
- * Message reassembly is left to the caller, who knows whether a copy is
- * needed at all. */
+ * boundaries, UTF-8 of text messages, control frames, the close payload
+ * (RFC 6455 sections 5 and 7) and permessage-deflate decompression
+ * (RFC 7692). Pure: bytes in, callbacks out, no I/O, so it can be fed byte
+ * by byte in tests and fuzzed alone. It allocates only a zlib inflater, on
+ * the first compressed message. Message reassembly is left to the caller,
+ * who knows whether a copy is needed at all. */
 #ifndef UVWS_WS_H
 #define UVWS_WS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "deflate.h"
 #include "frame.h"
 
 typedef struct uvws__ws_s uvws__ws_t;
@@ -46,9 +48,23 @@ struct uvws__ws_s {
   uint8_t ctl[125];        /* control frame payload, gathered across reads */
   uint8_t peek_len;
   uint8_t peek[UVWS__WS_PEEK]; /* first payload bytes, for on_frame */
+  uint8_t pmd;             /* permessage-deflate negotiated */
+  uint8_t pmd_reset;       /* client_no_context_takeover: forget each message */
+  uint8_t pmd_bits;        /* the client's window */
+  uint8_t msg_compressed;  /* the open message has RSV1 */
+  uint64_t inflated;       /* bytes the open compressed message inflated to */
+  z_stream *inf;           /* owned; NULL until a compressed message arrives */
   uint16_t fail_code;      /* after a failure: the close code to send */
   const char *fail_reason; /* after a failure: static text for the log */
 };
+
+/* Enables permessage-deflate with the agreed parameters: RSV1 becomes
+ * legal on the first frame of a message, whose payload is then inflated
+ * before the UTF-8 and size checks and before on_data sees it. */
+void uvws__ws_enable_deflate(uvws__ws_t *ws, const uvws__pmd_params_t *p);
+
+/* Frees what the engine allocated (the inflater). */
+void uvws__ws_free(uvws__ws_t *ws);
 
 /* Feed results below zero. */
 #define UVWS__WS_EFAIL (-1)
