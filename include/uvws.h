@@ -117,6 +117,15 @@ typedef struct {
   unsigned keepalive_timeout_ms; /* idle keep-alive HTTP connection; default 60 s */
   unsigned close_timeout_ms; /* wait for the peer's close frame; default 5 s */
   int log_connections;       /* log WebSocket open/close at info; default 1 */
+  /* permessage-deflate (RFC 7692) */
+  int deflate;               /* accept offers; default 1 */
+  int deflate_level;         /* zlib level 1-9; default 6 */
+  int deflate_window_bits;   /* our window, 9-15; default 15 */
+  int deflate_mem_level;     /* zlib memLevel 1-9; default 8 */
+  size_t deflate_min_size;   /* shorter messages are sent uncompressed; default 64 */
+  int deflate_takeover;      /* keep our context between messages: better ratio,
+                                but a ~(2^(bits+2) + 2^(mem+9)) byte deflater per
+                                connection; default 0 (one shared deflater) */
 } uvws_options_t;
 
 /* Fills in the defaults above. Always call it before changing fields, so
@@ -202,7 +211,8 @@ UVWS_EXTERN int uvws_send_text(uvws_conn_t *conn, const char *text);
 
 /* uvws_send with flags (OR of UVWS_SEND_*). */
 enum {
-  UVWS_SEND_UNTRACED = 1 /* not reported to on_frame: for tracers' own messages */
+  UVWS_SEND_UNTRACED = 1,  /* not reported to on_frame: for tracers' own messages */
+  UVWS_SEND_NO_COMPRESS = 2 /* never compress this message */
 };
 UVWS_EXTERN int uvws_send_ex(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len,
                              unsigned flags);
@@ -218,6 +228,8 @@ UVWS_EXTERN void uvws_conn_set_data(uvws_conn_t *conn, void *data);
 UVWS_EXTERN void *uvws_conn_route_data(const uvws_conn_t *conn);
 UVWS_EXTERN uvws_server_t *uvws_conn_server(const uvws_conn_t *conn);
 UVWS_EXTERN const char *uvws_conn_path(const uvws_conn_t *conn);
+/* 1 if permessage-deflate was negotiated. */
+UVWS_EXTERN int uvws_conn_compressed(const uvws_conn_t *conn);
 /* The negotiated subprotocol, or NULL. */
 UVWS_EXTERN const char *uvws_conn_protocol(const uvws_conn_t *conn);
 /* "ip:port" of the peer ("[ip]:port" for IPv6). */

@@ -53,6 +53,11 @@ static void on_closed(uv_handle_t *handle) {
     c->route->h.on_close(c, (int)code, reason, rlen);
   }
   if (c->http) uvws__http_free(c);
+  uvws__ws_free(&c->ws);
+  if (c->def) {
+    deflateEnd(c->def);
+    free(c->def);
+  }
   uvws__buf_free(&c->out);
   uvws__buf_free(&c->inflight);
   uvws__buf_free(&c->msg);
@@ -352,18 +357,72 @@ static void ws_on_frame(uvws__ws_t *ws, const uvws__frame_header_t *h, const uin
   trace(c, UVWS_FRAME_IN, uvws__frame_raw_header(&ws->fp), h->size, h->len, head, head_len);
 }
 
-static int send_frame(uvws_conn_t *c, int opcode, const void *data, size_t len) {
+/* The deflater for this connection's next message: its own with context
+ * takeover, else the loop's shared one (each message resets it). */
+static z_stream *deflater(uvws_conn_t *c) {
+  uvws_server_t *srv = c->srv;
+  z_stream **slot = &c->def;
+  if (c->pmd.server_no_takeover && c->pmd.server_bits == srv->pmd.server_max_bits)
+    slot = &srv->shared_def;
+  if (*slot == NULL) {
+    z_stream *z = malloc(sizeof(*z));
+    if (z == NULL) return NULL;
+    if (uvws__pmd_deflate_init(z, srv->pmd.level, c->pmd.server_bits, srv->pmd.mem_level) != 0) {
+      free(z);
+      return NULL;
+    }
+    *slot = z;
+  }
+  return *slot;
+}
+
+static void ws_fail(uvws_conn_t *c, unsigned code, const char *why);
+
+static int send_frame_ex(uvws_conn_t *c, int opcode, const void *data, size_t len, int compress) {
+  uvws_server_t *srv = c->srv;
   uint8_t hdr[UVWS__FRAME_MAX_HEADER];
   uv_buf_t b[2];
-  size_t hl = uvws__frame_header_encode(hdr, 1, 0, opcode, len, NULL);
+  uvws__buf_t zb = {NULL, 0, 0, 0};
+  size_t hl;
+  int rsv = 0, r;
 
+  if (compress) {
+    z_stream *z = deflater(c);
+    /* Borrow the loop's scratch buffer: a tracer may send (and compress)
+     * another message before this one is queued. */
+    zb = srv->zbuf;
+    memset(&srv->zbuf, 0, sizeof(srv->zbuf));
+    zb.off = zb.len = 0;
+    if (z == NULL || uvws__pmd_deflate(z, data, len, &zb, c->pmd.server_no_takeover) != 0) {
+      /* The stream state is unknown now; the peer could not follow it. */
+      uvws__buf_free(&zb);
+      ws_fail(c, UVWS_CLOSE_INTERNAL, "compression failed");
+      return UV_ENOMEM;
+    }
+    data = uvws__buf_data(&zb);
+    len = zb.len;
+    rsv = 0x40;
+  }
+  hl = uvws__frame_header_encode(hdr, 1, rsv, opcode, len, NULL);
+  r = 0;
   if (c->route->h.on_frame) {
     trace(c, UVWS_FRAME_OUT, hdr, hl, len, data, len);
-    if (c->state != UVWS__CONN_WS || c->fin_sent) return UVWS_ECLOSED;
+    if (c->state != UVWS__CONN_WS || c->fin_sent) r = UVWS_ECLOSED;
   }
-  b[0] = uv_buf_init((char *)hdr, (unsigned)hl);
-  b[1] = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
-  return uvws__conn_write(c, b, len ? 2 : 1);
+  if (r == 0) {
+    b[0] = uv_buf_init((char *)hdr, (unsigned)hl);
+    b[1] = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+    r = uvws__conn_write(c, b, len ? 2 : 1);
+  }
+  if (compress) { /* give the scratch buffer back, or drop the spare */
+    if (srv->zbuf.cap == 0 && zb.cap <= 4 * UVWS__READ_BUF_SIZE) srv->zbuf = zb;
+    else uvws__buf_free(&zb);
+  }
+  return r;
+}
+
+static int send_frame(uvws_conn_t *c, int opcode, const void *data, size_t len) {
+  return send_frame_ex(c, opcode, data, len, 0);
 }
 
 static int send_close(uvws_conn_t *c, unsigned code, const char *reason, size_t rlen) {
@@ -468,7 +527,8 @@ static void ws_feed(uvws_conn_t *c, char *data, size_t len) {
 }
 
 void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *protocol,
-                        char *rest, size_t rest_len) {
+                        const uvws__pmd_params_t *pmd, const char *extensions, char *rest,
+                        size_t rest_len) {
   c->state = UVWS__CONN_WS;
   c->route = route;
   c->protocol = protocol;
@@ -476,10 +536,14 @@ void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *
   c->started = uv_now(c->srv->loop);
   uvws__ws_init(&c->ws, route->h.on_frame ? &ws_callbacks_traced : &ws_callbacks, c,
                 c->srv->opts.max_message);
+  if (pmd) {
+    c->pmd = *pmd;
+    uvws__ws_enable_deflate(&c->ws, pmd);
+  }
   c->opened = 1;
   if (c->srv->opts.log_connections)
-    uvws__log(UVWS_LOG_INFO, "ws open %s %s protocol=%s", c->peer, route->path,
-              protocol ? protocol : "-");
+    uvws__log(UVWS_LOG_INFO, "ws open %s %s protocol=%s extensions=%s", c->peer, route->path,
+              protocol ? protocol : "-", extensions ? extensions : "-");
   if (route->h.on_open) route->h.on_open(c); /* may read the request: freed after */
   uvws__http_free(c);
   if (rest_len && !ws_stopped(c) && c->state == UVWS__CONN_WS) ws_feed(c, rest, rest_len);
@@ -562,7 +626,8 @@ int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len,
   if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
   was = c->tracing;
   if (flags & UVWS_SEND_UNTRACED) c->tracing = 1;
-  r = send_frame(c, op, data, len);
+  r = send_frame_ex(c, op, data, len,
+                    c->ws.pmd && len >= c->srv->opts.deflate_min_size && !(flags & UVWS_SEND_NO_COMPRESS));
   c->tracing = was;
   return r;
 }
@@ -601,5 +666,6 @@ void *uvws_conn_route_data(const uvws_conn_t *c) { return c->route ? c->route->u
 uvws_server_t *uvws_conn_server(const uvws_conn_t *c) { return c->srv; }
 const char *uvws_conn_path(const uvws_conn_t *c) { return c->route ? c->route->path : NULL; }
 const char *uvws_conn_protocol(const uvws_conn_t *c) { return c->protocol; }
+int uvws_conn_compressed(const uvws_conn_t *c) { return c->ws.pmd; }
 const char *uvws_conn_peer(const uvws_conn_t *c) { return c->peer; }
 size_t uvws_conn_buffered_amount(const uvws_conn_t *c) { return uvws__conn_queued(c); }

@@ -448,10 +448,13 @@ not_found:
 /* ---- one request --------------------------------------------------------------- */
 
 static action_t upgrade(uvws_conn_t *c, const uvws__route_t *route, const uvws__upgrade_req_t *req,
-                        uvws__hval_t protocols, char *rest, size_t rest_len) {
+                        uvws__hval_t protocols, uvws__hval_t extensions, char *rest,
+                        size_t rest_len) {
   char accept[UVWS__ACCEPT_LEN + 1];
-  char head[512];
+  char head[768], ext[160];
   const char *proto = NULL;
+  uvws__pmd_params_t pmd;
+  int deflate = 0;
   uv_buf_t b;
   int n;
 
@@ -460,22 +463,28 @@ static action_t upgrade(uvws_conn_t *c, const uvws__route_t *route, const uvws__
     respond_text(c, 500, NULL, "cannot compute Sec-WebSocket-Accept", 0);
     return A_CLOSE;
   }
-  if (route->subprotocols) proto = uvws__select_subprotocol(protocols.p, protocols.len, (const char *const *)route->subprotocols);
+  if (route->subprotocols)
+    proto = uvws__select_subprotocol(protocols.p, protocols.len,
+                                     (const char *const *)route->subprotocols);
+  if (c->srv->opts.deflate)
+    deflate = uvws__pmd_negotiate(&c->srv->pmd, extensions.p, extensions.len, &pmd, ext, sizeof(ext));
   n = snprintf(head, sizeof(head),
                "HTTP/1.1 101 Switching Protocols\r\n"
                "Upgrade: websocket\r\n"
                "Connection: Upgrade\r\n"
                "Sec-WebSocket-Accept: %s\r\n"
                "%s%s%s"
+               "%s%s%s"
                "\r\n",
                accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
-               proto ? "\r\n" : "");
+               proto ? "\r\n" : "", deflate ? "Sec-WebSocket-Extensions: " : "",
+               deflate ? ext : "", deflate ? "\r\n" : "");
   c->http->status = 101;
   access_log(c, "GET", 101);
   b = uv_buf_init(head, (unsigned)n);
   if (uvws__conn_write(c, &b, 1) != 0) return A_CLOSE;
   c->http->resp_head = head;
-  uvws__conn_upgrade(c, route, proto, rest, rest_len);
+  uvws__conn_upgrade(c, route, proto, deflate ? &pmd : NULL, deflate ? ext : NULL, rest, rest_len);
   return A_UPGRADED;
 }
 
@@ -488,8 +497,8 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
   size_t tlen = h->url_len, plen;
   const uvws__route_t *route;
   uvws__upgrade_req_t req;
-  hfind_t fhost, fup, fconn, fkey, fver, fproto;
-  uvws__hval_t protocols;
+  hfind_t fhost, fup, fconn, fkey, fver, fproto, fext;
+  uvws__hval_t protocols, extensions;
   int head_only = method == HTTP_HEAD;
   action_t a;
 
@@ -507,6 +516,7 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
   fkey = hfind(h, "Sec-WebSocket-Key");
   fver = hfind(h, "Sec-WebSocket-Version");
   fproto = hfind(h, "Sec-WebSocket-Protocol");
+  fext = hfind(h, "Sec-WebSocket-Extensions");
   target = h->hbuf.base; /* hfind may have moved hbuf */
   memset(&req, 0, sizeof(req));
   req.is_get = method == HTTP_GET;
@@ -518,6 +528,7 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
   req.key = hval_ptr(h, fkey);
   req.version = hval_ptr(h, fver);
   protocols = hval_ptr(h, fproto);
+  extensions = hval_ptr(h, fext);
 
   plen = uvws__path_len(target, tlen);
   route = uvws__server_route(c->srv, target, plen);
@@ -543,7 +554,7 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
     } else {
       status = uvws__upgrade_check(&req, &why);
     }
-    if (status == 0) return upgrade(c, route, &req, protocols, rest, rest_len);
+    if (status == 0) return upgrade(c, route, &req, protocols, extensions, rest, rest_len);
     /* A refused upgrade leaves the parser in its upgrade state and the
      * client expecting another protocol: answer, then end the connection. */
     h->keep_alive = 0;

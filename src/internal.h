@@ -3,6 +3,7 @@
 #ifndef UVWS_INTERNAL_H
 #define UVWS_INTERNAL_H
 
+#include "deflate.h"
 #include "uvws.h"
 #include "wbuf.h"
 #include "ws.h"
@@ -66,6 +67,8 @@ struct uvws_conn_s {
   const char *protocol;      /* points into route->subprotocols */
   uvws__ws_t ws;
   uvws__buf_t msg;           /* reassembly of fragmented messages */
+  uvws__pmd_params_t pmd;    /* permessage-deflate terms, if ws.pmd */
+  z_stream *def;             /* owned deflater (context takeover), or NULL */
   void *data;                /* the user's */
   char peer[56];
 };
@@ -89,6 +92,9 @@ struct uvws_server_s {
   uvws__buf_t cork;
   uvws_conn_t *corked;
   char *readbuf;             /* shared by every connection of this loop */
+  uvws__pmd_config_t pmd;
+  z_stream *shared_def;      /* deflater for connections without takeover */
+  uvws__buf_t zbuf;          /* one compressed message, until it is queued */
   char *filebuf;             /* static file chunks */
   int started;
   int shutting_down;
@@ -108,7 +114,8 @@ void uvws__conn_finish(uvws_conn_t *c);
 void uvws__conn_abort(uvws_conn_t *c, const char *why);
 void uvws__conn_update_reading(uvws_conn_t *c);
 void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *protocol,
-                        char *rest, size_t rest_len);
+                        const uvws__pmd_params_t *pmd, const char *extensions, char *rest,
+                        size_t rest_len);
 void uvws__conn_timeout(uvws_conn_t *c);
 int uvws__conn_accept(uvws_server_t *srv);
 

@@ -34,13 +34,25 @@ static void usage(FILE *f) {
           "                        are closed with 1009; K, M, G suffixes (default 16M)\n"
           "  --max-header-bytes BYTES\n"
           "                        request line and headers; more gets 431 (default %zu)\n"
+          "  --deflate on|off      accept permessage-deflate offers (default on)\n"
+          "  --deflate-level N     zlib compression level 1-9 (default %d)\n"
+          "  --deflate-window-bits N\n"
+          "                        our LZ77 window, 9-15 (default %d)\n"
+          "  --deflate-mem-level N zlib memLevel 1-9 (default %d)\n"
+          "  --deflate-min-size BYTES\n"
+          "                        send shorter messages uncompressed (default %zu)\n"
+          "  --deflate-takeover on|off\n"
+          "                        keep our compression context between messages:\n"
+          "                        better ratio, one deflater per connection (default off:\n"
+          "                        one shared deflater, ~no memory per connection)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
           "  --help                show this help and exit\n"
           "  --version             show the version and exit\n"
           "\n"
           "Signals: SIGINT or SIGTERM closes every WebSocket with 1001 and exits 0;\n"
           "a second one exits at once.\n",
-          d.host, d.port, UVWS_DEFAULT_WEB_ROOT, d.max_header_bytes);
+          d.host, d.port, UVWS_DEFAULT_WEB_ROOT, d.max_header_bytes, d.deflate_level,
+          d.deflate_window_bits, d.deflate_mem_level, d.deflate_min_size);
 }
 
 /* "123", "64K", "16M", "1G" (binary units). */
@@ -62,6 +74,23 @@ static int parse_size(const char *s, size_t *out) {
   }
   if (v > (unsigned long long)SIZE_MAX / mult) return -1;
   *out = (size_t)(v * mult);
+  return 0;
+}
+
+static int parse_onoff(const char *s, int *out) {
+  if (strcmp(s, "on") == 0) *out = 1;
+  else if (strcmp(s, "off") == 0) *out = 0;
+  else return -1;
+  return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+  char *end;
+  long v;
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (errno || *end || end == s || v < lo || v > hi) return -1;
+  *out = (int)v;
   return 0;
 }
 
@@ -101,6 +130,12 @@ int main(int argc, char **argv) {
       {"max-message", required_argument, NULL, 'm'},
       {"max-header-bytes", required_argument, NULL, 'H'},
       {"log-level", required_argument, NULL, 'l'},
+      {"deflate", required_argument, NULL, 'd'},
+      {"deflate-level", required_argument, NULL, 'd' + 256},
+      {"deflate-window-bits", required_argument, NULL, 'd' + 512},
+      {"deflate-mem-level", required_argument, NULL, 'd' + 768},
+      {"deflate-min-size", required_argument, NULL, 'd' + 1024},
+      {"deflate-takeover", required_argument, NULL, 'd' + 1280},
       {"help", no_argument, NULL, '?' + 256},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -113,18 +148,12 @@ int main(int argc, char **argv) {
   opts.web_root = UVWS_DEFAULT_WEB_ROOT;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    char *end;
-    long v;
     switch (c) {
       case 'h':
         opts.host = optarg;
         break;
       case 'p':
-        errno = 0;
-        v = strtol(optarg, &end, 10);
-        if (errno || *end || end == optarg || v < 0 || v > 65535)
-          return bad("--port", optarg, "expected 0 to 65535");
-        opts.port = (int)v;
+        if (parse_int(optarg, 0, 65535, &opts.port) != 0) return bad("--port", optarg, "expected 0 to 65535");
         break;
       case 'w':
         opts.web_root = optarg;
@@ -136,6 +165,29 @@ int main(int argc, char **argv) {
       case 'H':
         if (parse_size(optarg, &opts.max_header_bytes) != 0 || opts.max_header_bytes < 256)
           return bad("--max-header-bytes", optarg, "expected a size of at least 256");
+        break;
+      case 'd':
+        if (parse_onoff(optarg, &opts.deflate) != 0) return bad("--deflate", optarg, "expected on or off");
+        break;
+      case 'd' + 256:
+        if (parse_int(optarg, 1, 9, &opts.deflate_level) != 0)
+          return bad("--deflate-level", optarg, "expected 1 to 9");
+        break;
+      case 'd' + 512:
+        if (parse_int(optarg, 9, 15, &opts.deflate_window_bits) != 0)
+          return bad("--deflate-window-bits", optarg, "expected 9 to 15 (zlib cannot deflate with 8)");
+        break;
+      case 'd' + 768:
+        if (parse_int(optarg, 1, 9, &opts.deflate_mem_level) != 0)
+          return bad("--deflate-mem-level", optarg, "expected 1 to 9");
+        break;
+      case 'd' + 1024:
+        if (parse_size(optarg, &opts.deflate_min_size) != 0)
+          return bad("--deflate-min-size", optarg, "expected a size such as 64 or 1K");
+        break;
+      case 'd' + 1280:
+        if (parse_onoff(optarg, &opts.deflate_takeover) != 0)
+          return bad("--deflate-takeover", optarg, "expected on or off");
         break;
       case 'l':
         if (uvws_log_level_parse(optarg, &level) != 0)

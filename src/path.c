@@ -29,9 +29,12 @@ int uvws__path_resolve(const char *target, size_t len, char *out, size_t outsz, 
 
   /* One segment per iteration: decode it into `out`, then keep, drop or
    * refuse it. Decoding per segment means an encoded '/' is refused
-   * instead of silently becoming a separator. */
+   * instead of silently becoming a separator. `o` counts bytes as if `out`
+   * were unbounded; only bytes that fit are stored, and the length is
+   * judged once dropped segments and the last separator are gone. */
   for (;;) {
     size_t seg = o, n;
+    char c0 = 0, c1 = 0;
     while (i < end && target[i] != '/') {
       char c = target[i];
       if (c == '%') {
@@ -49,22 +52,29 @@ int uvws__path_resolve(const char *target, size_t len, char *out, size_t outsz, 
       /* Control characters (NUL above all) have no business in a file
        * name served over HTTP, raw or encoded. */
       if (c == '\\' || (unsigned char)c < 0x20 || c == 0x7f) return 400;
-      if (o + 2 >= outsz) return 414; /* room for '/' and NUL */
-      out[o++] = c;
+      if (o - seg == 0) c0 = c;
+      else if (o - seg == 1) c1 = c;
+      if (o < outsz) out[o] = c;
+      o++;
     }
     n = o - seg;
-    if (n == 2 && out[seg] == '.' && out[seg + 1] == '.') return 400;
-    if (n == 0 || (n == 1 && out[seg] == '.')) {
+    if (n == 2 && c0 == '.' && c1 == '.') return 400;
+    if (n == 0 || (n == 1 && c0 == '.')) {
       o = seg;
       last_kept = 0;
     } else {
-      out[o++] = '/';
+      if (o < outsz) out[o] = '/';
+      o++;
       last_kept = 1;
     }
     if (i >= end) break;
     i++; /* the '/' */
   }
   if (o > 0) o--; /* drop the separator after the last kept segment */
+  if (o >= outsz) {
+    out[0] = '\0';
+    return 414;
+  }
   out[o] = '\0';
   *dir = !last_kept;
   return 0;

@@ -21,6 +21,12 @@ void uvws_options_init(uvws_options_t *o) {
   o->keepalive_timeout_ms = 60000;
   o->close_timeout_ms = 5000;
   o->log_connections = 1;
+  o->deflate = 1;
+  o->deflate_level = 6;
+  o->deflate_window_bits = 15;
+  o->deflate_mem_level = 8;
+  o->deflate_min_size = 64;
+  o->deflate_takeover = 0;
 }
 
 static char *dup_str(const char *s) {
@@ -44,6 +50,10 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   }
   if (opts->port < 0 || opts->port > 65535 || opts->max_header_bytes < 256 || opts->max_url < 16)
     return UV_EINVAL;
+  if (opts->deflate && (opts->deflate_level < 1 || opts->deflate_level > 9 ||
+                        opts->deflate_window_bits < 9 || opts->deflate_window_bits > 15 ||
+                        opts->deflate_mem_level < 1 || opts->deflate_mem_level > 9))
+    return UV_EINVAL;
   srv = calloc(1, sizeof(*srv));
   if (srv == NULL) return UV_ENOMEM;
   srv->loop = loop;
@@ -55,6 +65,12 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
     uvws_server_free(srv);
     return UV_ENOMEM;
   }
+  srv->pmd.level = opts->deflate_level;
+  srv->pmd.mem_level = opts->deflate_mem_level;
+  srv->pmd.server_max_bits = opts->deflate_window_bits;
+  srv->pmd.client_max_bits = 15;
+  srv->pmd.server_takeover = opts->deflate_takeover;
+  srv->pmd.client_takeover = 1;
   srv->opts.host = srv->host;
   srv->opts.web_root = srv->web_root;
   srv->port = -1;
@@ -81,6 +97,11 @@ void uvws_server_free(uvws_server_t *srv) {
   free(srv->readbuf);
   free(srv->filebuf);
   uvws__buf_free(&srv->cork);
+  uvws__buf_free(&srv->zbuf);
+  if (srv->shared_def) {
+    deflateEnd(srv->shared_def);
+    free(srv->shared_def);
+  }
   free(srv);
 }
 

@@ -72,9 +72,14 @@ static long check_header(uvws__ws_t *ws, const uvws__frame_header_t *h) {
     }
   }
   /* Counted from the declared length, so an oversized message fails before
-   * its payload is read, let alone buffered. */
-  if (ws->max_message && h->len > ws->max_message - ws->msg_len)
-    return fail(ws, 1009, "message exceeds the size limit");
+   * its payload is read, let alone buffered. Compressed bytes may exceed the
+   * inflated size a little (stored blocks of incompressible data), so they
+   * get deflate's worst-case slack; the inflated size is checked exactly. */
+  if (ws->max_message) {
+    uint64_t limit = ws->max_message;
+    if (ws->msg_compressed) limit += limit / 256 + 1024;
+    if (h->len > limit - ws->msg_len) return fail(ws, 1009, "message exceeds the size limit");
+  }
   ws->msg_len += h->len;
   return 0;
 }

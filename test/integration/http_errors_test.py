@@ -261,7 +261,12 @@ class HttpErrorsTest(ServerTestCase, unittest.TestCase):
                 with c:
                     self.assertEqual(r.status, 101, r)
                     self.assertEqual(r.header("sec-websocket-accept"), RFC_ACCEPT)
-                    self.assertIsNone(r.header("sec-websocket-extensions"))
+                    if "extra" in kw:
+                        self.assertEqual(r.header("sec-websocket-extensions"),
+                                         "permessage-deflate; server_no_context_takeover; "
+                                         "client_max_window_bits=15")
+                    else:
+                        self.assertIsNone(r.header("sec-websocket-extensions"))
 
     def test_subprotocol_across_multiple_headers(self):
         extra = "Sec-WebSocket-Protocol: foo\r\nSec-WebSocket-Protocol: bar, uvws-echo, echo\r\n"
