@@ -2,6 +2,7 @@
 # Builds uvws twice and runs every test under ctest in each build:
 #   build/default  RelWithDebInfo, -Wall -Wextra -Werror
 #   build/asan     Debug with AddressSanitizer + UndefinedBehaviorSanitizer
+# then runs each libFuzzer target for FUZZ_SECONDS (default 20) in build/fuzz.
 # Dependencies come from deps/install.sh --test (the README's test command
 # runs both). Any failing test fails the script.
 set -euo pipefail
@@ -18,6 +19,11 @@ for preset in default asan; do
     status=1
   fi
 done
+# Bounded fuzzing of the engine (clang, libFuzzer, ASan+UBSan).
+echo "==> fuzzing (${FUZZ_SECONDS:-20}s per target)"
+if ! FUZZ_SECONDS=${FUZZ_SECONDS:-20} ./test/fuzz/run.sh; then
+  status=1
+fi
 if [ "$status" -ne 0 ]; then
   echo "==> FAILED: see the ctest output above"
 fi
