@@ -113,9 +113,27 @@ typedef struct {
   size_t max_message;        /* bytes per WebSocket message; default 16 MiB */
   size_t max_header_bytes;   /* request line + headers; default 16 KiB */
   size_t max_url;            /* request target length; default 8 KiB */
-  unsigned request_timeout_ms; /* whole HTTP request must arrive; default 30 s */
+  unsigned handshake_timeout_ms; /* a whole HTTP request (the upgrade request
+                                   too) must arrive within this; default 10 s */
   unsigned keepalive_timeout_ms; /* idle keep-alive HTTP connection; default 60 s */
   unsigned close_timeout_ms; /* wait for the peer's close frame; default 5 s */
+  unsigned idle_timeout_ms;  /* close (1001) a WebSocket that sent no message for
+                                this long; 0 = never (default) */
+  unsigned ping_interval_ms; /* ping a WebSocket quiet for this long; 0 = never;
+                                default 30 s */
+  unsigned ping_timeout_ms;  /* no pong or data within this after a ping: the
+                                connection is dropped (1006); default 10 s */
+  unsigned shutdown_timeout_ms; /* uvws_server_shutdown waits this long for
+                                   closing handshakes, then drops; default 5 s */
+  unsigned max_connections;  /* more get 503 and are closed; 0 = no limit
+                                (default) */
+  unsigned max_connections_per_ip; /* more from one address get 429; 0 = no
+                                      limit (default) */
+  size_t max_frame;          /* largest frame payload; 0 = max_message (default) */
+  const char *allow_origin;  /* comma-separated Origins allowed to upgrade
+                                (browsers send Origin); NULL = any (default) */
+  int metrics;               /* serve GET /metrics and /healthz; default 1 */
+  int log_json;              /* access and session log lines as JSON; default 0 */
   int log_connections;       /* log WebSocket open/close at info; default 1 */
   /* permessage-deflate (RFC 7692) */
   int deflate;               /* accept offers; default 1 */

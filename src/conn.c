@@ -32,7 +32,13 @@ static void conn_close(uvws_conn_t *c) {
   if (c->opened) {
     uint64_t ms = uv_now(c->srv->loop) - c->started;
     unsigned code = c->close_code ? c->close_code : UVWS_CLOSE_ABNORMAL;
-    if (c->srv->opts.log_connections)
+    if (c->srv->opts.log_connections && c->srv->opts.log_json)
+      uvws__log(UVWS_LOG_INFO,
+                "{\"event\":\"ws_close\",\"peer\":\"%s\",\"path\":\"%s\",\"code\":%u,\"by\":\"%s\","
+                "\"duration_ms\":%llu}",
+                c->peer, c->route->path, code, c->by_server ? "server" : "client",
+                (unsigned long long)ms);
+    else if (c->srv->opts.log_connections)
       uvws__log(UVWS_LOG_INFO, "ws close %s %s code=%u by=%s duration=%llu.%03llus", c->peer,
                 c->route->path, code, c->by_server ? "server" : "client",
                 (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
@@ -61,6 +67,7 @@ static void on_closed(uv_handle_t *handle) {
   uvws__buf_free(&c->out);
   uvws__buf_free(&c->inflight);
   uvws__buf_free(&c->msg);
+  if (c->has_addr) uvws__server_ip_del(c->srv, c->addr);
   uvws__server_conn_closed(c->srv, c);
   free(c);
 }
@@ -298,6 +305,7 @@ void uvws__conn_update_reading(uvws_conn_t *c) {
   } else if (!want && c->reading) {
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = 0;
+    if (c->state == UVWS__CONN_WS) c->srv->m.backpressure_pauses++;
   }
 }
 
@@ -318,8 +326,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->finishing || c->failed || c->close_rcvd) return; /* draining until EOF */
   corked = uvws__conn_cork(c);
-  if (c->state == UVWS__CONN_HTTP) uvws__http_feed(c, buf->base, (size_t)nread);
-  else ws_feed(c, buf->base, (size_t)nread);
+  if (c->state == UVWS__CONN_HTTP) {
+    uvws__http_feed(c, buf->base, (size_t)nread);
+  } else {
+    c->last_rx = uv_now(c->srv->loop); /* any bytes prove the peer alive */
+    c->awaiting_pong = 0;
+    ws_feed(c, buf->base, (size_t)nread);
+  }
   if (corked) uvws__conn_uncork(c);
 }
 
@@ -441,6 +454,7 @@ static int send_close(uvws_conn_t *c, unsigned code, const char *reason, size_t 
    * report it before it leaves; nothing else can run in between. */
   r = send_frame(c, UVWS_OP_CLOSE, p, n);
   c->close_sent = 1;
+  c->srv->m.close_sent[uvws__code_bucket(code)]++;
   return r;
 }
 
@@ -448,6 +462,7 @@ static int send_close(uvws_conn_t *c, unsigned code, const char *reason, size_t 
  * Input after this point is discarded. */
 static void ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
   uvws__log(UVWS_LOG_INFO, "ws fail %s %s code=%u: %s", c->peer, c->route->path, code, why);
+  c->srv->m.protocol_failures++;
   if (!c->close_sent) {
     c->by_server = 1;
     c->close_code = (uint16_t)code;
@@ -459,6 +474,9 @@ static void ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
 }
 
 static void deliver(uvws_conn_t *c, int opcode, const void *p, size_t len) {
+  c->last_msg = uv_now(c->srv->loop);
+  c->srv->m.messages_in++;
+  c->srv->m.bytes_in += len;
   if (c->route->h.on_message) c->route->h.on_message(c, (uvws_opcode_t)opcode, p, len);
 }
 
@@ -507,6 +525,7 @@ static int ws_on_control(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len) {
         return 1;
       }
       c->close_rcvd = 1;
+      c->srv->m.close_rcvd[uvws__code_bucket(code)]++;
       if (!c->close_sent) {
         /* Echo the peer's code and reason (section 5.5.1); with no code,
          * answer 1000. */
@@ -536,12 +555,19 @@ void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *
   c->started = uv_now(c->srv->loop);
   uvws__ws_init(&c->ws, route->h.on_frame ? &ws_callbacks_traced : &ws_callbacks, c,
                 c->srv->opts.max_message);
+  c->ws.max_frame = c->srv->opts.max_frame;
+  c->last_rx = c->last_msg = c->started;
   if (pmd) {
     c->pmd = *pmd;
     uvws__ws_enable_deflate(&c->ws, pmd);
   }
   c->opened = 1;
-  if (c->srv->opts.log_connections)
+  if (c->srv->opts.log_connections && c->srv->opts.log_json)
+    uvws__log(UVWS_LOG_INFO,
+              "{\"event\":\"ws_open\",\"peer\":\"%s\",\"path\":\"%s\",\"protocol\":\"%s\","
+              "\"extensions\":\"%s\"}",
+              c->peer, route->path, protocol ? protocol : "", extensions ? extensions : "");
+  else if (c->srv->opts.log_connections)
     uvws__log(UVWS_LOG_INFO, "ws open %s %s protocol=%s extensions=%s", c->peer, route->path,
               protocol ? protocol : "-", extensions ? extensions : "-");
   if (route->h.on_open) route->h.on_open(c); /* may read the request: freed after */
@@ -564,6 +590,36 @@ void uvws__conn_timeout(uvws_conn_t *c) {
   }
 }
 
+/* Called by the sweep for open WebSockets: pings quiet peers, drops those
+ * that do not answer, closes idle ones. */
+void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now) {
+  const uvws_options_t *o = &c->srv->opts;
+  if (c->close_sent || c->failed || c->close_rcvd || c->finishing) return;
+  if (o->ping_interval_ms) {
+    if (c->awaiting_pong && now - c->ping_sent >= o->ping_timeout_ms) {
+      uvws__log(UVWS_LOG_INFO, "ws %s %s: no pong within %ums; dropping", c->peer,
+                c->route->path, o->ping_timeout_ms);
+      c->srv->m.ping_timeouts++;
+      c->close_code = UVWS_CLOSE_ABNORMAL;
+      c->by_server = 1;
+      uvws__conn_abort(c, "ping timeout");
+      return;
+    }
+    if (!c->awaiting_pong && now - c->last_rx >= o->ping_interval_ms) {
+      c->awaiting_pong = 1;
+      c->ping_sent = now;
+      send_frame(c, UVWS_OP_PING, NULL, 0);
+      if (c->state != UVWS__CONN_WS) return;
+    }
+  }
+  if (o->idle_timeout_ms && now - c->last_msg >= o->idle_timeout_ms) {
+    uvws__log(UVWS_LOG_INFO, "ws %s %s: no message for %ums; closing", c->peer, c->route->path,
+              o->idle_timeout_ms);
+    c->srv->m.idle_closes++;
+    uvws_close(c, UVWS_CLOSE_GOING_AWAY, "idle timeout");
+  }
+}
+
 /* ---- accept ------------------------------------------------------------------ */
 
 static void peer_name(uvws_conn_t *c) {
@@ -575,6 +631,7 @@ static void peer_name(uvws_conn_t *c) {
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
     if (ss.ss_family == AF_INET6) {
       const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+      memcpy(c->addr, &a->sin6_addr, 16);
       uv_ip6_name(a, ip, sizeof(ip));
       port = ntohs(a->sin6_port);
       snprintf(c->peer, sizeof(c->peer), "[%s]:%d", ip, port);
@@ -582,6 +639,8 @@ static void peer_name(uvws_conn_t *c) {
     }
     uv_ip4_name((const struct sockaddr_in *)&ss, ip, sizeof(ip));
     port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+    c->addr[10] = c->addr[11] = 0xff; /* ::ffff:a.b.c.d */
+    memcpy(c->addr + 12, &((const struct sockaddr_in *)&ss)->sin_addr, 4);
   }
   snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
 }
@@ -612,7 +671,28 @@ int uvws__conn_accept(uvws_server_t *srv) {
   uv_tcp_nodelay(&c->tcp, 1);
   peer_name(c);
   c->started = uv_now(srv->loop);
-  c->deadline = c->started + srv->opts.request_timeout_ms;
+  c->deadline = c->started + srv->opts.handshake_timeout_ms;
+  /* Limits are answered in HTTP, so clients and logs see why. */
+  if (srv->opts.max_connections && srv->nconns > srv->opts.max_connections) {
+    uvws__log(UVWS_LOG_WARN, "conn %s: refused, %u connections open (--max-connections)", c->peer,
+              srv->opts.max_connections);
+    uvws__http_reject(c, 503, "too many connections");
+    return 0;
+  }
+  if (srv->opts.max_connections_per_ip) {
+    int n = uvws__server_ip_add(srv, c->addr);
+    if (n < 0) {
+      conn_close(c);
+      return n;
+    }
+    c->has_addr = 1;
+    if ((unsigned)n > srv->opts.max_connections_per_ip) {
+      uvws__log(UVWS_LOG_WARN, "conn %s: refused, %d connections from this address (--max-connections-per-ip)",
+                c->peer, n - 1);
+      uvws__http_reject(c, 429, "too many connections from your address");
+      return 0;
+    }
+  }
   uvws__conn_update_reading(c);
   return 0;
 }
@@ -626,6 +706,8 @@ int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len,
   if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
   was = c->tracing;
   if (flags & UVWS_SEND_UNTRACED) c->tracing = 1;
+  c->srv->m.messages_out++;
+  c->srv->m.bytes_out += len;
   r = send_frame_ex(c, op, data, len,
                     c->ws.pmd && len >= c->srv->opts.deflate_min_size && !(flags & UVWS_SEND_NO_COMPRESS));
   c->tracing = was;

@@ -163,6 +163,10 @@ int uvws__pmd_deflate(z_stream *z, const void *in, size_t len, uvws__buf_t *out,
   /* Section 7.2.1: drop the empty stored block's 00 00 ff ff. */
   if (out->len - start >= 4 && memcmp(uvws__buf_data(out) + out->len - 4, "\x00\x00\xff\xff", 4) == 0)
     out->len -= 4;
+  /* Nothing pending (an empty message after a flushed one, with context
+   * takeover): zlib writes nothing, but the receiver will append the tail,
+   * so send the stored block's header byte it completes (7.2.3.6). */
+  if (out->len == start && uvws__buf_append(out, "", 1) != 0) return UV_ENOMEM;
   if (reset) deflateReset(z);
   return 0;
 }
@@ -170,43 +174,82 @@ int uvws__pmd_deflate(z_stream *z, const void *in, size_t len, uvws__buf_t *out,
 /* ---- decompression ------------------------------------------------------ */
 
 #define INFLATE_CHUNK 16384
+#define WINDOW_MAX 32768
 
-int uvws__pmd_inflate_init(z_stream *z, int bits) {
-  memset(z, 0, sizeof(*z));
-  return inflateInit2(z, -bits) == Z_OK ? 0 : UV_ENOMEM;
+int uvws__pmd_inflate_init(uvws__pmd_inflater_t *inf, int bits) {
+  memset(inf, 0, sizeof(*inf));
+  return inflateInit2(&inf->z, -bits) == Z_OK ? 0 : UV_ENOMEM;
 }
 
-int uvws__pmd_inflate(z_stream *z, const uint8_t *in, size_t len, uvws__pmd_emit_cb emit,
-                      void *arg) {
+void uvws__pmd_inflate_end(uvws__pmd_inflater_t *inf) { inflateEnd(&inf->z); }
+
+/* After a BFINAL block zlib stops; the message (and, with context
+ * takeover, the next ones) may go on, so start a new raw stream that
+ * remembers the old window. */
+static int restart_after_final(z_stream *z) {
+  uint8_t dict[WINDOW_MAX];
+  uInt n = sizeof(dict);
+  if (inflateGetDictionary(z, dict, &n) != Z_OK) return UVWS__PMD_EDATA;
+  if (inflateReset(z) != Z_OK) return UVWS__PMD_EDATA;
+  if (n && inflateSetDictionary(z, dict, n) != Z_OK) return UVWS__PMD_EDATA;
+  return 0;
+}
+
+/* `tail`: the input is the 00 00 ff ff we appended, which must decode to
+ * an empty stored block and produce nothing. */
+static int inflate_some(uvws__pmd_inflater_t *inf, const uint8_t *in, size_t len,
+                        uvws__pmd_emit_cb emit, void *arg, int tail) {
+  z_stream *z = &inf->z;
   uint8_t buf[INFLATE_CHUNK];
 
   z->next_in = (Bytef *)(uintptr_t)in;
   z->avail_in = (uInt)len;
+  if (len) inf->after_final = 0;
   for (;;) {
     size_t produced;
     int r, e;
     z->next_out = buf;
     z->avail_out = sizeof(buf);
     r = inflate(z, Z_SYNC_FLUSH);
-    /* Z_STREAM_END: a final block inside a message; the next message needs
-     * a fresh stream, and more input would be an error. */
     if (r != Z_OK && r != Z_BUF_ERROR && r != Z_STREAM_END) return UVWS__PMD_EDATA;
     produced = sizeof(buf) - z->avail_out;
-    if (produced && (e = emit(arg, buf, produced)) != 0) return e;
-    if (r == Z_STREAM_END) {
-      if (z->avail_in) return UVWS__PMD_EDATA;
-      inflateReset(z);
-      return 0;
+    if (produced) {
+      if (tail) return UVWS__PMD_EDATA; /* the message stopped inside a block */
+      if ((e = emit(arg, buf, produced)) != 0) return e;
     }
-    /* Done once zlib consumed everything and had output room to spare. */
+    if (r == Z_STREAM_END) {
+      if ((e = restart_after_final(z)) != 0) return e;
+      if (z->avail_in == 0) {
+        inf->after_final = 1;
+        return 0;
+      }
+      continue;
+    }
     if (z->avail_in == 0 && z->avail_out != 0) return 0;
     if (r == Z_BUF_ERROR && produced == 0) return z->avail_in ? UVWS__PMD_EDATA : 0;
   }
 }
 
-int uvws__pmd_inflate_finish(z_stream *z, uvws__pmd_emit_cb emit, void *arg, int reset) {
+int uvws__pmd_inflate(uvws__pmd_inflater_t *inf, const uint8_t *in, size_t len,
+                      uvws__pmd_emit_cb emit, void *arg) {
+  return inflate_some(inf, in, len, emit, arg, 0);
+}
+
+int uvws__pmd_inflate_finish(uvws__pmd_inflater_t *inf, uvws__pmd_emit_cb emit, void *arg,
+                             int reset) {
   static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
-  int r = uvws__pmd_inflate(z, tail, sizeof(tail), emit, arg);
-  if (r == 0 && reset) inflateReset(z);
+  int r = 0;
+  /* A message that ended with its final block needs no tail (7.2.3.4);
+   * nor does one that already ends on a block boundary because its sender
+   * left the 00 00 ff ff in (bit 128 of data_type: zlib waits for a block
+   * header; it is only set once a block has ended). */
+  if (!inf->after_final && !(inf->z.data_type & 128)) {
+    r = inflate_some(inf, tail, sizeof(tail), emit, arg, 1);
+    /* zlib's data_type has bit 128 set when it waits for a block header:
+     * anything else means the message ended inside a block. */
+    if (r == 0 && !(inf->z.data_type & 128)) r = UVWS__PMD_EDATA;
+  }
+  inf->after_final = 0;
+  if (r == 0 && reset) inflateReset(&inf->z);
   return r;
 }

@@ -47,13 +47,23 @@ int uvws__pmd_deflate(z_stream *z, const void *in, size_t len, uvws__buf_t *out,
 /* Decompression, streamed: feed the message's payload pieces, then
  * finish. Every output piece goes to `emit`, which returns non-zero to
  * stop (the call then returns that value). Returns 0, a value from emit,
- * or UVWS__PMD_EDATA for data zlib rejects. `finish` appends the
- * 00 00 ff ff tail and, with `reset`, forgets the message. */
+ * or UVWS__PMD_EDATA for data that is not a complete DEFLATE message.
+ * `finish` appends the 00 00 ff ff tail (section 7.2.2) and checks that the
+ * message ended on a block boundary; with `reset` it forgets the message
+ * (client_no_context_takeover). A message may also end with a final
+ * (BFINAL) block, with or without the empty stored block after it that
+ * section 7.2.3.4 shows: the window is kept across it. */
 #define UVWS__PMD_EDATA (-2)
+typedef struct {
+  z_stream z;
+  int after_final; /* the last input ended a BFINAL block */
+} uvws__pmd_inflater_t;
 typedef int (*uvws__pmd_emit_cb)(void *arg, uint8_t *p, size_t len);
-int uvws__pmd_inflate_init(z_stream *z, int bits);
-int uvws__pmd_inflate(z_stream *z, const uint8_t *in, size_t len, uvws__pmd_emit_cb emit,
-                      void *arg);
-int uvws__pmd_inflate_finish(z_stream *z, uvws__pmd_emit_cb emit, void *arg, int reset);
+int uvws__pmd_inflate_init(uvws__pmd_inflater_t *inf, int bits);
+int uvws__pmd_inflate(uvws__pmd_inflater_t *inf, const uint8_t *in, size_t len,
+                      uvws__pmd_emit_cb emit, void *arg);
+int uvws__pmd_inflate_finish(uvws__pmd_inflater_t *inf, uvws__pmd_emit_cb emit, void *arg,
+                             int reset);
+void uvws__pmd_inflate_end(uvws__pmd_inflater_t *inf);
 
 #endif

@@ -76,7 +76,7 @@ static int on_message_begin(llhttp_t *p) {
   h->in_message = 1;
   h->status = 0;
   h->body_bytes = 0;
-  c->deadline = uv_now(c->srv->loop) + c->srv->opts.request_timeout_ms;
+  c->deadline = uv_now(c->srv->loop) + c->srv->opts.handshake_timeout_ms;
   return 0;
 }
 
@@ -235,6 +235,7 @@ static const char *status_text(int status) {
     case 408: return "Request Timeout";
     case 414: return "URI Too Long";
     case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -243,12 +244,52 @@ static const char *status_text(int status) {
   }
 }
 
+/* JSON string contents: quotes, backslashes and control bytes escaped;
+ * bytes >= 0x80 pass through (the log is UTF-8 when the request was). */
+static void json_escape(char *out, size_t outsz, const char *s, size_t n) {
+  size_t o = 0, i;
+  for (i = 0; i < n && o + 7 < outsz; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '"' || ch == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)ch;
+    } else if (ch < 0x20 || ch == 0x7f) {
+      o += (size_t)snprintf(out + o, outsz - o, "\\u%04x", ch);
+    } else {
+      out[o++] = (char)ch;
+    }
+  }
+  out[o] = '\0';
+}
+
 static void access_log(uvws_conn_t *c, const char *method, int status) {
   uvws__http_t *h = c->http;
   int ulen = (int)(h->url_len > 200 ? 200 : h->url_len);
-  uvws__log(UVWS_LOG_INFO, "http %s \"%s %.*s HTTP/%d.%d\" %d %llu", c->peer, method, ulen,
-            h->hbuf.base ? h->hbuf.base : "", h->parser.http_major, h->parser.http_minor, status,
-            (unsigned long long)h->body_bytes);
+  c->srv->m.http_requests++;
+  if (uvws__log_level < UVWS_LOG_INFO) return;
+  if (c->srv->opts.log_json) {
+    char target[7 * 200 + 1];
+    json_escape(target, sizeof(target), h->hbuf.base ? h->hbuf.base : "", (size_t)ulen);
+    uvws__log_write(UVWS_LOG_INFO,
+                    "{\"event\":\"http\",\"peer\":\"%s\",\"method\":\"%s\",\"target\":\"%s\","
+                    "\"version\":\"%d.%d\",\"status\":%d,\"bytes\":%llu}",
+                    c->peer, method, target, h->parser.http_major, h->parser.http_minor, status,
+                    (unsigned long long)h->body_bytes);
+    return;
+  }
+  /* %.*s with a URL the client chose: only printable bytes reach the log */
+  {
+    char target[201];
+    int i;
+    for (i = 0; i < ulen; i++) {
+      unsigned char ch = (unsigned char)h->hbuf.base[i];
+      target[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    target[ulen] = '\0';
+    uvws__log_write(UVWS_LOG_INFO, "http %s \"%s %s HTTP/%d.%d\" %d %llu", c->peer, method, target,
+                    h->parser.http_major, h->parser.http_minor, status,
+                    (unsigned long long)h->body_bytes);
+  }
 }
 
 /* Queues a complete response head (and a small body). `extra` holds whole
@@ -276,6 +317,7 @@ static int respond(uvws_conn_t *c, int status, const char *extra, const char *ct
                h->keep_alive ? "keep-alive" : "close", extra ? extra : "");
   if (n < 0 || (size_t)n >= sizeof(head)) return UV_EINVAL;
   h->status = status;
+  c->srv->m.http_status[status / 100 < 6 ? status / 100 : 5]++;
   b[0] = uv_buf_init(head, (unsigned)n);
   b[1] = uv_buf_init((char *)(uintptr_t)body, (unsigned)body_len);
   if (!head_only) h->body_bytes += body_len;
@@ -488,6 +530,39 @@ static action_t upgrade(uvws_conn_t *c, const uvws__route_t *route, const uvws__
   return A_UPGRADED;
 }
 
+/* --allow-origin: exact, case-insensitive matches in a comma list; "*"
+ * allows any. Requests without Origin (non-browser clients) pass: the
+ * check exists to stop other sites' pages, which always send one. */
+static int origin_allowed(const uvws_server_t *srv, uvws__hval_t origin) {
+  const char *list = srv->opts.allow_origin;
+  char token[256];
+  if (list == NULL || origin.p == NULL) return 1;
+  if (origin.len >= sizeof(token)) return 0;
+  memcpy(token, origin.p, origin.len);
+  token[origin.len] = '\0';
+  return uvws__list_has_token(list, strlen(list), "*") ||
+         uvws__list_has_token(list, strlen(list), token);
+}
+
+/* GET /metrics and /healthz, answered before routes and files. */
+static int builtin(uvws_conn_t *c, const char *path, size_t plen, int method) {
+  uvws__buf_t body = {NULL, 0, 0, 0};
+  if (!c->srv->opts.metrics || (method != HTTP_GET && method != HTTP_HEAD)) return 0;
+  if (plen == 8 && memcmp(path, "/healthz", 8) == 0) {
+    if (c->srv->shutting_down) respond_text(c, 503, NULL, "shutting down", method == HTTP_HEAD);
+    else respond(c, 200, NULL, "text/plain; charset=utf-8", "ok\n", 3, 3, method == HTTP_HEAD);
+    return 1;
+  }
+  if (plen == 8 && memcmp(path, "/metrics", 8) == 0) {
+    uvws__metrics_render(c->srv, &body);
+    respond(c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", uvws__buf_data(&body),
+            body.len, body.len, method == HTTP_HEAD);
+    uvws__buf_free(&body);
+    return 1;
+  }
+  return 0;
+}
+
 static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
   uvws__http_t *h = c->http;
   llhttp_t *p = &h->parser;
@@ -553,8 +628,17 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
       why = "no WebSocket endpoint at this path";
     } else {
       status = uvws__upgrade_check(&req, &why);
+      if (status == 0 && !origin_allowed(c->srv, hval_ptr(h, hfind(h, "Origin")))) {
+        status = 403;
+        why = "Origin not allowed";
+      }
     }
-    if (status == 0) return upgrade(c, route, &req, protocols, extensions, rest, rest_len);
+    if (status == 0) {
+      c->srv->m.handshakes_ok++;
+      return upgrade(c, route, &req, protocols, extensions, rest, rest_len);
+    }
+    c->srv->m.handshakes_failed[status == 400 ? 0 : status == 403 ? 1 : status == 404 ? 2
+                                : status == 426 ? 3 : status == 503 ? 4 : 5]++;
     /* A refused upgrade leaves the parser in its upgrade state and the
      * client expecting another protocol: answer, then end the connection. */
     h->keep_alive = 0;
@@ -564,7 +648,9 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
     return A_CLOSE;
   }
 
-  if (route != NULL) {
+  if (builtin(c, target, plen, method)) {
+    a = A_CONTINUE;
+  } else if (route != NULL) {
     respond_text(c, 426, "Upgrade: websocket\r\n", "this is a WebSocket endpoint", head_only);
     a = A_CONTINUE;
   } else if (method != HTTP_GET && method != HTTP_HEAD) {
@@ -649,7 +735,7 @@ void uvws__http_writable(uvws_conn_t *c) {
   int r;
 
   if (!h->responding || c->state != UVWS__CONN_HTTP) return;
-  c->deadline = uv_now(c->srv->loop) + c->srv->opts.request_timeout_ms;
+  c->deadline = uv_now(c->srv->loop) + c->srv->opts.handshake_timeout_ms;
   r = pump_file(c);
   if (r <= 0) return;
   if (!h->keep_alive || c->srv->shutting_down) {
@@ -684,6 +770,13 @@ void uvws__http_timeout(uvws_conn_t *c) {
 }
 
 int uvws__http_busy(const uvws_conn_t *c) { return c->http->responding; }
+
+void uvws__http_reject(uvws_conn_t *c, int status, const char *why) {
+  c->srv->m.conns_rejected++;
+  c->http->keep_alive = 0;
+  respond_text(c, status, status == 503 ? "Retry-After: 1\r\n" : NULL, why, 0);
+  uvws__conn_finish(c);
+}
 
 int uvws__http_init(uvws_conn_t *c) {
   uvws__http_t *h = calloc(1, sizeof(*h));

@@ -29,6 +29,31 @@ typedef struct {
 
 typedef struct uvws__http_s uvws__http_t;
 
+/* Counters for /metrics. Close codes are counted per code for 1000-1015
+ * and in one bucket for the application range (3000-4999). */
+#define UVWS__CODE_BUCKETS 17
+typedef struct {
+  uint64_t http_requests;
+  uint64_t http_status[6];        /* by class: 1xx .. 5xx (index 1..5) */
+  uint64_t handshakes_ok;
+  uint64_t handshakes_failed[6];  /* 400, 403, 404, 426, 429/503, other */
+  uint64_t conns_rejected;        /* over max_connections or per-IP limit */
+  uint64_t messages_in, messages_out;
+  uint64_t bytes_in, bytes_out;   /* WebSocket payload bytes */
+  uint64_t close_sent[UVWS__CODE_BUCKETS], close_rcvd[UVWS__CODE_BUCKETS];
+  uint64_t ping_timeouts, idle_closes, protocol_failures;
+  uint64_t backpressure_pauses;
+  uint64_t loop_lag_ms_last, loop_lag_ms_max;
+} uvws__metrics_t;
+
+/* One entry per peer address with open connections (max_connections_per_ip). */
+typedef struct uvws__ipcount_s {
+  struct uvws__ipcount_s *next;
+  uint8_t addr[16];
+  uint32_t count;
+} uvws__ipcount_t;
+#define UVWS__IP_BUCKETS 1024
+
 typedef enum {
   UVWS__CONN_HTTP = 0,  /* parsing requests, serving files */
   UVWS__CONN_WS,        /* upgraded */
@@ -53,6 +78,12 @@ struct uvws_conn_s {
   uint8_t by_server;         /* the close started on our side */
   uint8_t opened;            /* on_open was called; on_close is owed */
   uint8_t tracing;           /* inside the route's on_frame */
+  uint8_t awaiting_pong;     /* a keep-alive ping is unanswered */
+  uint8_t has_addr;          /* addr is counted in srv->ips */
+  uint8_t addr[16];          /* peer address (IPv4 mapped into IPv6) */
+  uint64_t last_rx;          /* uv_now() of the last bytes received */
+  uint64_t last_msg;         /* uv_now() of the last message received */
+  uint64_t ping_sent;        /* uv_now() of the unanswered ping */
   uint16_t close_code;       /* for on_close and the log */
   uint64_t deadline;         /* uv_now() ms at which the timeout fires; 0 none */
   uint64_t started;          /* uv_now() at accept */
@@ -81,6 +112,7 @@ struct uvws_server_s {
   char *host;
   char *web_root;
   char *web_real;            /* realpath of web_root, or NULL */
+  char *allow_origin;
   size_t web_real_len;
   uvws__route_t *routes;
   size_t nroutes;
@@ -100,6 +132,10 @@ struct uvws_server_s {
   int shutting_down;
   int handles_open;          /* listener + sweep while they exist */
   void (*shutdown_cb)(uvws_server_t *srv);
+  uint64_t shutdown_deadline; /* uv_now() after which closing connections drop */
+  uint64_t last_sweep;       /* for the loop lag measurement */
+  uvws__metrics_t m;
+  uvws__ipcount_t *ips[UVWS__IP_BUCKETS];
   void *data;
   char date[40];             /* cached IMF-fixdate for the Date header */
   int64_t date_sec;
@@ -117,6 +153,7 @@ void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *
                         const uvws__pmd_params_t *pmd, const char *extensions, char *rest,
                         size_t rest_len);
 void uvws__conn_timeout(uvws_conn_t *c);
+void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now);
 int uvws__conn_accept(uvws_server_t *srv);
 
 /* http.c */
@@ -126,8 +163,13 @@ void uvws__http_feed(uvws_conn_t *c, char *data, size_t len);
 void uvws__http_writable(uvws_conn_t *c);
 void uvws__http_timeout(uvws_conn_t *c);
 int uvws__http_busy(const uvws_conn_t *c);
+void uvws__http_reject(uvws_conn_t *c, int status, const char *why);
 
 /* server.c */
+int uvws__server_ip_add(uvws_server_t *srv, const uint8_t addr[16]);
+void uvws__server_ip_del(uvws_server_t *srv, const uint8_t addr[16]);
+int uvws__code_bucket(unsigned code);
+void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out);
 const uvws__route_t *uvws__server_route(const uvws_server_t *srv, const char *path, size_t len);
 const char *uvws__server_date(uvws_server_t *srv);
 void uvws__server_conn_closed(uvws_server_t *srv, uvws_conn_t *c);

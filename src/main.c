@@ -34,6 +34,26 @@ static void usage(FILE *f) {
           "                        are closed with 1009; K, M, G suffixes (default 16M)\n"
           "  --max-header-bytes BYTES\n"
           "                        request line and headers; more gets 431 (default %zu)\n"
+          "  --max-frame BYTES     largest frame payload, 1009 beyond (default: --max-message)\n"
+          "  --handshake-timeout T a whole HTTP request, the upgrade included, must\n"
+          "                        arrive within T (default %us); 408 otherwise\n"
+          "  --idle-timeout T      close (1001) a WebSocket that sent no message for T\n"
+          "                        (default 0: never)\n"
+          "  --ping-interval T     ping a WebSocket that was quiet for T (default %us,\n"
+          "                        0: never)\n"
+          "  --ping-timeout T      drop a WebSocket (1006) with no pong or data within T\n"
+          "                        of a ping (default %us)\n"
+          "  --shutdown-timeout T  on SIGINT/SIGTERM, wait at most T for closing\n"
+          "                        handshakes (default %us)\n"
+          "  --max-connections N   more get 503 (default 0: no limit)\n"
+          "  --max-connections-per-ip N\n"
+          "                        more from one address get 429 (default 0: no limit)\n"
+          "  --allow-origin LIST   comma-separated Origins that may open WebSockets\n"
+          "                        (e.g. https://example.com); others get 403; requests\n"
+          "                        without Origin pass (default: any)\n"
+          "  --metrics on|off      serve /metrics (Prometheus) and /healthz (default on)\n"
+          "  --log-format text|json\n"
+          "                        access and session log lines (default text)\n"
           "  --deflate on|off      accept permessage-deflate offers (default on)\n"
           "  --deflate-level N     zlib compression level 1-9 (default %d)\n"
           "  --deflate-window-bits N\n"
@@ -46,12 +66,16 @@ static void usage(FILE *f) {
           "                        better ratio, one deflater per connection (default off:\n"
           "                        one shared deflater, ~no memory per connection)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
+          "\n"
+          "Durations T: 10 (seconds), 10s, 500ms or 2m.\n"
           "  --help                show this help and exit\n"
           "  --version             show the version and exit\n"
           "\n"
           "Signals: SIGINT or SIGTERM closes every WebSocket with 1001 and exits 0;\n"
           "a second one exits at once.\n",
-          d.host, d.port, UVWS_DEFAULT_WEB_ROOT, d.max_header_bytes, d.deflate_level,
+          d.host, d.port, UVWS_DEFAULT_WEB_ROOT, d.max_header_bytes, d.handshake_timeout_ms / 1000,
+          d.ping_interval_ms / 1000, d.ping_timeout_ms / 1000, d.shutdown_timeout_ms / 1000,
+          d.deflate_level,
           d.deflate_window_bits, d.deflate_mem_level, d.deflate_min_size);
 }
 
@@ -94,6 +118,22 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
   return 0;
 }
 
+/* "10" or "10s" (seconds), "500ms", "2m"; at most a day. */
+static int parse_duration(const char *s, unsigned *ms) {
+  char *end;
+  unsigned long long v, mult = 1000;
+  if (*s == '-' || *s == '\0') return -1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno || end == s) return -1;
+  if (strcmp(end, "ms") == 0) mult = 1;
+  else if (strcmp(end, "m") == 0) mult = 60000;
+  else if (*end != '\0' && strcmp(end, "s") != 0) return -1;
+  if (v > 86400000ull / mult) return -1;
+  *ms = (unsigned)(v * mult);
+  return 0;
+}
+
 static int bad(const char *flag, const char *value, const char *why) {
   fprintf(stderr, "uvws: invalid value '%s' for %s: %s\nTry 'uvws --help'.\n", value, flag, why);
   return 2;
@@ -130,6 +170,17 @@ int main(int argc, char **argv) {
       {"max-message", required_argument, NULL, 'm'},
       {"max-header-bytes", required_argument, NULL, 'H'},
       {"log-level", required_argument, NULL, 'l'},
+      {"max-frame", required_argument, NULL, 'F'},
+      {"handshake-timeout", required_argument, NULL, 't'},
+      {"idle-timeout", required_argument, NULL, 't' + 256},
+      {"ping-interval", required_argument, NULL, 't' + 512},
+      {"ping-timeout", required_argument, NULL, 't' + 768},
+      {"shutdown-timeout", required_argument, NULL, 't' + 1024},
+      {"max-connections", required_argument, NULL, 'c'},
+      {"max-connections-per-ip", required_argument, NULL, 'c' + 256},
+      {"allow-origin", required_argument, NULL, 'o'},
+      {"metrics", required_argument, NULL, 'M'},
+      {"log-format", required_argument, NULL, 'L'},
       {"deflate", required_argument, NULL, 'd'},
       {"deflate-level", required_argument, NULL, 'd' + 256},
       {"deflate-window-bits", required_argument, NULL, 'd' + 512},
@@ -165,6 +216,51 @@ int main(int argc, char **argv) {
       case 'H':
         if (parse_size(optarg, &opts.max_header_bytes) != 0 || opts.max_header_bytes < 256)
           return bad("--max-header-bytes", optarg, "expected a size of at least 256");
+        break;
+      case 'F':
+        if (parse_size(optarg, &opts.max_frame) != 0 || opts.max_frame == 0)
+          return bad("--max-frame", optarg, "expected a size such as 65536 or 1M");
+        break;
+      case 't':
+        if (parse_duration(optarg, &opts.handshake_timeout_ms) != 0 || opts.handshake_timeout_ms == 0)
+          return bad("--handshake-timeout", optarg, "expected a duration such as 10s or 500ms");
+        break;
+      case 't' + 256:
+        if (parse_duration(optarg, &opts.idle_timeout_ms) != 0)
+          return bad("--idle-timeout", optarg, "expected a duration such as 300s, or 0");
+        break;
+      case 't' + 512:
+        if (parse_duration(optarg, &opts.ping_interval_ms) != 0)
+          return bad("--ping-interval", optarg, "expected a duration such as 30s, or 0");
+        break;
+      case 't' + 768:
+        if (parse_duration(optarg, &opts.ping_timeout_ms) != 0 || opts.ping_timeout_ms == 0)
+          return bad("--ping-timeout", optarg, "expected a duration such as 10s");
+        break;
+      case 't' + 1024:
+        if (parse_duration(optarg, &opts.shutdown_timeout_ms) != 0)
+          return bad("--shutdown-timeout", optarg, "expected a duration such as 5s");
+        break;
+      case 'c':
+      case 'c' + 256: {
+        int v;
+        if (parse_int(optarg, 0, 10000000, &v) != 0)
+          return bad(c == 'c' ? "--max-connections" : "--max-connections-per-ip", optarg,
+                     "expected a count, 0 for no limit");
+        if (c == 'c') opts.max_connections = (unsigned)v;
+        else opts.max_connections_per_ip = (unsigned)v;
+        break;
+      }
+      case 'o':
+        opts.allow_origin = optarg;
+        break;
+      case 'M':
+        if (parse_onoff(optarg, &opts.metrics) != 0) return bad("--metrics", optarg, "expected on or off");
+        break;
+      case 'L':
+        if (strcmp(optarg, "json") == 0) opts.log_json = 1;
+        else if (strcmp(optarg, "text") == 0) opts.log_json = 0;
+        else return bad("--log-format", optarg, "expected text or json");
         break;
       case 'd':
         if (parse_onoff(optarg, &opts.deflate) != 0) return bad("--deflate", optarg, "expected on or off");

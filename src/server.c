@@ -5,6 +5,8 @@
 
 #include <limits.h>
 #include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,9 +19,14 @@ void uvws_options_init(uvws_options_t *o) {
   o->max_message = 16u * 1024u * 1024u;
   o->max_header_bytes = 16u * 1024u;
   o->max_url = 8u * 1024u;
-  o->request_timeout_ms = 30000;
+  o->handshake_timeout_ms = 10000;
   o->keepalive_timeout_ms = 60000;
   o->close_timeout_ms = 5000;
+  o->idle_timeout_ms = 0;
+  o->ping_interval_ms = 30000;
+  o->ping_timeout_ms = 10000;
+  o->shutdown_timeout_ms = 5000;
+  o->metrics = 1;
   o->log_connections = 1;
   o->deflate = 1;
   o->deflate_level = 6;
@@ -60,8 +67,10 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   srv->opts = *opts;
   srv->host = dup_str(opts->host ? opts->host : "127.0.0.1");
   srv->web_root = dup_str(opts->web_root);
+  srv->allow_origin = dup_str(opts->allow_origin);
   srv->readbuf = malloc(UVWS__READ_BUF_SIZE);
-  if (srv->host == NULL || (opts->web_root && srv->web_root == NULL) || srv->readbuf == NULL) {
+  if (srv->host == NULL || (opts->web_root && srv->web_root == NULL) || srv->readbuf == NULL ||
+      (opts->allow_origin && srv->allow_origin == NULL)) {
     uvws_server_free(srv);
     return UV_ENOMEM;
   }
@@ -73,6 +82,7 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   srv->pmd.client_takeover = 1;
   srv->opts.host = srv->host;
   srv->opts.web_root = srv->web_root;
+  srv->opts.allow_origin = srv->allow_origin;
   srv->port = -1;
   *out = srv;
   return 0;
@@ -90,8 +100,16 @@ void uvws_server_free(uvws_server_t *srv) {
     }
     free(r->path);
   }
+  for (i = 0; i < UVWS__IP_BUCKETS; i++) {
+    while (srv->ips[i]) {
+      uvws__ipcount_t *e = srv->ips[i];
+      srv->ips[i] = e->next;
+      free(e);
+    }
+  }
   free(srv->routes);
   free(srv->host);
+  free(srv->allow_origin);
   free(srv->web_root);
   free(srv->web_real);
   free(srv->readbuf);
@@ -177,10 +195,132 @@ static void sweep(uv_timer_t *t) {
   uvws_server_t *srv = t->data;
   uint64_t now = uv_now(srv->loop);
   uvws_conn_t *c = srv->conns, *next;
+  int drop = srv->shutting_down && srv->shutdown_deadline && now >= srv->shutdown_deadline;
+
+  /* Loop lag: how late this tick runs. A busy loop delays every client. */
+  if (srv->last_sweep) {
+    uint64_t lag = now - srv->last_sweep > UVWS__SWEEP_MS ? now - srv->last_sweep - UVWS__SWEEP_MS : 0;
+    srv->m.loop_lag_ms_last = lag;
+    if (lag > srv->m.loop_lag_ms_max) srv->m.loop_lag_ms_max = lag;
+  }
+  srv->last_sweep = now;
   for (; c; c = next) {
     next = c->next; /* a timeout closes, but the free comes later */
-    if (c->deadline && c->deadline <= now && c->state != UVWS__CONN_CLOSED) uvws__conn_timeout(c);
+    if (c->state == UVWS__CONN_CLOSED) continue;
+    if (drop) {
+      uvws__conn_abort(c, "shutdown timeout");
+      continue;
+    }
+    if (c->deadline && c->deadline <= now) uvws__conn_timeout(c);
+    else if (c->state == UVWS__CONN_WS) uvws__conn_keepalive(c, now);
   }
+}
+
+/* ---- per-address connection counts ------------------------------------------ */
+
+static unsigned ip_hash(const uint8_t a[16]) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  int i;
+  for (i = 0; i < 16; i++) h = (h ^ a[i]) * 16777619u;
+  return h % UVWS__IP_BUCKETS;
+}
+
+int uvws__server_ip_add(uvws_server_t *srv, const uint8_t addr[16]) {
+  uvws__ipcount_t **slot = &srv->ips[ip_hash(addr)], *e;
+  for (e = *slot; e; e = e->next)
+    if (memcmp(e->addr, addr, 16) == 0) return (int)++e->count;
+  e = calloc(1, sizeof(*e));
+  if (e == NULL) return UV_ENOMEM;
+  memcpy(e->addr, addr, 16);
+  e->count = 1;
+  e->next = *slot;
+  *slot = e;
+  return 1;
+}
+
+void uvws__server_ip_del(uvws_server_t *srv, const uint8_t addr[16]) {
+  uvws__ipcount_t **p = &srv->ips[ip_hash(addr)], *e;
+  for (; (e = *p) != NULL; p = &e->next) {
+    if (memcmp(e->addr, addr, 16) != 0) continue;
+    if (--e->count == 0) {
+      *p = e->next;
+      free(e);
+    }
+    return;
+  }
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+int uvws__code_bucket(unsigned code) {
+  if (code >= 1000 && code <= 1015) return (int)(code - 1000);
+  return UVWS__CODE_BUCKETS - 1;
+}
+
+static void put(uvws__buf_t *out, const char *fmt, ...) UVWS__PRINTF(2, 3);
+static void put(uvws__buf_t *out, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  if (uvws__buf_reserve(out, 256) != 0) return;
+  va_start(ap, fmt);
+  n = vsnprintf(uvws__buf_tail(out), 256, fmt, ap);
+  va_end(ap);
+  if (n > 0) out->len += (size_t)(n < 256 ? n : 255);
+}
+
+void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
+  static const char *const fail_reason[6] = {"bad_request", "origin", "not_found", "version", "unavailable", "other"};
+  const uvws__metrics_t *m = &srv->m;
+  size_t http = 0, ws = 0, queued = 0;
+  uvws_conn_t *c;
+  int i;
+
+  for (c = srv->conns; c; c = c->next) {
+    if (c->state == UVWS__CONN_HTTP) http++;
+    else if (c->state == UVWS__CONN_WS) ws++;
+    queued += uvws__conn_queued(c);
+  }
+  put(out, "# HELP uvws_connections Open connections by kind.\n# TYPE uvws_connections gauge\n");
+  put(out, "uvws_connections{kind=\"http\"} %zu\nuvws_connections{kind=\"websocket\"} %zu\n", http, ws);
+  put(out, "# HELP uvws_queued_bytes Bytes waiting to be written, all connections.\n# TYPE uvws_queued_bytes gauge\nuvws_queued_bytes %zu\n", queued);
+  put(out, "# HELP uvws_connections_rejected_total Connections refused by a connection limit.\n# TYPE uvws_connections_rejected_total counter\nuvws_connections_rejected_total %llu\n",
+      (unsigned long long)m->conns_rejected);
+  put(out, "# HELP uvws_http_requests_total HTTP requests answered.\n# TYPE uvws_http_requests_total counter\nuvws_http_requests_total %llu\n",
+      (unsigned long long)m->http_requests);
+  put(out, "# HELP uvws_http_responses_total HTTP responses by status class.\n# TYPE uvws_http_responses_total counter\n");
+  for (i = 1; i <= 5; i++)
+    put(out, "uvws_http_responses_total{class=\"%dxx\"} %llu\n", i, (unsigned long long)m->http_status[i]);
+  put(out, "# HELP uvws_handshakes_total WebSocket upgrade requests by result.\n# TYPE uvws_handshakes_total counter\n");
+  put(out, "uvws_handshakes_total{result=\"ok\"} %llu\n", (unsigned long long)m->handshakes_ok);
+  for (i = 0; i < 6; i++)
+    put(out, "uvws_handshakes_total{result=\"%s\"} %llu\n", fail_reason[i], (unsigned long long)m->handshakes_failed[i]);
+  put(out, "# HELP uvws_messages_total WebSocket messages.\n# TYPE uvws_messages_total counter\n");
+  put(out, "uvws_messages_total{dir=\"in\"} %llu\nuvws_messages_total{dir=\"out\"} %llu\n",
+      (unsigned long long)m->messages_in, (unsigned long long)m->messages_out);
+  put(out, "# HELP uvws_message_bytes_total WebSocket message payload bytes (uncompressed).\n# TYPE uvws_message_bytes_total counter\n");
+  put(out, "uvws_message_bytes_total{dir=\"in\"} %llu\nuvws_message_bytes_total{dir=\"out\"} %llu\n",
+      (unsigned long long)m->bytes_in, (unsigned long long)m->bytes_out);
+  put(out, "# HELP uvws_close_frames_total Close frames by code and direction.\n# TYPE uvws_close_frames_total counter\n");
+  for (i = 0; i < UVWS__CODE_BUCKETS; i++) {
+    char code[8];
+    if (i == UVWS__CODE_BUCKETS - 1) snprintf(code, sizeof(code), "other");
+    else snprintf(code, sizeof(code), "%d", 1000 + i);
+    if (m->close_sent[i])
+      put(out, "uvws_close_frames_total{dir=\"sent\",code=\"%s\"} %llu\n", code, (unsigned long long)m->close_sent[i]);
+    if (m->close_rcvd[i])
+      put(out, "uvws_close_frames_total{dir=\"received\",code=\"%s\"} %llu\n", code, (unsigned long long)m->close_rcvd[i]);
+  }
+  put(out, "# HELP uvws_protocol_failures_total Connections failed for protocol errors.\n# TYPE uvws_protocol_failures_total counter\nuvws_protocol_failures_total %llu\n",
+      (unsigned long long)m->protocol_failures);
+  put(out, "# HELP uvws_ping_timeouts_total Connections dropped for an unanswered ping.\n# TYPE uvws_ping_timeouts_total counter\nuvws_ping_timeouts_total %llu\n",
+      (unsigned long long)m->ping_timeouts);
+  put(out, "# HELP uvws_idle_closes_total Connections closed by the idle timeout.\n# TYPE uvws_idle_closes_total counter\nuvws_idle_closes_total %llu\n",
+      (unsigned long long)m->idle_closes);
+  put(out, "# HELP uvws_backpressure_pauses_total Times reading stopped because a send queue was full.\n# TYPE uvws_backpressure_pauses_total counter\nuvws_backpressure_pauses_total %llu\n",
+      (unsigned long long)m->backpressure_pauses);
+  put(out, "# HELP uvws_loop_lag_milliseconds Event loop lag at the last check, and the largest seen.\n# TYPE uvws_loop_lag_milliseconds gauge\n");
+  put(out, "uvws_loop_lag_milliseconds{which=\"last\"} %llu\nuvws_loop_lag_milliseconds{which=\"max\"} %llu\n",
+      (unsigned long long)m->loop_lag_ms_last, (unsigned long long)m->loop_lag_ms_max);
 }
 
 static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
@@ -295,6 +435,7 @@ void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv)) {
   if (srv->shutting_down) return;
   srv->shutting_down = 1;
   srv->shutdown_cb = cb;
+  srv->shutdown_deadline = uv_now(srv->loop) + srv->opts.shutdown_timeout_ms;
   uvws__log(UVWS_LOG_INFO, "shutting down: %zu connection(s) open", srv->nconns);
   /* The sweep keeps running until the last connection is gone: closing
    * handshakes still need their timeouts. */

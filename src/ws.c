@@ -26,7 +26,7 @@ void uvws__ws_enable_deflate(uvws__ws_t *ws, const uvws__pmd_params_t *p) {
 
 void uvws__ws_free(uvws__ws_t *ws) {
   if (ws->inf) {
-    inflateEnd(ws->inf);
+    uvws__pmd_inflate_end(ws->inf);
     free(ws->inf);
     ws->inf = NULL;
   }
@@ -51,6 +51,7 @@ static long check_header(uvws__ws_t *ws, const uvws__frame_header_t *h) {
     return 0;
   }
   if (h->opcode > OP_BINARY) return fail(ws, 1002, "reserved data opcode");
+  if (ws->max_frame && h->len > ws->max_frame) return fail(ws, 1009, "frame exceeds the size limit");
   if (h->opcode == OP_CONT) {
     if (!ws->msg_opcode) return fail(ws, 1002, "continuation frame without a message");
     if (h->rsv) return fail(ws, 1002, "RSV1 on a continuation frame");

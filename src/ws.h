@@ -38,6 +38,7 @@ struct uvws__ws_s {
   const uvws__ws_callbacks_t *cb;
   void *data;              /* owner's back pointer */
   uint64_t max_message;    /* 0: no limit */
+  uint64_t max_frame;      /* 0: no limit beyond max_message */
   uint64_t msg_len;        /* declared bytes of the open message so far */
   uint8_t msg_opcode;      /* TEXT or BINARY while a message is open, else 0 */
   uint8_t msg_reported;    /* a chunk of the open message was reported */
@@ -53,7 +54,7 @@ struct uvws__ws_s {
   uint8_t pmd_bits;        /* the client's window */
   uint8_t msg_compressed;  /* the open message has RSV1 */
   uint64_t inflated;       /* bytes the open compressed message inflated to */
-  z_stream *inf;           /* owned; NULL until a compressed message arrives */
+  uvws__pmd_inflater_t *inf; /* owned; NULL until a compressed message arrives */
   uint16_t fail_code;      /* after a failure: the close code to send */
   const char *fail_reason; /* after a failure: static text for the log */
 };
