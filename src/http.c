@@ -172,6 +172,17 @@ static void trim(const char *base, size_t *off, size_t *len) {
   while (*len && (base[*off + *len - 1] == ' ' || base[*off + *len - 1] == '\t')) (*len)--;
 }
 
+/* Appends bytes that hbuf already holds. The source is addressed by offset
+ * and taken only after the room is made: growing may move the buffer
+ * (appending from a pointer into it was a use-after-free, found by
+ * fuzz_http). */
+static int append_own(uvws__buf_t *b, size_t off, size_t len) {
+  if (uvws__buf_reserve(b, len) != 0) return -1;
+  memcpy(uvws__buf_tail(b), uvws__buf_data(b) + off, len);
+  b->len += len;
+  return 0;
+}
+
 static hfind_t hfind(uvws__http_t *h, const char *name) {
   hfind_t r = {0, 0, 0};
   size_t nlen = strlen(name), joined_off = 0;
@@ -189,11 +200,9 @@ static hfind_t hfind(uvws__http_t *h, const char *name) {
     } else {
       if (count == 1) { /* start a joined copy at the end of hbuf */
         joined_off = h->hbuf.len;
-        if (uvws__buf_append(&h->hbuf, h->hbuf.base + r.off, r.len) != 0) return r;
+        if (append_own(&h->hbuf, r.off, r.len) != 0) return r;
       }
-      if (uvws__buf_append(&h->hbuf, ", ", 2) != 0 ||
-          uvws__buf_append(&h->hbuf, h->hbuf.base + off, len) != 0)
-        return r;
+      if (uvws__buf_append(&h->hbuf, ", ", 2) != 0 || append_own(&h->hbuf, off, len) != 0) return r;
       r.off = joined_off;
       r.len = h->hbuf.len - joined_off;
     }
