@@ -203,6 +203,11 @@ UVWS_EXTERN int uvws_server_new(uvws_server_t **out, uv_loop_t *loop,
  * subprotocol list too. Returns UVWS_EEXIST for a duplicate path. */
 UVWS_EXTERN int uvws_server_route(uvws_server_t *srv, const uvws_route_t *route);
 
+/* Serves the files under `dir` at URL `prefix` (e.g. "/docs"), beside the
+ * web root; the longest matching prefix wins. Same rules as the web root:
+ * GET/HEAD, no escape from `dir`, symlinks only inside it. */
+UVWS_EXTERN int uvws_server_mount(uvws_server_t *srv, const char *prefix, const char *dir);
+
 /* Binds and listens. Logs "listening on http://HOST:PORT" at info level. */
 UVWS_EXTERN int uvws_server_start(uvws_server_t *srv);
 

@@ -432,6 +432,8 @@ static action_t serve_file(uvws_conn_t *c, const char *target, size_t tlen, int 
   struct stat st;
   int dir, r, fd;
   hfind_t ims_f;
+  const uvws__mount_t *mount;
+  const char *sub;
 
   r = uvws__path_resolve(target, tlen, rel, sizeof(rel), &dir);
   if (r == 414) goto not_found; /* longer than any path the filesystem has */
@@ -440,15 +442,16 @@ static action_t serve_file(uvws_conn_t *c, const char *target, size_t tlen, int 
     respond_text(c, r, NULL, "invalid path", head_only);
     return A_CLOSE;
   }
-  if (srv->web_real == NULL) goto not_found;
-  r = snprintf(full, sizeof(full), "%s/%s%s%s", srv->web_real, rel, (dir && rel[0]) ? "/" : "",
+  mount = uvws__server_mount_for(srv, rel, &sub);
+  if (mount == NULL || mount->real == NULL) goto not_found;
+  r = snprintf(full, sizeof(full), "%s/%s%s%s", mount->real, sub, (dir && sub[0]) ? "/" : "",
                dir ? "index.html" : "");
   if (r < 0 || (size_t)r >= sizeof(full)) goto not_found;
   if (realpath(full, real) == NULL) goto not_found;
-  /* Symlinks are followed, but only to places inside the web root. */
-  if (strncmp(real, srv->web_real, srv->web_real_len) != 0 ||
-      (real[srv->web_real_len] != '/' && real[srv->web_real_len] != '\0')) {
-    uvws__log(UVWS_LOG_WARN, "http %s: %s resolves outside the web root; refused", c->peer, rel);
+  /* Symlinks are followed, but only to places inside the folder served. */
+  if (strncmp(real, mount->real, mount->real_len) != 0 ||
+      (real[mount->real_len] != '/' && real[mount->real_len] != '\0')) {
+    uvws__log(UVWS_LOG_WARN, "http %s: %s resolves outside the folder served; refused", c->peer, rel);
     goto not_found;
   }
   if (stat(real, &st) != 0) goto not_found;

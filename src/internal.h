@@ -104,6 +104,16 @@ struct uvws_conn_s {
   char peer[56];
 };
 
+/* A folder served as static files: the web root, or one mounted at a URL
+ * prefix (`prefix` holds the path without slashes, "" for the root). */
+typedef struct {
+  char *prefix;
+  size_t prefix_len;
+  char *dir;   /* as given */
+  char *real;  /* realpath(dir) once started */
+  size_t real_len;
+} uvws__mount_t;
+
 struct uvws_server_s {
   uv_loop_t *loop;
   uv_tcp_t listener;
@@ -111,9 +121,9 @@ struct uvws_server_s {
   uvws_options_t opts;       /* strings below are owned copies */
   char *host;
   char *web_root;
-  char *web_real;            /* realpath of web_root, or NULL */
+  uvws__mount_t *mounts;     /* [0] is the web root (dir NULL if none) */
+  size_t nmounts;
   char *allow_origin;
-  size_t web_real_len;
   uvws__route_t *routes;
   size_t nroutes;
   uvws_conn_t *conns;
@@ -172,6 +182,8 @@ int uvws__code_bucket(unsigned code);
 void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out);
 const uvws__route_t *uvws__server_route(const uvws_server_t *srv, const char *path, size_t len);
 const char *uvws__server_date(uvws_server_t *srv);
+const uvws__mount_t *uvws__server_mount_for(const uvws_server_t *srv, const char *rel,
+                                            const char **rest);
 void uvws__server_conn_closed(uvws_server_t *srv, uvws_conn_t *c);
 
 #endif

@@ -10,9 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef UVWS_DEFAULT_WEB_ROOT
 #define UVWS_DEFAULT_WEB_ROOT "web"
+#endif
+#ifndef UVWS_DEFAULT_DOCS_ROOT
+#define UVWS_DEFAULT_DOCS_ROOT "docs"
 #endif
 
 static void usage(FILE *f) {
@@ -30,6 +34,8 @@ static void usage(FILE *f) {
           "  --host ADDR           listen address, IPv4, IPv6 or a name (default %s)\n"
           "  --port N              TCP port, 0 for any free one (default %d)\n"
           "  --web DIR             static files to serve (default %s)\n"
+          "  --docs DIR            the guide, served at /docs/ (default %s;\n"
+          "                        'off' serves none)\n"
           "  --max-message BYTES   largest WebSocket message accepted; larger ones\n"
           "                        are closed with 1009; K, M, G suffixes (default 16M)\n"
           "  --max-header-bytes BYTES\n"
@@ -73,7 +79,7 @@ static void usage(FILE *f) {
           "\n"
           "Signals: SIGINT or SIGTERM closes every WebSocket with 1001 and exits 0;\n"
           "a second one exits at once.\n",
-          d.host, d.port, UVWS_DEFAULT_WEB_ROOT, d.max_header_bytes, d.handshake_timeout_ms / 1000,
+          d.host, d.port, UVWS_DEFAULT_WEB_ROOT, UVWS_DEFAULT_DOCS_ROOT, d.max_header_bytes, d.handshake_timeout_ms / 1000,
           d.ping_interval_ms / 1000, d.ping_timeout_ms / 1000, d.shutdown_timeout_ms / 1000,
           d.deflate_level,
           d.deflate_window_bits, d.deflate_mem_level, d.deflate_min_size);
@@ -167,6 +173,7 @@ int main(int argc, char **argv) {
       {"host", required_argument, NULL, 'h'},
       {"port", required_argument, NULL, 'p'},
       {"web", required_argument, NULL, 'w'},
+      {"docs", required_argument, NULL, 'D'},
       {"max-message", required_argument, NULL, 'm'},
       {"max-header-bytes", required_argument, NULL, 'H'},
       {"log-level", required_argument, NULL, 'l'},
@@ -193,6 +200,8 @@ int main(int argc, char **argv) {
   uvws_options_t opts;
   program_t prog;
   uvws_log_level_t level = UVWS_LOG_INFO;
+  const char *docs = UVWS_DEFAULT_DOCS_ROOT;
+  int docs_given = 0;
   int c, r;
 
   uvws_options_init(&opts);
@@ -208,6 +217,10 @@ int main(int argc, char **argv) {
         break;
       case 'w':
         opts.web_root = optarg;
+        break;
+      case 'D':
+        docs = strcmp(optarg, "off") == 0 ? NULL : optarg;
+        docs_given = 1;
         break;
       case 'm':
         if (parse_size(optarg, &opts.max_message) != 0 || opts.max_message == 0)
@@ -317,7 +330,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   uvws_server_set_data(prog.srv, &prog);
-  if ((r = uvws_app_echo(prog.srv, "/echo")) != 0 ||
+  /* The default guide folder is optional (a trimmed install may lack it);
+   * one named on the command line must exist. */
+  if (docs && !docs_given && access(docs, R_OK | X_OK) != 0) docs = NULL;
+  if ((docs && (r = uvws_server_mount(prog.srv, "/docs", docs)) != 0) ||
+      (r = uvws_app_echo(prog.srv, "/echo")) != 0 ||
       (r = uvws_app_inspect(prog.srv, "/inspect")) != 0) {
     fprintf(stderr, "uvws: adding routes: %s\n", uvws_strerror(r));
     return 1;

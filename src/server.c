@@ -82,6 +82,10 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   srv->pmd.client_takeover = 1;
   srv->opts.host = srv->host;
   srv->opts.web_root = srv->web_root;
+  if (uvws_server_mount(srv, "/", srv->web_root) != 0) {
+    uvws_server_free(srv);
+    return UV_ENOMEM;
+  }
   srv->opts.allow_origin = srv->allow_origin;
   srv->port = -1;
   *out = srv;
@@ -111,7 +115,12 @@ void uvws_server_free(uvws_server_t *srv) {
   free(srv->host);
   free(srv->allow_origin);
   free(srv->web_root);
-  free(srv->web_real);
+  for (i = 0; i < srv->nmounts; i++) {
+    free(srv->mounts[i].prefix);
+    free(srv->mounts[i].dir);
+    free(srv->mounts[i].real);
+  }
+  free(srv->mounts);
   free(srv->readbuf);
   free(srv->filebuf);
   uvws__buf_free(&srv->cork);
@@ -155,6 +164,58 @@ nomem:
   }
   free(r->path);
   return UV_ENOMEM;
+}
+
+int uvws_server_mount(uvws_server_t *srv, const char *prefix, const char *dir) {
+  uvws__mount_t *grown, *m;
+  size_t plen;
+  if (prefix == NULL || prefix[0] != '/' || srv->started) return UV_EINVAL;
+  while (*prefix == '/') prefix++;
+  plen = strlen(prefix);
+  while (plen && prefix[plen - 1] == '/') plen--;
+  if (plen && (strstr(prefix, "..") || memchr(prefix, '%', plen))) return UV_EINVAL;
+  if (plen == 0 && srv->nmounts > 0) { /* replacing the web root */
+    m = &srv->mounts[0];
+    free(m->dir);
+    m->dir = dup_str(dir);
+    return (dir && !m->dir) ? UV_ENOMEM : 0;
+  }
+  grown = realloc(srv->mounts, (srv->nmounts + 1) * sizeof(*grown));
+  if (grown == NULL) return UV_ENOMEM;
+  srv->mounts = grown;
+  m = &srv->mounts[srv->nmounts];
+  memset(m, 0, sizeof(*m));
+  m->prefix = malloc(plen + 1);
+  m->dir = dup_str(dir);
+  if (m->prefix == NULL || (dir && m->dir == NULL)) {
+    free(m->prefix);
+    free(m->dir);
+    return UV_ENOMEM;
+  }
+  memcpy(m->prefix, prefix, plen);
+  m->prefix[plen] = '\0';
+  m->prefix_len = plen;
+  srv->nmounts++;
+  return 0;
+}
+
+const uvws__mount_t *uvws__server_mount_for(const uvws_server_t *srv, const char *rel,
+                                            const char **rest) {
+  const uvws__mount_t *best = srv->nmounts ? &srv->mounts[0] : NULL;
+  size_t i;
+  for (i = 1; i < srv->nmounts; i++) {
+    const uvws__mount_t *m = &srv->mounts[i];
+    if (strncmp(rel, m->prefix, m->prefix_len) == 0 &&
+        (rel[m->prefix_len] == '/' || rel[m->prefix_len] == '\0') &&
+        (best == &srv->mounts[0] || m->prefix_len > best->prefix_len))
+      best = m;
+  }
+  *rest = rel;
+  if (best && best->prefix_len) {
+    *rest = rel + best->prefix_len;
+    if (**rest == '/') (*rest)++;
+  }
+  return best;
 }
 
 const uvws__route_t *uvws__server_route(const uvws_server_t *srv, const char *path, size_t len) {
@@ -345,20 +406,23 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
 int uvws_server_start(uvws_server_t *srv) {
   struct sockaddr_storage ss;
   int namelen = sizeof(ss), r;
+  size_t i;
   char ip[INET6_ADDRSTRLEN];
 
   if (srv->started) return UVWS_ESTATE;
-  if (srv->web_root) {
+  for (i = 0; i < srv->nmounts; i++) {
+    uvws__mount_t *m = &srv->mounts[i];
     char real[PATH_MAX];
-    if (realpath(srv->web_root, real) == NULL) {
-      uvws__log(UVWS_LOG_ERROR, "web root %s: not found", srv->web_root);
+    if (m->dir == NULL) continue;
+    if (realpath(m->dir, real) == NULL) {
+      uvws__log(UVWS_LOG_ERROR, "static folder %s (for /%s): not found", m->dir, m->prefix);
       return UV_ENOENT;
     }
-    srv->web_real = dup_str(real);
-    if (srv->web_real == NULL) return UV_ENOMEM;
-    srv->web_real_len = strlen(real);
-    /* "/" as the root would make every "/x" look inside it */
-    if (srv->web_real_len == 1) srv->web_real_len = 0;
+    m->real = dup_str(real);
+    if (m->real == NULL) return UV_ENOMEM;
+    m->real_len = strlen(real);
+    /* "/" as a root would make every "/x" look inside it */
+    if (m->real_len == 1) m->real_len = 0;
   }
   r = resolve(srv->host, srv->opts.port, &ss);
   if (r < 0) {

@@ -7,6 +7,7 @@ from scratch against RFC 6455 and the uvws behaviour contract):
     1  framing            2  ping/pong          3  reserved bits
     4  opcodes            5  fragmentation      6  UTF-8 handling
     7  close handling     9  limits/performance 10 auto-fragmentation
+    12 permessage-deflate compressed echo       13 permessage-deflate parameters
     H  opening handshake
 
 Usage:
@@ -14,7 +15,8 @@ Usage:
 
 Without --url the real server is started with test/pylib/uvwsproc.py
 (binary from $UVWS_BIN, else build/default/uvws), plus a second instance with
---max-message 1048576 for the message-size limit cases.
+--max-message 1048576 for the message-size limit cases, and (categories 12
+and 13) instances with other --deflate-* flags, each started on first use.
 
 Output: one line per case (PASS/FAIL/SKIP), then last "N passed, M failed".
 Exit status 0 only if M == 0 and N > 0.
@@ -1978,6 +1980,755 @@ add("10.3.2", "64 KiB binary message in fragments of random sizes -> byte-exact 
 
 
 # ==========================================================================
+# 12 / 13  permessage-deflate (RFC 7692)
+# ==========================================================================
+#
+# 12: compressed echo of many sizes (Autobahn 12.x), text and binary, in one
+#     frame and fragmented (RSV1 on the first frame only), against the server
+#     with its default deflater (shared, no context takeover) and with
+#     --deflate-takeover on.
+# 13: every parameter combination the server can be asked for (Autobahn
+#     13.x), several server configurations, plus the error cases (RSV1 on
+#     continuation / control frames, bad compressed data, compressed bad
+#     UTF-8) and the legal odd forms (empty message, unstripped 00 00 ff ff
+#     tail, BFINAL blocks).
+#
+# The client compresses with Python's zlib: raw deflate (wbits=-N),
+# Z_SYNC_FLUSH, the trailing 00 00 ff ff removed; it keeps or resets its
+# compressor and decompressor per message as the negotiated parameters say,
+# and inflates the server's messages with exactly the window the server
+# promised, so a server that reaches past its window or its promised context
+# fails the case.
+
+import zlib  # noqa: E402
+
+PMD_TAIL = b"\x00\x00\xff\xff"
+
+# Server configurations (extra instances, started on first use).
+SRV_DEFAULT = ()                                    # shared deflater, no takeover
+SRV_TAKEOVER = ("--deflate-takeover", "on")
+SRV_BITS10 = ("--deflate-window-bits", "10")
+SRV_BITS9_TAKEOVER = ("--deflate-window-bits", "9", "--deflate-takeover", "on")
+SRV_LEVEL1_MIN0 = ("--deflate-level", "1", "--deflate-mem-level", "1", "--deflate-min-size", "0")
+SRV_LIMIT = ("--max-message", str(MAX_MESSAGE_LIMIT))
+SRV_NAMES = {SRV_LIMIT: "--max-message 1 MiB server", SRV_DEFAULT: "default server", SRV_TAKEOVER: "--deflate-takeover on",
+             SRV_BITS10: "--deflate-window-bits 10",
+             SRV_BITS9_TAKEOVER: "--deflate-window-bits 9 --deflate-takeover on",
+             SRV_LEVEL1_MIN0: "--deflate-level 1 --deflate-mem-level 1 --deflate-min-size 0"}
+
+
+def pmd_parse(value):
+    """Parses one permessage-deflate response value into a dict
+    {snct, cnct, smwb, cmwb} (None when absent); raises CaseFail if it is
+    not a single well-formed permessage-deflate response."""
+    if value is None:
+        raise CaseFail("no Sec-WebSocket-Extensions in the 101")
+    if "," in value:
+        raise CaseFail("the server accepted more than one extension: %r" % value)
+    parts = [p.strip() for p in value.split(";")]
+    if parts[0].lower() != "permessage-deflate":
+        raise CaseFail("accepted extension %r is not permessage-deflate" % value)
+    out = {"snct": False, "cnct": False, "smwb": None, "cmwb": None}
+    for p in parts[1:]:
+        k, eq, v = p.partition("=")
+        k, v = k.strip().lower(), v.strip().strip('"')
+        if k in ("server_no_context_takeover", "client_no_context_takeover"):
+            key = "snct" if k.startswith("server") else "cnct"
+            if eq or out[key]:
+                raise CaseFail("bad or repeated %s in %r" % (k, value))
+            out[key] = True
+        elif k in ("server_max_window_bits", "client_max_window_bits"):
+            key = "smwb" if k.startswith("server") else "cmwb"
+            if not eq or out[key] is not None or not v.isdigit() or not 8 <= int(v) <= 15:
+                raise CaseFail("bad or repeated %s in %r" % (k, value))
+            out[key] = int(v)
+        else:
+            raise CaseFail("unknown parameter %r in the response %r" % (k, value))
+    return out
+
+
+def pmd_offer_params(offer):
+    """The parameters of one offer string, as pmd_parse would (None: absent,
+    0: client_max_window_bits without a value)."""
+    out = {"snct": False, "cnct": False, "smwb": None, "cmwb": None}
+    for p in [x.strip() for x in offer.split(";")][1:]:
+        k, eq, v = p.partition("=")
+        k, v = k.strip(), v.strip().strip('"')
+        if k == "server_no_context_takeover":
+            out["snct"] = True
+        elif k == "client_no_context_takeover":
+            out["cnct"] = True
+        elif k == "server_max_window_bits":
+            out["smwb"] = int(v)
+        elif k == "client_max_window_bits":
+            out["cmwb"] = int(v) if eq else 0
+    return out
+
+
+def pmd_expected(offer, srv_args):
+    """What RFC 7692 and the documented uvws policy make the server answer to
+    a well-formed `offer`: it keeps context only with --deflate-takeover on
+    and never asks the client to drop its own; its window is the smaller of
+    its --deflate-window-bits and the client's server_max_window_bits, named
+    when limited; it never limits the client's window below what the client
+    offered."""
+    o = pmd_offer_params(offer)
+    a = list(srv_args)
+    takeover = "--deflate-takeover" in a and a[a.index("--deflate-takeover") + 1] == "on"
+    bits = int(a[a.index("--deflate-window-bits") + 1]) if "--deflate-window-bits" in a else 15
+    exp = {"snct": o["snct"] or not takeover, "cnct": o["cnct"], "smwb": None, "cmwb": None}
+    sb = min(bits, o["smwb"]) if o["smwb"] else bits
+    if o["smwb"] or sb < 15:
+        exp["smwb"] = sb
+    if o["cmwb"] is not None:
+        exp["cmwb"] = o["cmwb"] or 15
+    return exp
+
+
+class PMDWS(WS):
+    """A WebSocket client that speaks permessage-deflate."""
+
+    pmd = None  # the negotiated parameters (pmd_parse), once the 101 is read
+    level = 6
+    # None: Z_SYNC_FLUSH, tail stripped (section 7.2.1); "rfc": Z_FINISH (a block
+    # with BFINAL set) plus the 0x00 octet of section 7.2.3.4; "raw": Z_FINISH only
+    bfinal = None
+
+    def setup_pmd(self, params):
+        self.pmd = params
+        self.cbits = params["cmwb"] or 15    # our window
+        self.sbits = params["smwb"] or 15    # the server's window, which we inflate with
+        self._comp = None
+        self._decomp = None
+        self.compressed_seen = 0   # server data messages with RSV1
+        self.plain_seen = 0        # server data messages without RSV1
+        self.wire_bytes = 0
+
+    # -- compression --------------------------------------------------------
+    def _compressor(self):
+        if self.cbits == 8:
+            return None  # see compress()
+        if self._comp is None or self.pmd["cnct"] or self.bfinal:
+            self._comp = zlib.compressobj(self.level, zlib.DEFLATED, -self.cbits)
+        return self._comp
+
+    def compress(self, data):
+        if self.cbits == 8:
+            # zlib cannot deflate with a 256-byte window: compress 256-byte
+            # pieces with fresh streams and join their (non-final, byte-aligned)
+            # blocks, so no distance exceeds 255.
+            out = []
+            for i in range(0, len(data), 256):
+                c = zlib.compressobj(self.level, zlib.DEFLATED, -9)
+                out.append(c.compress(data[i:i + 256]) + c.flush(zlib.Z_SYNC_FLUSH))
+            out = b"".join(out) or b"\x00\x00\x00\xff\xff"
+        else:
+            c = self._compressor()
+            out = c.compress(data) + c.flush(zlib.Z_FINISH if self.bfinal else zlib.Z_SYNC_FLUSH)
+            if self.bfinal:
+                self._comp = None  # a finished stream cannot go on
+                return out + (b"\x00" if self.bfinal == "rfc" else b"")
+            if not out.endswith(PMD_TAIL):
+                # zlib emits nothing for a flush right after a flush (an empty
+                # message with context takeover): section 7.2.1 says to append
+                # an empty stored block then
+                out += b"\x00" + PMD_TAIL
+        if not out.endswith(PMD_TAIL):
+            raise CaseFail("test bug: Z_SYNC_FLUSH output without the 00 00 ff ff tail")
+        return out[:-4]
+
+    def send_compressed(self, opcode, data, frag=None, **kw):
+        z = self.compress(data)
+        if frag is None:
+            return self.send(frame(opcode, z, rsv=4), **kw)
+        return self.send(b"".join(cfragments(opcode, chunks_of(z, frag))), **kw)
+
+    def echo_c(self, opcode, data, frag=None):
+        self.send_compressed(opcode, data, frag)
+        self.expect_cmessage(opcode, data)
+
+    # -- receiving ------------------------------------------------------------
+    def recv_frame(self, what="a frame"):
+        """Like WS.recv_frame, but RSV1 is allowed on the first frame of a data
+        message once permessage-deflate is negotiated (and nowhere else)."""
+        if self.pmd is None:
+            return WS.recv_frame(self, what)
+        self._need(2, what)
+        b0 = self.rbuf[0]
+        rsv = (b0 >> 4) & 7
+        op = b0 & 0x0F
+        if rsv == 4:
+            if op not in (OP_TEXT, OP_BINARY):
+                raise CaseFail("server sent RSV1 on a %s frame"
+                               % OPNAMES.get(op, "0x%X" % op))
+            self.rbuf[0] = b0 & ~0x40
+            f = WS.recv_frame(self, what)
+            f.rsv = 4
+            return f
+        return WS.recv_frame(self, what)
+
+    def expect_cmessage(self, opcode, payload, what=None, want_compressed=None):
+        """The next message must be `payload`, compressed or not (want_compressed
+        True/False insists)."""
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        what = what or "%s echo of %d bytes" % (OPNAMES[opcode], len(payload))
+        if self.pending:
+            raise CaseFail("expected %s, got %s" % (what, self.pending[0].describe()))
+        f = self.recv_frame(what)
+        if f.opcode != opcode:
+            raise CaseFail("expected %s, got %s" % (what, f.describe()))
+        compressed = f.rsv == 4
+        parts = [f.payload]
+        while not f.fin:
+            f = self.recv_frame(what + " (continuation)")
+            if f.opcode == OP_PONG:
+                self.pending.append(f)
+                f = Frame(False, 0, OP_CONT, b"")
+                continue
+            if f.opcode != OP_CONT:
+                raise CaseFail("expected continuation of %s, got %s" % (what, f.describe()))
+            if f.rsv:
+                raise CaseFail("server set RSV1 on a continuation frame of %s" % what)
+            parts.append(f.payload)
+        wire = b"".join(parts)
+        self.wire_bytes += len(wire)
+        if want_compressed is not None and compressed != want_compressed:
+            raise CaseFail("%s: expected it %s, got RSV1=%d" % (
+                what, "compressed (RSV1)" if want_compressed else "uncompressed", compressed))
+        if compressed:
+            self.compressed_seen += 1
+            if self._decomp is None or self.pmd["snct"]:
+                # A fresh inflater when the server promised no context takeover:
+                # any reference to an earlier message fails.
+                self._decomp = zlib.decompressobj(-self.sbits)
+            try:
+                data = self._decomp.decompress(wire + PMD_TAIL)
+            except zlib.error as e:
+                raise CaseFail("%s: the server's compressed data does not inflate with a "
+                               "%d-bit window%s: %s" % (what, self.sbits, " and no context"
+                                                        if self.pmd["snct"] else "", e))
+            if self._decomp.eof:
+                raise CaseFail("%s: the server set BFINAL (a final deflate block)" % what)
+        else:
+            self.plain_seen += 1
+            data = wire
+        if data != payload:
+            i = 0
+            m = min(len(data), len(payload))
+            while i < m and data[i] == payload[i]:
+                i += 1
+            raise CaseFail("%s: payload differs (got %d bytes, expected %d; first difference at "
+                           "offset %d)" % (what, len(data), len(payload), i))
+        return compressed
+
+
+def cfragments(opcode, pieces):
+    """Frames of one compressed message: RSV1 on the first frame only."""
+    return [frame(opcode if i == 0 else OP_CONT, p, fin=(i == len(pieces) - 1),
+                  rsv=4 if i == 0 else 0) for i, p in enumerate(pieces)]
+
+
+def _servers_of(ctx):
+    if not ctx.managed or getattr(ctx, "servers", None) is None:
+        raise CaseSkip("needs its own server instances (not with --url)")
+    return ctx.servers
+
+
+def pmd_ws(ctx, offer="permessage-deflate", srv=SRV_DEFAULT, expect=None, extra=()):
+    """Opens /echo on the instance started with `srv` flags, offering `offer`;
+    checks the response against `expect` (default pmd_expected) and returns a
+    PMDWS ready to use."""
+    if srv == SRV_DEFAULT:
+        port = ctx.port
+    elif srv == SRV_LIMIT:
+        ctx.limited()  # skips without a --max-message instance
+        port = ctx.limit_port
+    else:
+        port = _servers_of(ctx).extra_port(srv)
+    c = PMDWS(ctx.host, port, ctx.deadline)
+    ctx.conns.append(c)
+    hdrs = ["Sec-WebSocket-Extensions: %s" % offer] if offer is not None else []
+    req, key = build_request(ctx.host_header(port), extra=hdrs + list(extra))
+    c.send(req)
+    resp = read_response(c)
+    ext = resp.get_all("sec-websocket-extensions")
+    if resp.status != 101:
+        raise CaseFail("expected 101, got %s" % resp.summary())
+    check_101(resp, key, None, ext[0] if len(ext) == 1 else None)
+    c.ws_mode = True
+    if expect is False:
+        if ext:
+            raise CaseFail("offer %r: expected no extension, got %r" % (offer, ext))
+        return c
+    if len(ext) != 1:
+        raise CaseFail("offer %r: expected one Sec-WebSocket-Extensions header, got %r"
+                       % (offer, ext))
+    got = pmd_parse(ext[0])
+    want = expect if expect is not None else pmd_expected(offer, srv)
+    if got != want:
+        raise CaseFail("offer %r to the %s: response %r, expected parameters %r"
+                       % (offer, SRV_NAMES.get(srv, srv), ext[0], want))
+    c.setup_pmd(got)
+    return c
+
+
+def compressible_text(n, seed=0):
+    """n bytes of UTF-8 chat-like JSON text (compresses well)."""
+    k = ("ct", n, seed)
+    if k not in _cache:
+        rnd = random.Random(n * 31 + seed)
+        words = ["hello", "uvws", "deflate", "window", "κόσμε", "日本", "😀", "message", "room",
+                 "user", "the", "a", "is", "€"]
+        out = []
+        size = 0
+        while size < n:
+            s = ('{"id":%d,"user":"%s","text":"%s"}\n' % (
+                rnd.randrange(100000), rnd.choice(words),
+                " ".join(rnd.choice(words) for _ in range(rnd.randrange(3, 12)))))
+            out.append(s)
+            size += len(s.encode("utf-8"))
+        data = "".join(out).encode("utf-8")[:n]
+        while True:  # cut at a character boundary, pad with ASCII
+            try:
+                data.decode("utf-8")
+                break
+            except UnicodeDecodeError:
+                data = data[:-1]
+        _cache[k] = data + b"x" * (n - len(data))
+    return _cache[k]
+
+
+def compressible_binary(n):
+    k = ("cb", n)
+    if k not in _cache:
+        rnd = random.Random(n)
+        unit = bytes(rnd.randrange(256) for _ in range(97))
+        _cache[k] = bytes((b ^ (i // 997)) & 0xFF for i, b in enumerate((unit * (n // 97 + 1))[:n]))
+    return _cache[k]
+
+
+def cpayload(opcode, n, kind="c", seed=0):
+    if opcode == OP_TEXT:
+        return compressible_text(n, seed) if kind == "c" else text_payload(n, seed % 2)
+    return compressible_binary(n) if kind == "c" else binary_payload(n)
+
+
+CSIZES = [16, 64, 256, 1 * KiB, 4 * KiB, 16 * KiB, 64 * KiB, 128 * KiB]
+
+
+def _csize(n):
+    return "%d KiB" % (n // KiB) if n >= KiB else "%d B" % n
+
+
+def _c12(srv, opcode, n, frag):
+    def fn(ctx):
+        ws = pmd_ws(ctx, "permessage-deflate; client_max_window_bits", srv)
+        # several messages per case so context takeover (ours, the server's)
+        # is exercised; compressible and incompressible ones alternate
+        count = 6 if n <= 16 * KiB else 3
+        msgs = [cpayload(opcode, n, "c" if i % 3 != 2 else "r", seed=i) for i in range(count)]
+        for m in msgs:
+            ws.send_compressed(opcode, m, frag=frag)
+        for i, m in enumerate(msgs):
+            try:
+                ws.expect_cmessage(opcode, m, want_compressed=True if n >= 64 else None)
+            except CaseFail as e:
+                raise CaseFail("message %d of %d: %s" % (i + 1, count, e))
+    return fn
+
+
+_sub = 0
+for _srv in (SRV_DEFAULT, SRV_TAKEOVER):
+    for _op in (OP_TEXT, OP_BINARY):
+        for _frag in (None, "frag"):
+            _sub += 1
+            for _i, _n in enumerate(CSIZES, 1):
+                _f = None if _frag is None else max(1, min(4 * KiB, _n // 5))
+                add("12.%d.%d" % (_sub, _i), "%s: compressed %s message of %s%s x several -> "
+                    "byte-exact echo, RSV1 on compressed replies" % (
+                        SRV_NAMES[_srv], OPNAMES[_op], _csize(_n),
+                        " in fragments of %d B (RSV1 on the first)" % _f if _f else
+                        " in one frame"), _c12(_srv, _op, _n, _f))
+
+
+def _c13(offer, srv):
+    def fn(ctx):
+        ws = pmd_ws(ctx, offer, srv)
+        sizes = [0, 1, 63, 64, 200, 5000, 40 * KiB, 128 * KiB]
+        msgs = []
+        for i, n in enumerate(sizes):
+            op = OP_TEXT if i % 2 == 0 else OP_BINARY
+            msgs.append((op, cpayload(op, n, "c", seed=i), None))
+            msgs.append((op, cpayload(op, n, "c", seed=i), None))  # repeated: takeover pays
+            msgs.append((op, cpayload(op, n, "r"), 1000 if n > 2000 else None))
+        for op, m, frag in msgs:
+            ws.send_compressed(op, m, frag=frag)
+        for i, (op, m, _frag) in enumerate(msgs):
+            try:
+                ws.expect_cmessage(op, m, want_compressed=len(m) >= 64)
+            except CaseFail as e:
+                raise CaseFail("message %d of %d: %s" % (i + 1, len(msgs), e))
+        # and uncompressed messages are still fine on the same connection
+        ws.send(frame(OP_TEXT, "plain"))
+        ws.expect_cmessage(OP_TEXT, "plain", want_compressed=False)
+    return fn
+
+
+PMD_OFFERS = [
+    "permessage-deflate",
+    "permessage-deflate; client_no_context_takeover",
+    "permessage-deflate; server_no_context_takeover",
+    "permessage-deflate; client_max_window_bits",
+    "permessage-deflate; client_max_window_bits=8",
+    "permessage-deflate; client_max_window_bits=9",
+    "permessage-deflate; client_max_window_bits=12",
+    "permessage-deflate; client_max_window_bits=15",
+    "permessage-deflate; server_max_window_bits=9",
+    "permessage-deflate; server_max_window_bits=10",
+    "permessage-deflate; server_max_window_bits=12",
+    "permessage-deflate; server_max_window_bits=15",
+    "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
+    "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+    "permessage-deflate; client_no_context_takeover; client_max_window_bits=9",
+    "permessage-deflate; client_no_context_takeover; client_max_window_bits=8; "
+    "server_no_context_takeover; server_max_window_bits=9",
+    "permessage-deflate; server_max_window_bits=11; client_max_window_bits=11",
+    'permessage-deflate; server_max_window_bits="12"; client_max_window_bits="10"',
+]
+
+_sub = 0
+for _srv in (SRV_DEFAULT, SRV_TAKEOVER, SRV_BITS10, SRV_BITS9_TAKEOVER):
+    _sub += 1
+    for _i, _offer in enumerate(PMD_OFFERS, 1):
+        add("13.%d.%d" % (_sub, _i), "%s: offer '%s' -> the expected response, 24 mixed "
+            "messages (0 B .. 128 KiB, some fragmented) echoed byte-exact" % (
+                SRV_NAMES[_srv], _offer), _c13(_offer, _srv))
+
+
+@case("13.5.1", "--deflate-level 1 --deflate-mem-level 1 --deflate-min-size 0: even a 1-byte "
+      "and an empty message come back compressed")
+def _(ctx):
+    ws = pmd_ws(ctx, "permessage-deflate", SRV_LEVEL1_MIN0)
+    for n in (0, 1, 2, 63, 64, 100000):
+        ws.echo_c(OP_TEXT, compressible_text(n, 3))
+    ws.send(frame(OP_BINARY, b""))
+    ws.expect_cmessage(OP_BINARY, b"", want_compressed=True)
+    ws.send(frame(OP_BINARY, b"x"))
+    ws.expect_cmessage(OP_BINARY, b"x", want_compressed=True)
+
+
+@case("13.5.2", "default --deflate-min-size 64: a 63-byte message comes back uncompressed, a "
+      "64-byte one compressed")
+def _(ctx):
+    ws = pmd_ws(ctx)
+    ws.send_compressed(OP_TEXT, b"a" * 63)
+    ws.expect_cmessage(OP_TEXT, b"a" * 63, want_compressed=False)
+    ws.send_compressed(OP_TEXT, b"a" * 64)
+    ws.expect_cmessage(OP_TEXT, b"a" * 64, want_compressed=True)
+
+
+@case("13.5.3", "server without takeover: 20 identical 2 KiB messages each come back with the "
+      "same compressed size (no context reused)")
+def _(ctx):
+    ws = pmd_ws(ctx)
+    m = compressible_text(2048, 9)
+    sizes = []
+    for _ in range(20):
+        ws.echo_c(OP_TEXT, m)
+        sizes.append(ws.wire_bytes)
+    per = [b - a for a, b in zip([0] + sizes, sizes)]
+    if len(set(per)) != 1:
+        raise CaseFail("compressed sizes differ between identical messages: %r" % per)
+
+
+@case("13.5.4", "--deflate-takeover on: repeats of a 2 KiB message come back much smaller than "
+      "the first (context kept)")
+def _(ctx):
+    ws = pmd_ws(ctx, "permessage-deflate", SRV_TAKEOVER)
+    m = compressible_text(2048, 9)
+    ws.echo_c(OP_TEXT, m)
+    first = ws.wire_bytes
+    ws.echo_c(OP_TEXT, m)
+    second = ws.wire_bytes - first
+    if second * 4 > first:
+        raise CaseFail("a repeated message compressed to %d bytes, the first to %d: the context "
+                       "does not seem to be kept" % (second, first))
+
+
+@case("13.5.5", "two connections on the shared deflater, messages interleaved -> each echo "
+      "inflates on its own (no context leaks between connections)")
+def _(ctx):
+    a, b = pmd_ws(ctx), pmd_ws(ctx)
+    for i in range(30):
+        ma = compressible_text(300 + i * 50, i)
+        mb = compressible_binary(300 + i * 70)
+        a.send_compressed(OP_TEXT, ma)
+        b.send_compressed(OP_BINARY, mb)
+        a.expect_cmessage(OP_TEXT, ma, want_compressed=True)
+        b.expect_cmessage(OP_BINARY, mb, want_compressed=True)
+
+
+@case("13.5.7", "--deflate-takeover on --deflate-min-size 0: an empty message after a non-empty "
+      "one comes back as complete DEFLATE data (the next echo still inflates)")
+def _(ctx):
+    ws = pmd_ws(ctx, "permessage-deflate", ("--deflate-takeover", "on", "--deflate-min-size", "0"))
+    for m in (b"first message " * 10, b"", b"", b"third message " * 10, b"x", b""):
+        try:
+            ws.echo_c(OP_BINARY, m)
+        except CaseFail as e:
+            raise CaseFail("message %r: %s" % (m[:20], e))
+
+
+@case("13.5.6", "20 connections with different offers, pipelined compressed messages "
+      "interleaved -> every echo right")
+def _(ctx):
+    conns = []
+    for i in range(20):
+        offer = PMD_OFFERS[i % len(PMD_OFFERS)]
+        conns.append(pmd_ws(ctx, offer, SRV_TAKEOVER if i % 2 else SRV_DEFAULT))
+    for r in range(5):
+        for i, c in enumerate(conns):
+            c.send_compressed(OP_TEXT, compressible_text(1000 + 37 * i + r, r))
+    for r in range(5):
+        for i, c in enumerate(conns):
+            c.expect_cmessage(OP_TEXT, compressible_text(1000 + 37 * i + r, r))
+
+
+# ---- 13.6: odd but legal forms ------------------------------------------
+
+@case("13.6.1", "empty compressed message: payload 0x00 (an empty stored block, tail "
+      "stripped) -> empty echo")
+def _(ctx):
+    ws = pmd_ws(ctx)
+    ws.send(frame(OP_TEXT, b"\x00", rsv=4))
+    ws.expect_cmessage(OP_TEXT, b"")
+    ws.send(frame(OP_BINARY, b"\x00", rsv=4))
+    ws.expect_cmessage(OP_BINARY, b"")
+
+
+@case("13.6.2", "RSV1 frame with a 0-byte payload (not a complete DEFLATE block even with the "
+      "tail) -> either close 1007, or an empty echo with the streams still in sync")
+def _(ctx):
+    ws = pmd_ws(ctx)
+    ws.echo_c(OP_TEXT, compressible_text(300, 1))
+    ws.send(frame(OP_BINARY, b"", rsv=4))
+    f = ws.recv_frame("close 1007 or an empty binary echo")
+    if f.opcode == OP_CLOSE:
+        ws.rbuf[0:0] = frame(OP_CLOSE, f.payload, mask=False)  # let expect_close judge it
+        ws.expect_close(1007)
+        return
+    if f.opcode != OP_BINARY or not f.fin or (f.payload if not f.rsv else
+                                               zlib.decompress(f.payload + PMD_TAIL, -15)):
+        raise CaseFail("expected close 1007 or an empty binary echo, got %s" % f.describe())
+    for i in range(3):
+        ws.echo_c(OP_TEXT, compressible_text(300 + i, i))
+
+
+@case("13.6.3", "client_no_context_takeover: messages sent with their 00 00 ff ff tail NOT "
+      "stripped -> accepted, echoes")
+def _(ctx):
+    ws = pmd_ws(ctx, "permessage-deflate; client_no_context_takeover")
+    for n in (0, 10, 5000):
+        m = compressible_text(n, 1)
+        z = ws.compress(m) + PMD_TAIL
+        ws.send(frame(OP_TEXT, z, rsv=4))
+        ws.expect_cmessage(OP_TEXT, m)
+
+
+def _bfinal_case(style, offer, srv):
+    def fn(ctx):
+        ws = pmd_ws(ctx, offer, srv)
+        ws.echo_c(OP_TEXT, compressible_text(500, 7))
+        ws.bfinal = style
+        for i, n in enumerate((0, 1, 100, 3000, 70000)):
+            m = compressible_text(n, i)
+            try:
+                ws.echo_c(OP_TEXT, m)
+                ws.echo_c(OP_BINARY, compressible_binary(n), frag=777)
+            except CaseFail as e:
+                raise CaseFail("BFINAL message of %d bytes: %s" % (n, e))
+        ws.bfinal = None
+        for i in range(3):
+            ws.echo_c(OP_TEXT, compressible_text(500 + i, 1))
+    return fn
+
+
+_j = 0
+for _style, _sdesc in (("rfc", "a BFINAL block plus the 0x00 octet of RFC 7692 7.2.3.4"),
+                       ("raw", "Z_FINISH only (a BFINAL block, nothing after it)")):
+    for _offer, _srv in (("permessage-deflate", SRV_DEFAULT),
+                         ("permessage-deflate; client_no_context_takeover", SRV_DEFAULT),
+                         ("permessage-deflate", SRV_TAKEOVER)):
+        _j += 1
+        add("13.6.4.%d" % _j, "%s, offer '%s': messages compressed as %s, several in a row, "
+            "single-frame and fragmented, then ordinary ones -> all accepted and echoed"
+            % (SRV_NAMES[_srv], _offer, _sdesc), _bfinal_case(_style, _offer, _srv))
+
+
+@case("13.6.5", "the compressed payloads of RFC 7692 section 7.2.3 ('Hello' in one fixed block, "
+      "in a stored block, with BFINAL, in two blocks; a second 'Hello' sharing the window) "
+      "-> 'Hello' echoes")
+def _(ctx):
+    ws = pmd_ws(ctx, "permessage-deflate")
+    for h in ("f248cdc9c90700", "f200110000", "000500faff48656c6c6f00", "f348cdc9c9070000",
+              "f248050000 00ffffcac9c90700"):
+        ws.send(frame(OP_TEXT, bytes.fromhex(h.replace(" ", "")), rsv=4))
+        try:
+            ws.expect_cmessage(OP_TEXT, b"Hello")
+        except CaseFail as e:
+            raise CaseFail("payload %s: %s" % (h, e))
+
+
+@case("13.6.6", "compressed message in 1-byte fragments -> echo")
+def _(ctx):
+    ws = pmd_ws(ctx)
+    m = compressible_text(3000, 4)
+    ws.echo_c(OP_TEXT, m, frag=1)
+
+
+@case("13.6.7", "compressed message whose first fragment is empty -> echo")
+def _(ctx):
+    ws = pmd_ws(ctx)
+    m = compressible_text(3000, 5)
+    z = ws.compress(m)
+    ws.send(b"".join(cfragments(OP_TEXT, [b"", z[:10], b"", z[10:]])))
+    ws.expect_cmessage(OP_TEXT, m)
+
+
+@case("13.6.8", "ping between the fragments of a compressed message -> pong, then the echo")
+def _(ctx):
+    ws = pmd_ws(ctx)
+    m = compressible_text(20000, 6)
+    z = ws.compress(m)
+    ws.send(frame(OP_TEXT, z[:100], fin=False, rsv=4) + frame(OP_PING, b"mid")
+            + frame(OP_CONT, z[100:]))
+    ws.expect_pong(b"mid")
+    ws.expect_cmessage(OP_TEXT, m)
+
+
+@case("13.6.9", "uncompressed and compressed messages alternating on one connection -> echoes")
+def _(ctx):
+    ws = pmd_ws(ctx, "permessage-deflate", SRV_TAKEOVER)
+    for i in range(10):
+        m = compressible_text(500 + i, i)
+        if i % 2:
+            ws.send(frame(OP_TEXT, m))
+        else:
+            ws.send_compressed(OP_TEXT, m)
+        ws.expect_cmessage(OP_TEXT, m)
+
+
+@case("13.6.10", "a compressed text whose UTF-8 sequences straddle inflate chunk and fragment "
+      "boundaries (1 MiB of 4-byte characters, 1000-byte fragments) -> echo")
+def _(ctx):
+    ws = pmd_ws(ctx)
+    m = ("😀𝄞" * (MiB // 8)).encode("utf-8")
+    ws.echo_c(OP_TEXT, m, frag=1000)
+
+
+@case("13.6.11", "--max-message 1 MiB: compressed message inflating to exactly 1 MiB -> echo",
+      needs_limit=True)
+def _(ctx):
+    ws = pmd_ws(ctx, srv=SRV_LIMIT)
+    ws.echo_c(OP_BINARY, compressible_binary(MiB))
+
+
+# ---- 13.7: errors -------------------------------------------------------
+
+def _with_zdict():
+    words = b"".join(b"word%04d " % i for i in range(200))
+    c = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=words)
+    z = c.compress(words[500:1500]) + c.flush(zlib.Z_SYNC_FLUSH)
+    return z[:-4]
+
+
+def _pmd_fail(data_fn, code, srv=SRV_DEFAULT, offer="permessage-deflate", before=()):
+    def fn(ctx):
+        ws = pmd_ws(ctx, offer, srv, expect=False if offer is None else None)
+        ws.send(data_fn(ws))
+        for op, payload in before:
+            if op == OP_PONG:
+                ws.expect_pong(payload)
+            else:
+                ws.expect_cmessage(op, payload)
+        ws.expect_close(code)
+    return fn
+
+
+add("13.7.1", "RSV1 on a continuation frame of a compressed message -> 1002",
+    _pmd_fail(lambda ws: frame(OP_TEXT, ws.compress(b"hello world")[:3], fin=False, rsv=4)
+              + frame(OP_CONT, b"", rsv=4), 1002))
+add("13.7.2", "RSV1 on a continuation frame of an uncompressed message -> 1002",
+    _pmd_fail(lambda ws: frame(OP_TEXT, b"abc", fin=False) + frame(OP_CONT, b"\x00", rsv=4), 1002))
+add("13.7.3", "RSV1 on a ping -> 1002", _pmd_fail(lambda ws: frame(OP_PING, b"p", rsv=4), 1002))
+add("13.7.4", "RSV1 on a pong -> 1002", _pmd_fail(lambda ws: frame(OP_PONG, b"p", rsv=4), 1002))
+add("13.7.5", "RSV1 on a close -> 1002",
+    _pmd_fail(lambda ws: frame(OP_CLOSE, close_payload(1000), rsv=4), 1002))
+add("13.7.6", "RSV1 on a ping between compressed fragments -> 1002",
+    _pmd_fail(lambda ws: frame(OP_TEXT, ws.compress(b"x" * 100), fin=False, rsv=4)
+              + frame(OP_PING, b"p", rsv=4), 1002))
+add("13.7.7", "permessage-deflate not offered: RSV1 on a text frame -> 1002",
+    _pmd_fail(lambda ws: frame(OP_TEXT, b"\x00", rsv=4), 1002, offer=None))
+add("13.7.8", "--deflate-takeover on, echo first, then RSV2 on a text frame -> 1002",
+    _pmd_fail(lambda ws: frame(OP_TEXT, b"hi" * 40) + frame(OP_TEXT, b"\x00", rsv=2), 1002,
+              srv=SRV_TAKEOVER,
+              before=[(OP_TEXT, b"hi" * 40)]))
+add("13.7.9", "RSV1|RSV3 on a text frame -> 1002",
+    _pmd_fail(lambda ws: frame(OP_TEXT, b"\x00", rsv=5), 1002))
+add("13.7.10", "invalid compressed data (0xff 0xff 0xff: reserved block type) -> 1007",
+    _pmd_fail(lambda ws: frame(OP_BINARY, b"\xff\xff\xff", rsv=4), 1007))
+add("13.7.11", "invalid compressed data after a good compressed message -> echo, then 1007",
+    _pmd_fail(lambda ws: frame(OP_TEXT, ws.compress(b"good " * 20), rsv=4)
+              + frame(OP_BINARY, b"\x07" + os.urandom(200), rsv=4), 1007,
+              before=[(OP_TEXT, b"good " * 20)]))
+add("13.7.12", "compressed data referring to a preset dictionary the server never saw "
+    "(distances before the start of the stream) -> 1007",
+    _pmd_fail(lambda ws: frame(OP_BINARY, _with_zdict(), rsv=4), 1007))
+add("13.7.13", "the second fragment of a compressed message starts a block of the reserved "
+    "type 3 -> 1007",
+    _pmd_fail(lambda ws: frame(OP_BINARY, ws.compress(compressible_binary(3000)), fin=False,
+                               rsv=4) + frame(OP_CONT, PMD_TAIL + b"\x07" + b"\xff" * 64), 1007))
+add("13.7.14", "compressed text that is not UTF-8 (0xC0 0xAF) -> 1007",
+    _pmd_fail(lambda ws: frame(OP_TEXT, ws.compress(b"ok \xc0\xaf ok"), rsv=4), 1007))
+add("13.7.15", "compressed text ending inside a UTF-8 sequence -> 1007",
+    _pmd_fail(lambda ws: frame(OP_TEXT, ws.compress("abc€".encode()[:-1]), rsv=4), 1007))
+add("13.7.16", "compressed text, 64 KiB of valid UTF-8 then a lone 0xFF, fragmented -> 1007",
+    _pmd_fail(lambda ws: b"".join(cfragments(OP_TEXT, chunks_of(ws.compress(
+        compressible_text(64 * KiB) + b"\xff" + b"z" * 1000), 333))), 1007))
+add("13.7.17", "--deflate-takeover on: invalid UTF-8 in the 3rd compressed message -> 2 echoes, "
+    "then 1007", _pmd_fail(lambda ws: b"".join(
+        frame(OP_TEXT, ws.compress(m), rsv=4) for m in (b"one " * 30, b"two " * 30,
+                                                        b"three \xed\xa0\x80")),
+        1007, srv=SRV_TAKEOVER, before=[(OP_TEXT, b"one " * 30), (OP_TEXT, b"two " * 30)]))
+@case("13.7.18", "--max-message 1 MiB: compressed message inflating to 1 MiB + 1 -> 1009",
+      needs_limit=True)
+def _(ctx):
+    ws = pmd_ws(ctx, srv=SRV_LIMIT)
+    ws.send_compressed(OP_BINARY, bytes(MiB + 1))
+    ws.expect_close(1009)
+
+
+@case("13.7.19", "--max-message 1 MiB: 64 MiB of zeros compressed to ~64 KiB, fragmented -> "
+      "1009", needs_limit=True)
+def _(ctx):
+    ws = pmd_ws(ctx, srv=SRV_LIMIT)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    z = b"".join(c.compress(bytes(MiB)) for _ in range(64)) + c.flush(zlib.Z_SYNC_FLUSH)
+    ws.send(b"".join(cfragments(OP_BINARY, chunks_of(z[:-4], 8 * KiB))))
+    ws.expect_close(1009)
+
+
+@case("13.7.20", "compressed message that ends inside a stored block (truncated deflate data) "
+      "-> 1007")
+def _(ctx):
+    ws = pmd_ws(ctx)
+    z = ws.compress(os.urandom(3000))  # incompressible: stored blocks
+    ws.send(frame(OP_BINARY, z[:1500], rsv=4))
+    ws.expect_close(1007)
+
+
+# ==========================================================================
 # H  Opening handshake
 # ==========================================================================
 
@@ -2216,6 +2967,7 @@ class Servers:
         self.main = None
         self.limit = None
         self.restarts = []
+        self.extra = {}  # flags tuple -> instance (categories 12 and 13)
 
     def start(self):
         if self.url:
@@ -2225,6 +2977,13 @@ class Servers:
         self.main = UvwsServer().start()
         if self.need_limit:
             self.limit = UvwsServer("--max-message", str(MAX_MESSAGE_LIMIT)).start()
+
+    def extra_port(self, args):
+        """The port of an instance started with `args` (started on first use)."""
+        args = tuple(args)
+        if args not in self.extra:
+            self.extra[args] = self._cls(*args).start()
+        return self.extra[args].port
 
     def endpoint(self):
         if self.url:
@@ -2262,8 +3021,9 @@ class Servers:
         if self.url:
             return None
         msgs = []
-        for attr, args in (("main", ()), ("limit", ("--max-message", str(MAX_MESSAGE_LIMIT)))):
-            srv = getattr(self, attr)
+        for attr, args in (("main", ()), ("limit", ("--max-message", str(MAX_MESSAGE_LIMIT))))\
+                + tuple((a, a) for a in self.extra):
+            srv = getattr(self, attr) if isinstance(attr, str) else self.extra[attr]
             if srv is not None and self._dying(srv, probe):
                 rc = srv.proc.returncode
                 try:
@@ -2275,14 +3035,18 @@ class Servers:
                               if any(m in l for m in self.SANITIZER_MARKS)), None)
                 shown = lines[max(0, first - 3):first + 25] if first is not None else lines[-20:]
                 msgs.append("server%s died (exit status %s); restarted; its log:\n    %s"
-                            % (" (--max-message)" if attr == "limit" else "", rc,
+                            % (" (--max-message)" if attr == "limit" else
+                               "" if attr == "main" else " (%s)" % " ".join(args), rc,
                                "\n    ".join(shown)))
-                setattr(self, attr, self._cls(*args).start())
+                if isinstance(attr, str):
+                    setattr(self, attr, self._cls(*args).start())
+                else:
+                    self.extra[attr] = self._cls(*args).start()
         return "\n".join(msgs) or None
 
     def stop(self):
         problems = []
-        for srv in (self.main, self.limit):
+        for srv in (self.main, self.limit) + tuple(self.extra.values()):
             if srv is None:
                 continue
             try:
@@ -2337,6 +3101,7 @@ def main():
             continue
         host, port, limit_port = servers.endpoint()
         ctx = Ctx(host, port, limit_port, not args.url)
+        ctx.servers = None if args.url else servers
         t0 = time.monotonic()
         err = None
         try:

@@ -13,6 +13,7 @@
 static uv_loop_t loop;
 static uvws_server_t srv;
 static uvws__route_t route;
+static uvws__mount_t root;
 static size_t written;
 static int upgraded, finished;
 
@@ -45,6 +46,12 @@ const uvws__route_t *uvws__server_route(const uvws_server_t *s, const char *path
   (void)s;
   return (len == 5 && memcmp(path, "/echo", 5) == 0) ? &route : NULL;
 }
+const uvws__mount_t *uvws__server_mount_for(const uvws_server_t *s, const char *rel,
+                                            const char **rest) {
+  (void)s;
+  *rest = rel;
+  return &root;
+}
 const char *uvws__server_date(uvws_server_t *s) { (void)s; return "Thu, 01 Jan 1970 00:00:00 GMT"; }
 void uvws__metrics_render(uvws_server_t *s, uvws__buf_t *out) { (void)s; uvws__buf_append(out, "m 1\n", 4); }
 
@@ -70,8 +77,9 @@ static void setup(void) {
   srv.pmd.client_max_bits = 15;
   srv.pmd.client_takeover = 1;
   if (mkdtemp(web) == NULL) abort();
-  srv.web_real = web;
-  srv.web_real_len = strlen(web);
+  root.prefix = (char *)"";
+  root.real = web;
+  root.real_len = strlen(web);
   route.path = "/echo";
   route.path_len = 5;
   route.subprotocols = (char **)(uintptr_t)protos;
