@@ -133,6 +133,12 @@ typedef struct {
   const char *allow_origin;  /* comma-separated Origins allowed to upgrade
                                 (browsers send Origin); NULL = any (default) */
   int metrics;               /* serve GET /metrics and /healthz; default 1 */
+  /* TLS (https:// and wss://) on a second port, with mbedTLS */
+  const char *tls_cert;      /* PEM certificate chain file */
+  const char *tls_key;       /* PEM private key file */
+  int tls_self_signed;       /* generate a key and certificate in memory */
+  int tls_port;              /* default 8443; 0 picks a free one */
+  int tls_only;              /* no plain listener */
   int log_json;              /* access and session log lines as JSON; default 0 */
   int log_connections;       /* log WebSocket open/close at info; default 1 */
   /* permessage-deflate (RFC 7692) */
@@ -213,6 +219,14 @@ UVWS_EXTERN int uvws_server_start(uvws_server_t *srv);
 
 /* The port actually bound (useful with port 0), or a negative error. */
 UVWS_EXTERN int uvws_server_port(const uvws_server_t *srv);
+UVWS_EXTERN int uvws_server_tls_port(const uvws_server_t *srv);
+
+/* Loads tls_cert and tls_key again (e.g. on SIGHUP): new connections get
+ * the new certificate, open ones keep theirs. On error the old one stays,
+ * the reason is logged, and a negative code is returned. */
+UVWS_EXTERN int uvws_server_tls_reload(uvws_server_t *srv);
+/* "AB:CD:..." SHA-256 of the certificate in use, or NULL without TLS. */
+UVWS_EXTERN const char *uvws_server_tls_fingerprint(const uvws_server_t *srv);
 
 /* Stops accepting, sends close 1001 to every WebSocket, ends HTTP
  * connections, and calls `cb` once every handle is closed; after that the

@@ -59,6 +59,10 @@ static void on_closed(uv_handle_t *handle) {
     c->route->h.on_close(c, (int)code, reason, rlen);
   }
   if (c->http) uvws__http_free(c);
+  if (c->tls) {
+    uvws__tls_free(c->tls);
+    free(c->tls);
+  }
   uvws__ws_free(&c->ws);
   if (c->def) {
     deflateEnd(c->def);
@@ -104,6 +108,7 @@ static void do_shutdown(uvws_conn_t *c) {
  * after close_timeout_ms. */
 void uvws__conn_finish(uvws_conn_t *c) {
   if (c->state == UVWS__CONN_CLOSED || c->finishing) return;
+  if (c->tls) uvws__tls_io_close_notify(c); /* queued before the FIN */
   c->finishing = 1;
   c->deadline = uv_now(c->srv->loop) + c->srv->opts.close_timeout_ms;
   if (c->srv->corked == c) return; /* the cork flush will come back here */
@@ -191,7 +196,7 @@ static int queue_rest(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n, size_t d
  * uv_try_write goes first and only what the kernel refuses is copied.
  * Returns 0, UVWS_ECLOSED, or an error after which the connection is being
  * closed. */
-int uvws__conn_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n) {
+int uvws__conn_raw_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n) {
   uvws_server_t *srv = c->srv;
   uv_buf_t v[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
   unsigned i, nv = 0;
@@ -244,6 +249,11 @@ int uvws__conn_cork(uvws_conn_t *c) {
   if (c->srv->corked != NULL) return 0;
   c->srv->corked = c;
   return 1;
+}
+
+/* Plaintext out: through TLS when the connection has it. */
+int uvws__conn_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n) {
+  return c->tls ? uvws__tls_io_write(c, bufs, n) : uvws__conn_raw_write(c, bufs, n);
 }
 
 /* End of a batch: one write for everything the batch produced. */
@@ -313,7 +323,6 @@ static void ws_feed(uvws_conn_t *c, char *data, size_t len);
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   uvws_conn_t *c = stream->data;
-  int corked;
 
   if (nread == 0 || c->state == UVWS__CONN_CLOSED) return;
   if (nread < 0) {
@@ -324,14 +333,22 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     else uvws__conn_abort(c, uv_strerror((int)nread));
     return;
   }
-  if (c->finishing || c->failed || c->close_rcvd) return; /* draining until EOF */
+  if (c->tls) uvws__tls_io_read(c, buf->base, (size_t)nread);
+  else uvws__conn_input(c, buf->base, (size_t)nread);
+}
+
+/* Plaintext from the peer: straight from the socket, or decrypted. */
+void uvws__conn_input(uvws_conn_t *c, char *data, size_t len) {
+  int corked;
+  if (c->state == UVWS__CONN_CLOSED || c->finishing || c->failed || c->close_rcvd)
+    return; /* draining until EOF */
   corked = uvws__conn_cork(c);
   if (c->state == UVWS__CONN_HTTP) {
-    uvws__http_feed(c, buf->base, (size_t)nread);
+    uvws__http_feed(c, data, len);
   } else {
     c->last_rx = uv_now(c->srv->loop); /* any bytes prove the peer alive */
     c->awaiting_pong = 0;
-    ws_feed(c, buf->base, (size_t)nread);
+    ws_feed(c, data, len);
   }
   if (corked) uvws__conn_uncork(c);
 }
@@ -645,7 +662,7 @@ static void peer_name(uvws_conn_t *c) {
   snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
 }
 
-int uvws__conn_accept(uvws_server_t *srv) {
+int uvws__conn_accept(uvws_server_t *srv, uv_stream_t *listener, int tls) {
   uvws_conn_t *c = calloc(1, sizeof(*c));
   int r;
 
@@ -662,8 +679,9 @@ int uvws__conn_accept(uvws_server_t *srv) {
   if (srv->conns) srv->conns->prev = c;
   srv->conns = c;
   srv->nconns++;
-  r = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
+  r = uv_accept(listener, (uv_stream_t *)&c->tcp);
   if (r == 0) r = uvws__http_init(c);
+  if (r == 0 && tls) r = uvws__tls_io_new(c);
   if (r < 0) {
     conn_close(c);
     return r;
@@ -672,8 +690,16 @@ int uvws__conn_accept(uvws_server_t *srv) {
   peer_name(c);
   c->started = uv_now(srv->loop);
   c->deadline = c->started + srv->opts.handshake_timeout_ms;
-  /* Limits are answered in HTTP, so clients and logs see why. */
+  /* Limits are answered in HTTP, so clients and logs see why (over TLS
+   * that would cost a handshake first: those are just closed). */
   if (srv->opts.max_connections && srv->nconns > srv->opts.max_connections) {
+    if (c->tls) {
+      uvws__log(UVWS_LOG_WARN, "conn %s: refused, %u connections open (--max-connections)", c->peer,
+                srv->opts.max_connections);
+      srv->m.conns_rejected++;
+      conn_close(c);
+      return 0;
+    }
     uvws__log(UVWS_LOG_WARN, "conn %s: refused, %u connections open (--max-connections)", c->peer,
               srv->opts.max_connections);
     uvws__http_reject(c, 503, "too many connections");
@@ -686,6 +712,12 @@ int uvws__conn_accept(uvws_server_t *srv) {
       return n;
     }
     c->has_addr = 1;
+    if ((unsigned)n > srv->opts.max_connections_per_ip && c->tls) {
+      uvws__log(UVWS_LOG_WARN, "conn %s: refused, %d connections from this address", c->peer, n - 1);
+      srv->m.conns_rejected++;
+      conn_close(c);
+      return 0;
+    }
     if ((unsigned)n > srv->opts.max_connections_per_ip) {
       uvws__log(UVWS_LOG_WARN, "conn %s: refused, %d connections from this address (--max-connections-per-ip)",
                 c->peer, n - 1);

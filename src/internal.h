@@ -4,6 +4,7 @@
 #define UVWS_INTERNAL_H
 
 #include "deflate.h"
+#include "tls.h"
 #include "uvws.h"
 #include "wbuf.h"
 #include "ws.h"
@@ -94,6 +95,7 @@ struct uvws_conn_s {
     uv_shutdown_t shutdown;
   } req;
   uvws__http_t *http;        /* HTTP state while state == HTTP */
+  uvws__tls_t *tls;          /* owned; NULL for plain TCP */
   const uvws__route_t *route;
   const char *protocol;      /* points into route->subprotocols */
   uvws__ws_t ws;
@@ -134,6 +136,13 @@ struct uvws_server_s {
   uvws__buf_t cork;
   uvws_conn_t *corked;
   char *readbuf;             /* shared by every connection of this loop */
+  char *tlsbuf;              /* decrypted input, shared likewise */
+  uv_tcp_t tls_listener;
+  uvws__tls_rng_t rng;
+  uvws__tls_conf_t *tls;     /* current certificate; NULL without TLS */
+  char *tls_cert, *tls_key;
+  int tls_port;
+  uint8_t listening_plain, listening_tls;
   uvws__pmd_config_t pmd;
   z_stream *shared_def;      /* deflater for connections without takeover */
   uvws__buf_t zbuf;          /* one compressed message, until it is queued */
@@ -153,6 +162,8 @@ struct uvws_server_s {
 
 /* conn.c */
 int uvws__conn_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n);
+int uvws__conn_raw_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n);
+void uvws__conn_input(uvws_conn_t *c, char *data, size_t len);
 int uvws__conn_cork(uvws_conn_t *c);
 void uvws__conn_uncork(uvws_conn_t *c);
 size_t uvws__conn_queued(const uvws_conn_t *c);
@@ -164,7 +175,13 @@ void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *
                         size_t rest_len);
 void uvws__conn_timeout(uvws_conn_t *c);
 void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now);
-int uvws__conn_accept(uvws_server_t *srv);
+int uvws__conn_accept(uvws_server_t *srv, uv_stream_t *listener, int tls);
+
+/* tls_io.c: TLS between the socket and the connection */
+int uvws__tls_io_new(uvws_conn_t *c);
+void uvws__tls_io_read(uvws_conn_t *c, const char *data, size_t len);
+int uvws__tls_io_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n);
+void uvws__tls_io_close_notify(uvws_conn_t *c);
 
 /* http.c */
 int uvws__http_init(uvws_conn_t *c);

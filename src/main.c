@@ -60,6 +60,11 @@ static void usage(FILE *f) {
           "  --metrics on|off      serve /metrics (Prometheus) and /healthz (default on)\n"
           "  --log-format text|json\n"
           "                        access and session log lines (default text)\n"
+          "  --tls-cert FILE       PEM certificate chain: serve https:// and wss:// too\n"
+          "  --tls-key FILE        PEM private key for --tls-cert\n"
+          "  --tls-self-signed     generate a key and certificate in memory (development)\n"
+          "  --tls-port N          TLS port (default %d); 0 for any free one\n"
+          "  --tls-only            no plain HTTP listener\n"
           "  --deflate on|off      accept permessage-deflate offers (default on)\n"
           "  --deflate-level N     zlib compression level 1-9 (default %d)\n"
           "  --deflate-window-bits N\n"
@@ -78,10 +83,11 @@ static void usage(FILE *f) {
           "  --version             show the version and exit\n"
           "\n"
           "Signals: SIGINT or SIGTERM closes every WebSocket with 1001 and exits 0;\n"
-          "a second one exits at once.\n",
+          "a second one exits at once. SIGHUP reloads --tls-cert and --tls-key\n"
+          "(open connections keep the old certificate; a bad file keeps the old one).\n",
           d.host, d.port, UVWS_DEFAULT_WEB_ROOT, UVWS_DEFAULT_DOCS_ROOT, d.max_header_bytes, d.handshake_timeout_ms / 1000,
           d.ping_interval_ms / 1000, d.ping_timeout_ms / 1000, d.shutdown_timeout_ms / 1000,
-          d.deflate_level,
+          d.tls_port, d.deflate_level,
           d.deflate_window_bits, d.deflate_mem_level, d.deflate_min_size);
 }
 
@@ -147,7 +153,7 @@ static int bad(const char *flag, const char *value, const char *why) {
 
 typedef struct {
   uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uvws_server_t *srv;
   int signals;
 } program_t;
@@ -156,10 +162,15 @@ static void on_server_done(uvws_server_t *srv) {
   program_t *p = uvws_server_get_data(srv);
   uv_close((uv_handle_t *)&p->sigint, NULL);
   uv_close((uv_handle_t *)&p->sigterm, NULL);
+  uv_close((uv_handle_t *)&p->sighup, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
   program_t *p = h->data;
+  if (signum == SIGHUP) {
+    if (uvws_server_tls_fingerprint(p->srv)) uvws_server_tls_reload(p->srv);
+    return;
+  }
   if (++p->signals > 1) {
     fprintf(stderr, "uvws: second signal, exiting now\n");
     _Exit(1);
@@ -188,6 +199,11 @@ int main(int argc, char **argv) {
       {"allow-origin", required_argument, NULL, 'o'},
       {"metrics", required_argument, NULL, 'M'},
       {"log-format", required_argument, NULL, 'L'},
+      {"tls-cert", required_argument, NULL, 'T'},
+      {"tls-key", required_argument, NULL, 'T' + 256},
+      {"tls-self-signed", no_argument, NULL, 'T' + 512},
+      {"tls-port", required_argument, NULL, 'T' + 768},
+      {"tls-only", no_argument, NULL, 'T' + 1024},
       {"deflate", required_argument, NULL, 'd'},
       {"deflate-level", required_argument, NULL, 'd' + 256},
       {"deflate-window-bits", required_argument, NULL, 'd' + 512},
@@ -275,6 +291,21 @@ int main(int argc, char **argv) {
         else if (strcmp(optarg, "text") == 0) opts.log_json = 0;
         else return bad("--log-format", optarg, "expected text or json");
         break;
+      case 'T':
+        opts.tls_cert = optarg;
+        break;
+      case 'T' + 256:
+        opts.tls_key = optarg;
+        break;
+      case 'T' + 512:
+        opts.tls_self_signed = 1;
+        break;
+      case 'T' + 768:
+        if (parse_int(optarg, 0, 65535, &opts.tls_port) != 0) return bad("--tls-port", optarg, "expected 0 to 65535");
+        break;
+      case 'T' + 1024:
+        opts.tls_only = 1;
+        break;
       case 'd':
         if (parse_onoff(optarg, &opts.deflate) != 0) return bad("--deflate", optarg, "expected on or off");
         break;
@@ -315,6 +346,18 @@ int main(int argc, char **argv) {
         return 2;
     }
   }
+  if (!opts.tls_cert != !opts.tls_key) {
+    fprintf(stderr, "uvws: --tls-cert and --tls-key go together\nTry 'uvws --help'.\n");
+    return 2;
+  }
+  if (opts.tls_cert && opts.tls_self_signed) {
+    fprintf(stderr, "uvws: --tls-self-signed replaces --tls-cert/--tls-key; give one or the other\n");
+    return 2;
+  }
+  if (opts.tls_only && !opts.tls_cert && !opts.tls_self_signed) {
+    fprintf(stderr, "uvws: --tls-only needs --tls-cert and --tls-key, or --tls-self-signed\n");
+    return 2;
+  }
   if (optind < argc) {
     fprintf(stderr, "uvws: unexpected argument '%s'\nTry 'uvws --help'.\n", argv[optind]);
     return 2;
@@ -341,9 +384,11 @@ int main(int argc, char **argv) {
   }
   uv_signal_init(&prog.loop, &prog.sigint);
   uv_signal_init(&prog.loop, &prog.sigterm);
-  prog.sigint.data = prog.sigterm.data = &prog;
+  uv_signal_init(&prog.loop, &prog.sighup);
+  prog.sigint.data = prog.sigterm.data = prog.sighup.data = &prog;
   uv_signal_start(&prog.sigint, on_signal, SIGINT);
   uv_signal_start(&prog.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&prog.sighup, on_signal, SIGHUP);
 
   r = uvws_server_start(prog.srv);
   if (r != 0) {

@@ -27,6 +27,7 @@ void uvws_options_init(uvws_options_t *o) {
   o->ping_timeout_ms = 10000;
   o->shutdown_timeout_ms = 5000;
   o->metrics = 1;
+  o->tls_port = 8443;
   o->log_connections = 1;
   o->deflate = 1;
   o->deflate_level = 6;
@@ -57,6 +58,9 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   }
   if (opts->port < 0 || opts->port > 65535 || opts->max_header_bytes < 256 || opts->max_url < 16)
     return UV_EINVAL;
+  if (opts->tls_port < 0 || opts->tls_port > 65535 || (!opts->tls_cert != !opts->tls_key) ||
+      (opts->tls_only && !opts->tls_cert && !opts->tls_self_signed))
+    return UV_EINVAL;
   if (opts->deflate && (opts->deflate_level < 1 || opts->deflate_level > 9 ||
                         opts->deflate_window_bits < 9 || opts->deflate_window_bits > 15 ||
                         opts->deflate_mem_level < 1 || opts->deflate_mem_level > 9))
@@ -68,6 +72,8 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   srv->host = dup_str(opts->host ? opts->host : "127.0.0.1");
   srv->web_root = dup_str(opts->web_root);
   srv->allow_origin = dup_str(opts->allow_origin);
+  srv->tls_cert = dup_str(opts->tls_cert);
+  srv->tls_key = dup_str(opts->tls_key);
   srv->readbuf = malloc(UVWS__READ_BUF_SIZE);
   if (srv->host == NULL || (opts->web_root && srv->web_root == NULL) || srv->readbuf == NULL ||
       (opts->allow_origin && srv->allow_origin == NULL)) {
@@ -87,7 +93,10 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
     return UV_ENOMEM;
   }
   srv->opts.allow_origin = srv->allow_origin;
+  srv->opts.tls_cert = srv->tls_cert;
+  srv->opts.tls_key = srv->tls_key;
   srv->port = -1;
+  srv->tls_port = -1;
   *out = srv;
   return 0;
 }
@@ -114,6 +123,11 @@ void uvws_server_free(uvws_server_t *srv) {
   free(srv->routes);
   free(srv->host);
   free(srv->allow_origin);
+  free(srv->tls_cert);
+  free(srv->tls_key);
+  free(srv->tlsbuf);
+  uvws__tls_conf_unref(srv->tls);
+  uvws__tls_rng_free(&srv->rng);
   free(srv->web_root);
   for (i = 0; i < srv->nmounts; i++) {
     free(srv->mounts[i].prefix);
@@ -248,7 +262,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   if (srv->shutting_down) return;
-  r = uvws__conn_accept(srv);
+  r = uvws__conn_accept(srv, listener, listener == (uv_stream_t *)&srv->tls_listener);
   if (r < 0) uvws__log(UVWS_LOG_WARN, "accept: %s", uv_strerror(r));
 }
 
@@ -403,11 +417,49 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
   return 0;
 }
 
-int uvws_server_start(uvws_server_t *srv) {
+/* Binds, listens, logs "listening on http(s)://HOST:PORT", and records
+ * the port. The handle counts as open from uv_tcp_init on. */
+static int listen_on(uvws_server_t *srv, uv_tcp_t *h, int port, int tls) {
   struct sockaddr_storage ss;
   int namelen = sizeof(ss), r;
-  size_t i;
   char ip[INET6_ADDRSTRLEN];
+
+  r = resolve(srv->host, port, &ss);
+  if (r < 0) {
+    uvws__log(UVWS_LOG_ERROR, "cannot resolve listen address %s", srv->host);
+    return r;
+  }
+  r = uv_tcp_init(srv->loop, h);
+  if (r < 0) return r;
+  h->data = srv;
+  srv->handles_open++;
+  if (tls) srv->listening_tls = 1; /* so shutdown closes it */
+  else srv->listening_plain = 1;
+  r = uv_tcp_bind(h, (const struct sockaddr *)&ss, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)h, 511, on_connection);
+  if (r < 0) {
+    uvws__log(UVWS_LOG_ERROR, "listen on %s:%d: %s", srv->host, port, uv_strerror(r));
+    return r;
+  }
+  r = uv_tcp_getsockname(h, (struct sockaddr *)&ss, &namelen);
+  if (r < 0) return r;
+  if (ss.ss_family == AF_INET6) {
+    uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+    port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    uvws__log(UVWS_LOG_INFO, "listening on %s://[%s]:%d", tls ? "https" : "http", ip, port);
+  } else {
+    uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    uvws__log(UVWS_LOG_INFO, "listening on %s://%s:%d", tls ? "https" : "http", ip, port);
+  }
+  if (tls) srv->tls_port = port;
+  else srv->port = port;
+  return 0;
+}
+
+int uvws_server_start(uvws_server_t *srv) {
+  int r;
+  size_t i;
 
   if (srv->started) return UVWS_ESTATE;
   for (i = 0; i < srv->nmounts; i++) {
@@ -424,32 +476,29 @@ int uvws_server_start(uvws_server_t *srv) {
     /* "/" as a root would make every "/x" look inside it */
     if (m->real_len == 1) m->real_len = 0;
   }
-  r = resolve(srv->host, srv->opts.port, &ss);
-  if (r < 0) {
-    uvws__log(UVWS_LOG_ERROR, "cannot resolve listen address %s", srv->host);
-    return r;
+  if (srv->opts.tls_cert || srv->opts.tls_self_signed) {
+    char err[256];
+    if (srv->opts.tls_cert)
+      r = uvws__tls_conf_load(&srv->rng, srv->opts.tls_cert, srv->opts.tls_key, &srv->tls, err, sizeof(err));
+    else
+      r = uvws__tls_conf_self_signed(&srv->rng, "localhost", &srv->tls, err, sizeof(err));
+    if (r != 0) {
+      uvws__log(UVWS_LOG_ERROR, "%s", err);
+      return r;
+    }
+    uvws__log(UVWS_LOG_INFO, "TLS certificate%s SHA-256 fingerprint %s",
+              srv->opts.tls_cert ? "" : " (self-signed, in memory)", srv->tls->fingerprint);
   }
-  r = uv_tcp_init(srv->loop, &srv->listener);
-  if (r < 0) return r;
-  srv->listener.data = srv;
-  srv->handles_open++;
   srv->started = 1;
-  r = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
-  if (r < 0) {
-    uvws__log(UVWS_LOG_ERROR, "listen on %s:%d: %s", srv->host, srv->opts.port, uv_strerror(r));
-    return r;
+  if (!srv->opts.tls_only) {
+    r = listen_on(srv, &srv->listener, srv->opts.port, 0);
+    if (r < 0) return r;
+    srv->listening_plain = 1;
   }
-  r = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &namelen);
-  if (r < 0) return r;
-  if (ss.ss_family == AF_INET6) {
-    uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-    srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    uvws__log(UVWS_LOG_INFO, "listening on http://[%s]:%d", ip, srv->port);
-  } else {
-    uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-    srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    uvws__log(UVWS_LOG_INFO, "listening on http://%s:%d", ip, srv->port);
+  if (srv->tls) {
+    r = listen_on(srv, &srv->tls_listener, srv->opts.tls_port, 1);
+    if (r < 0) return r;
+    srv->listening_tls = 1;
   }
   r = uv_timer_init(srv->loop, &srv->sweep);
   if (r < 0) return r;
@@ -461,6 +510,34 @@ int uvws_server_start(uvws_server_t *srv) {
 }
 
 int uvws_server_port(const uvws_server_t *srv) { return srv->port >= 0 ? srv->port : UVWS_ESTATE; }
+int uvws_server_tls_port(const uvws_server_t *srv) {
+  return srv->tls_port >= 0 ? srv->tls_port : UVWS_ESTATE;
+}
+
+const char *uvws_server_tls_fingerprint(const uvws_server_t *srv) {
+  return srv->tls ? srv->tls->fingerprint : NULL;
+}
+
+int uvws_server_tls_reload(uvws_server_t *srv) {
+  uvws__tls_conf_t *fresh = NULL;
+  char err[256];
+  int r;
+  if (srv->tls == NULL) return UVWS_ESTATE;
+  if (srv->opts.tls_cert == NULL) {
+    uvws__log(UVWS_LOG_INFO, "TLS reload: the certificate is self-signed; nothing to reload");
+    return 0;
+  }
+  r = uvws__tls_conf_load(&srv->rng, srv->opts.tls_cert, srv->opts.tls_key, &fresh, err, sizeof(err));
+  if (r != 0) {
+    uvws__log(UVWS_LOG_ERROR, "TLS reload failed, keeping the current certificate: %s", err);
+    return r;
+  }
+  /* Open connections hold references to the old configuration. */
+  uvws__tls_conf_unref(srv->tls);
+  srv->tls = fresh;
+  uvws__log(UVWS_LOG_INFO, "TLS reload: certificate SHA-256 fingerprint %s", fresh->fingerprint);
+  return 0;
+}
 
 /* ---- shutdown --------------------------------------------------------------- */
 
@@ -503,7 +580,8 @@ void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv)) {
   uvws__log(UVWS_LOG_INFO, "shutting down: %zu connection(s) open", srv->nconns);
   /* The sweep keeps running until the last connection is gone: closing
    * handshakes still need their timeouts. */
-  if (srv->started) uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
+  if (srv->listening_plain) uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
+  if (srv->listening_tls) uv_close((uv_handle_t *)&srv->tls_listener, on_handle_closed);
   for (c = srv->conns; c; c = next) {
     next = c->next;
     if (c->state == UVWS__CONN_WS) {
