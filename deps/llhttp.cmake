@@ -16,7 +16,9 @@ if(NOT EXISTS "${LLHTTP_INCLUDE_DIR}/llhttp.h")
   message(FATAL_ERROR "llhttp.h not found in ${LLHTTP_INCLUDE_DIR}: set LLHTTP_INCLUDE_DIR")
 endif()
 
-add_library(uvws_llhttp STATIC
+# An OBJECT library: its objects go into both libuvws.a and libuvws.so,
+# so installed users never need a separate llhttp.
+add_library(uvws_llhttp OBJECT
   "${LLHTTP_SOURCE_DIR}/llhttp.c"
   "${LLHTTP_SOURCE_DIR}/api.c"
   "${LLHTTP_SOURCE_DIR}/http.c")

@@ -19,6 +19,24 @@
 #define UVWS_DEFAULT_DOCS_ROOT "docs"
 #endif
 
+/* An installed binary finds its files beside it: <prefix>/bin/uvws uses
+ * <prefix>/share/uvws/<name>. A binary in the build tree uses the source
+ * tree's folders, compiled in. The result lives in `out`. */
+static const char *data_dir(const char *name, const char *fallback, char *out, size_t size) {
+  char exe[2048];
+  size_t len = sizeof(exe);
+  char *slash;
+  int n;
+  if (uv_exepath(exe, &len) != 0 || (slash = strrchr(exe, '/')) == NULL) return fallback;
+  *slash = '\0';
+  n = snprintf(out, size, "%s/../share/uvws/%s", exe, name);
+  if (n < 0 || (size_t)n >= size || access(out, R_OK | X_OK) != 0) return fallback;
+  return out;
+}
+
+static char web_buf[4096], docs_buf[4096];
+static const char *default_web, *default_docs;
+
 static void usage(FILE *f) {
   uvws_options_t d;
   uvws_options_init(&d);
@@ -85,7 +103,7 @@ static void usage(FILE *f) {
           "Signals: SIGINT or SIGTERM closes every WebSocket with 1001 and exits 0;\n"
           "a second one exits at once. SIGHUP reloads --tls-cert and --tls-key\n"
           "(open connections keep the old certificate; a bad file keeps the old one).\n",
-          d.host, d.port, UVWS_DEFAULT_WEB_ROOT, UVWS_DEFAULT_DOCS_ROOT, d.max_header_bytes, d.handshake_timeout_ms / 1000,
+          d.host, d.port, default_web, default_docs, d.max_header_bytes, d.handshake_timeout_ms / 1000,
           d.ping_interval_ms / 1000, d.ping_timeout_ms / 1000, d.shutdown_timeout_ms / 1000,
           d.tls_port, d.deflate_level,
           d.deflate_window_bits, d.deflate_mem_level, d.deflate_min_size);
@@ -216,12 +234,15 @@ int main(int argc, char **argv) {
   uvws_options_t opts;
   program_t prog;
   uvws_log_level_t level = UVWS_LOG_INFO;
-  const char *docs = UVWS_DEFAULT_DOCS_ROOT;
+  const char *docs;
   int docs_given = 0;
   int c, r;
 
   uvws_options_init(&opts);
-  opts.web_root = UVWS_DEFAULT_WEB_ROOT;
+  default_web = data_dir("web", UVWS_DEFAULT_WEB_ROOT, web_buf, sizeof(web_buf));
+  default_docs = data_dir("docs", UVWS_DEFAULT_DOCS_ROOT, docs_buf, sizeof(docs_buf));
+  docs = default_docs;
+  opts.web_root = default_web;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
