@@ -187,6 +187,12 @@ typedef struct {
   void (*on_message)(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len);
   void (*on_close)(uvws_conn_t *conn, int code, const char *reason, size_t reason_len);
   void (*on_drain)(uvws_conn_t *conn);
+  /* Streaming: when set, messages are not reassembled; each piece is
+   * passed on as it arrives (`fin` marks the message's last piece, an
+   * empty message is one call with len 0 and fin 1) and on_message is not
+   * called. Text pieces are valid UTF-8 so far, but a piece may end inside
+   * a multi-byte character. --max-message still applies. */
+  void (*on_fragment)(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len, int fin);
   /* Tracing: every frame received (when complete, before it is acted on)
    * and sent (before it is queued). Frames sent from inside on_frame are not
    * traced themselves. */

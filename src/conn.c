@@ -505,6 +505,15 @@ static int ws_stopped(const uvws_conn_t *c) {
 static int ws_on_data(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len, int first, int fin) {
   uvws_conn_t *c = ws->data;
   if (c->close_sent) return 0; /* we are closing: data is read and dropped */
+  if (c->route->h.on_fragment) { /* streaming: no reassembly, no copy */
+    if (fin) {
+      c->last_msg = uv_now(c->srv->loop);
+      c->srv->m.messages_in++;
+    }
+    c->srv->m.bytes_in += len;
+    c->route->h.on_fragment(c, (uvws_opcode_t)opcode, p, len, fin);
+    return ws_stopped(c);
+  }
   if (first && fin) {
     deliver(c, opcode, p, len); /* the common case: straight from the read buffer */
   } else {
