@@ -168,6 +168,9 @@ static void on_write(uv_write_t *req, int status) {
   }
   if (c->state == UVWS__CONN_HTTP) {
     uvws__http_writable(c);
+    if (c->peer_eof && c->state == UVWS__CONN_HTTP && !uvws__http_busy(c) && !c->write_inflight &&
+        c->out.len == 0)
+      conn_close(c); /* the half-closed client has everything */
   } else if (before > UVWS__QUEUE_LOW && uvws__conn_queued(c) <= UVWS__QUEUE_LOW) {
     uvws__conn_update_reading(c);
     if (c->opened && c->route->h.on_drain && c->state == UVWS__CONN_WS) c->route->h.on_drain(c);
@@ -299,7 +302,9 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 void uvws__conn_update_reading(uvws_conn_t *c) {
   int want;
   if (c->state == UVWS__CONN_CLOSED) return;
-  if (c->finishing || c->failed || c->close_rcvd)
+  if (c->peer_eof)
+    want = 0; /* nothing more will come */
+  else if (c->finishing || c->failed || c->close_rcvd)
     want = 1; /* only to see EOF; input is discarded */
   else if (c->state == UVWS__CONN_HTTP)
     want = !uvws__http_busy(c);
@@ -329,6 +334,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     if (c->state == UVWS__CONN_WS && !c->close_rcvd && !c->close_sent)
       uvws__log(UVWS_LOG_DEBUG, "ws %s: connection lost without a close frame (%s)", c->peer,
                 uv_err_name((int)nread));
+    if (nread == UV_EOF && c->state == UVWS__CONN_HTTP && !c->finishing &&
+        (uvws__http_busy(c) || c->write_inflight || c->out.len)) {
+      /* Half-close: the client is done sending, not receiving. Finish the
+       * response in progress (and any pipelined ones), then close. */
+      c->peer_eof = 1;
+      uvws__conn_update_reading(c);
+      return;
+    }
     if (nread == UV_EOF) conn_close(c);
     else uvws__conn_abort(c, uv_strerror((int)nread));
     return;

@@ -80,6 +80,7 @@ struct uvws_conn_s {
   uint8_t opened;            /* on_open was called; on_close is owed */
   uint8_t tracing;           /* inside the route's on_frame */
   uint8_t awaiting_pong;     /* a keep-alive ping is unanswered */
+  uint8_t peer_eof;          /* the peer half-closed while we still answer */
   uint8_t has_addr;          /* addr is counted in srv->ips */
   uint8_t addr[16];          /* peer address (IPv4 mapped into IPv6) */
   uint64_t last_rx;          /* uv_now() of the last bytes received */
