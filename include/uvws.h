@@ -44,7 +44,8 @@ extern "C" {
   X(ENOROUTE,   -30005, "no such route")                                       \
   X(EEXIST,     -30006, "route already exists")                                \
   X(EBADCODE,   -30007, "close code may not be sent")                          \
-  X(ESTATE,     -30008, "operation not allowed in the current state")
+  X(ESTATE,     -30008, "operation not allowed in the current state")                 \
+  X(EBACKPRESSURE, -30009, "send queue over max_backpressure; message dropped")
 
 typedef enum {
 #define UVWS_ERRNO_GEN(name, val, msg) UVWS_##name = (val),
@@ -130,6 +131,10 @@ typedef struct {
   unsigned max_connections_per_ip; /* more from one address get 429; 0 = no
                                       limit (default) */
   size_t max_frame;          /* largest frame payload; 0 = max_message (default) */
+  size_t max_backpressure;   /* a send that would queue more than this for one
+                                connection closes it with 1013, or is dropped on
+                                routes with drop_on_backpressure; default 16 MiB,
+                                0 = no limit */
   const char *allow_origin;  /* comma-separated Origins allowed to upgrade
                                 (browsers send Origin); NULL = any (default) */
   int metrics;               /* serve GET /metrics and /healthz; default 1 */
@@ -204,6 +209,9 @@ typedef struct {
   uvws_handlers_t handlers;
   const char *const *subprotocols; /* NULL-terminated list it speaks, or NULL */
   void *user;                      /* uvws_conn_route_data() returns it */
+  int drop_on_backpressure;        /* over max_backpressure: drop the message
+                                      (uvws_send returns UVWS_EBACKPRESSURE)
+                                      instead of closing the connection */
 } uvws_route_t;
 
 /* Creates a server on `loop` (not started). The options and the strings they

@@ -758,6 +758,24 @@ int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len,
   uint8_t was;
   if (op != UVWS_OP_TEXT && op != UVWS_OP_BINARY) return UV_EINVAL;
   if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
+  /* A receiver that does not keep up must not grow the server's memory nor
+   * slow whoever is sending to it: its messages are dropped, or it is told
+   * to come back later (1013) with what is already queued. */
+  if (c->srv->opts.max_backpressure && uvws__conn_queued(c) + len > c->srv->opts.max_backpressure) {
+    if (c->route->drop_on_backpressure) {
+      c->srv->m.backpressure_drops++;
+      return UVWS_EBACKPRESSURE;
+    }
+    c->srv->m.backpressure_closes++;
+    uvws__log(UVWS_LOG_INFO, "ws %s %s: %zu bytes queued (--max-backpressure); closing with 1013",
+              c->peer, c->route->path, uvws__conn_queued(c));
+    c->by_server = 1;
+    c->close_code = UVWS_CLOSE_TRY_AGAIN;
+    send_close(c, UVWS_CLOSE_TRY_AGAIN, "send queue full", 15);
+    c->failed = 1;
+    uvws__conn_finish(c);
+    return UVWS_EBACKPRESSURE;
+  }
   was = c->tracing;
   if (flags & UVWS_SEND_UNTRACED) c->tracing = 1;
   c->srv->m.messages_out++;

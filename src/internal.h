@@ -26,6 +26,7 @@ typedef struct {
   uvws_handlers_t h;
   char **subprotocols;    /* owned, NULL-terminated (NULL if none) */
   void *user;
+  int drop_on_backpressure;
 } uvws__route_t;
 
 typedef struct uvws__http_s uvws__http_t;
@@ -43,7 +44,7 @@ typedef struct {
   uint64_t bytes_in, bytes_out;   /* WebSocket payload bytes */
   uint64_t close_sent[UVWS__CODE_BUCKETS], close_rcvd[UVWS__CODE_BUCKETS];
   uint64_t ping_timeouts, idle_closes, protocol_failures;
-  uint64_t backpressure_pauses;
+  uint64_t backpressure_pauses, backpressure_closes, backpressure_drops;
   uint64_t loop_lag_ms_last, loop_lag_ms_max;
 } uvws__metrics_t;
 

@@ -59,6 +59,9 @@ static void usage(FILE *f) {
           "  --max-header-bytes BYTES\n"
           "                        request line and headers; more gets 431 (default %zu)\n"
           "  --max-frame BYTES     largest frame payload, 1009 beyond (default: --max-message)\n"
+          "  --max-backpressure BYTES\n"
+          "                        a WebSocket whose send queue would pass this is\n"
+          "                        closed with 1013 (default 16M; 0: no limit)\n"
           "  --handshake-timeout T a whole HTTP request, the upgrade included, must\n"
           "                        arrive within T (default %us); 408 otherwise\n"
           "  --idle-timeout T      close (1001) a WebSocket that sent no message for T\n"
@@ -207,6 +210,7 @@ int main(int argc, char **argv) {
       {"max-header-bytes", required_argument, NULL, 'H'},
       {"log-level", required_argument, NULL, 'l'},
       {"max-frame", required_argument, NULL, 'F'},
+      {"max-backpressure", required_argument, NULL, 'B'},
       {"handshake-timeout", required_argument, NULL, 't'},
       {"idle-timeout", required_argument, NULL, 't' + 256},
       {"ping-interval", required_argument, NULL, 't' + 512},
@@ -266,6 +270,10 @@ int main(int argc, char **argv) {
       case 'H':
         if (parse_size(optarg, &opts.max_header_bytes) != 0 || opts.max_header_bytes < 256)
           return bad("--max-header-bytes", optarg, "expected a size of at least 256");
+        break;
+      case 'B':
+        if (parse_size(optarg, &opts.max_backpressure) != 0)
+          return bad("--max-backpressure", optarg, "expected a size such as 16M, or 0");
         break;
       case 'F':
         if (parse_size(optarg, &opts.max_frame) != 0 || opts.max_frame == 0)

@@ -28,6 +28,7 @@ void uvws_options_init(uvws_options_t *o) {
   o->shutdown_timeout_ms = 5000;
   o->metrics = 1;
   o->tls_port = 8443;
+  o->max_backpressure = 16u * 1024u * 1024u;
   o->log_connections = 1;
   o->deflate = 1;
   o->deflate_level = 6;
@@ -162,6 +163,7 @@ int uvws_server_route(uvws_server_t *srv, const uvws_route_t *route) {
   r->path_len = strlen(r->path);
   r->h = route->handlers;
   r->user = route->user;
+  r->drop_on_backpressure = route->drop_on_backpressure;
   if (route->subprotocols) {
     while (route->subprotocols[n]) n++;
     r->subprotocols = calloc(n + 1, sizeof(char *));
@@ -393,6 +395,10 @@ void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
       (unsigned long long)m->idle_closes);
   put(out, "# HELP uvws_backpressure_pauses_total Times reading stopped because a send queue was full.\n# TYPE uvws_backpressure_pauses_total counter\nuvws_backpressure_pauses_total %llu\n",
       (unsigned long long)m->backpressure_pauses);
+  put(out, "# HELP uvws_backpressure_closes_total Connections closed (1013) for a send queue over max_backpressure.\n# TYPE uvws_backpressure_closes_total counter\nuvws_backpressure_closes_total %llu\n",
+      (unsigned long long)m->backpressure_closes);
+  put(out, "# HELP uvws_backpressure_drops_total Messages dropped for a send queue over max_backpressure.\n# TYPE uvws_backpressure_drops_total counter\nuvws_backpressure_drops_total %llu\n",
+      (unsigned long long)m->backpressure_drops);
   put(out, "# HELP uvws_loop_lag_milliseconds Event loop lag at the last check, and the largest seen.\n# TYPE uvws_loop_lag_milliseconds gauge\n");
   put(out, "uvws_loop_lag_milliseconds{which=\"last\"} %llu\nuvws_loop_lag_milliseconds{which=\"max\"} %llu\n",
       (unsigned long long)m->loop_lag_ms_last, (unsigned long long)m->loop_lag_ms_max);

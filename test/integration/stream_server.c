@@ -1,10 +1,17 @@
-/* A test server for streaming routes (uvws_handlers_t.on_fragment): /stream
- * answers every complete message with "pieces=N bytes=M op=O", built from
- * the pieces it saw, so the test can tell reassembly did not happen. It
- * prints "listening on http://..." like uvws and stops on SIGTERM. */
+/* A test server for library features the uvws program has no route for:
+ * - /stream (uvws_handlers_t.on_fragment) answers every complete message
+ *   with "pieces=N bytes=M op=O", built from the pieces it saw, so the test
+ *   can tell reassembly did not happen;
+ * - /flood and /flood-drop answer "COUNT SIZE" with COUNT binary messages
+ *   of SIZE bytes sent at once, then "sent=K dropped=D": a slow reader hits
+ *   max_backpressure (argv[2]), and is closed with 1013 on /flood, or loses
+ *   messages on /flood-drop (drop_on_backpressure).
+ * It prints "listening on http://..." like uvws and stops on SIGTERM.
+ * argv: [max_message [max_backpressure]] */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uvws.h>
 
 typedef struct {
@@ -37,6 +44,24 @@ static void on_close(uvws_conn_t *c, int code, const char *r, size_t n) {
   free(uvws_conn_get_data(c));
 }
 
+static void on_flood(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {
+  char text[64], reply[64];
+  unsigned count = 0, size = 0, i, sent = 0, dropped = 0;
+  char *buf;
+  (void)op;
+  snprintf(text, sizeof(text), "%.*s", (int)(len < 63 ? len : 63), (const char *)data);
+  if (sscanf(text, "%u %u", &count, &size) != 2 || (buf = calloc(1, size ? size : 1)) == NULL) return;
+  for (i = 0; i < count; i++) {
+    int r = uvws_send_ex(c, UVWS_OP_BINARY, buf, size, UVWS_SEND_NO_COMPRESS);
+    if (r == 0) sent++;
+    else if (r == UVWS_EBACKPRESSURE) dropped++;
+    else break;
+  }
+  free(buf);
+  snprintf(reply, sizeof(reply), "sent=%u dropped=%u", sent, dropped);
+  uvws_send_text(c, reply);
+}
+
 static uvws_server_t *srv;
 static uv_signal_t sig;
 
@@ -57,13 +82,21 @@ int main(int argc, char **argv) {
   uvws_options_init(&o);
   o.port = 0;
   o.max_message = argc > 1 ? (size_t)atol(argv[1]) : 1 << 20;
+  if (argc > 2) o.max_backpressure = (size_t)atol(argv[2]);
   r.path = "/stream";
   r.handlers.on_open = on_open;
   r.handlers.on_fragment = on_fragment;
   r.handlers.on_message = on_message;
   r.handlers.on_close = on_close;
   signal(SIGPIPE, SIG_IGN);
-  if (uvws_server_new(&srv, loop, &o) || uvws_server_route(srv, &r) || uvws_server_start(srv)) return 1;
+  if (uvws_server_new(&srv, loop, &o) || uvws_server_route(srv, &r)) return 1;
+  memset(&r, 0, sizeof(r));
+  r.path = "/flood";
+  r.handlers.on_message = on_flood;
+  if (uvws_server_route(srv, &r)) return 1;
+  r.path = "/flood-drop";
+  r.drop_on_backpressure = 1;
+  if (uvws_server_route(srv, &r) || uvws_server_start(srv)) return 1;
   uv_signal_init(loop, &sig);
   uv_signal_start(&sig, on_signal, SIGTERM);
   uv_run(loop, UV_RUN_DEFAULT);

@@ -65,5 +65,60 @@ class StreamTest(unittest.TestCase):
             asyncio.run(with_ws(srv.port, go))
 
 
+class BackpressureTest(unittest.TestCase):
+    """max_backpressure: a reader that does not keep up is closed with 1013
+    (default policy) or loses messages (drop_on_backpressure); either way the
+    server's queue for it stays bounded and other clients are unaffected."""
+
+    def flood(self, port, path, count, size):
+        async def go():
+            async with websockets.connect("ws://127.0.0.1:%d%s" % (port, path), max_size=None,
+                                          compression=None, open_timeout=5, close_timeout=5) as ws:
+                await ws.send("%d %d" % (count, size))
+                got = 0
+                try:
+                    while True:
+                        m = await asyncio.wait_for(ws.recv(), 10)
+                        if isinstance(m, str):
+                            return got, m, None
+                        self.assertEqual(len(m), size)
+                        got += 1
+                except websockets.ConnectionClosed as e:
+                    return got, None, e.rcvd.code if e.rcvd else None
+        return asyncio.run(go())
+
+    def metric(self, port, name):
+        import urllib.request
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        raise AssertionError("no %s in /metrics" % name)
+
+    def test_close_with_1013(self):
+        # 1024 x 64 KiB = 64 MiB at once against a 1 MiB limit: the sends
+        # run inside one callback, so only the kernel's socket buffers (a few
+        # MiB on loopback) drain in between.
+        with StreamServer(str(1 << 20), str(1 << 20)) as srv:
+            got, reply, code = self.flood(srv.port, "/flood", 1024, 65536)
+            self.assertIsNone(reply)
+            self.assertEqual(code, 1013)
+            self.assertLess(got, 1024 - 16)
+            self.assertGreater(got, 0)
+            self.assertEqual(self.metric(srv.port, "uvws_backpressure_closes_total"), 1)
+            # the server is fine and serves others
+            self.assertEqual(self.flood(srv.port, "/flood", 2, 10)[1], "sent=2 dropped=0")
+
+    def test_drop_policy(self):
+        with StreamServer(str(1 << 20), str(1 << 20)) as srv:
+            got, reply, code = self.flood(srv.port, "/flood-drop", 1024, 65536)
+            self.assertIsNone(code)
+            sent, dropped = [int(x.split("=")[1]) for x in reply.split()]
+            self.assertEqual(sent + dropped, 1024)
+            self.assertGreater(dropped, 0)
+            self.assertEqual(got, sent)  # everything not dropped arrives, in order
+            self.assertEqual(self.metric(srv.port, "uvws_backpressure_drops_total"), dropped)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
