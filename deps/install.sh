@@ -28,7 +28,7 @@ repo_root="$(cd "$script_dir/.." && pwd)"
 
 build_pkgs=(build-essential cmake pkg-config ca-certificates libuv1-dev libmbedtls-dev node-llhttp
             zlib1g-dev libhiredis-dev libjansson-dev libcmocka-dev)
-test_pkgs=(python3 python3-websockets curl clang chromium redis-server nginx openssl git)
+test_pkgs=(python3 python3-websockets curl clang libclang-rt-14-dev chromium fonts-liberation redis-server nginx openssl git)
 
 wanted=("${build_pkgs[@]}")
 if [ "$with_tests" -eq 1 ]; then
