@@ -491,7 +491,11 @@ static int send_close(uvws_conn_t *c, unsigned code, const char *reason, size_t 
 /* _Fail the WebSocket Connection_ (section 7.1.7): close frame, FIN, done.
  * Input after this point is discarded. */
 static void ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
-  uvws__log(UVWS_LOG_INFO, "ws fail %s %s code=%u: %s", c->peer, c->route->path, code, why);
+  if (c->srv->opts.log_json)
+    uvws__log(UVWS_LOG_INFO, "{\"event\":\"ws_fail\",\"peer\":\"%s\",\"path\":\"%s\",\"code\":%u,\"reason\":\"%s\"}",
+              c->peer, c->route->path, code, why);
+  else
+    uvws__log(UVWS_LOG_INFO, "ws fail %s %s code=%u: %s", c->peer, c->route->path, code, why);
   c->srv->m.protocol_failures++;
   if (!c->close_sent) {
     c->by_server = 1;

@@ -655,7 +655,11 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
      * client expecting another protocol: answer, then end the connection. */
     h->keep_alive = 0;
     respond_text(c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, why, 0);
-    uvws__log(UVWS_LOG_INFO, "http %s upgrade refused %d: %s", c->peer, status, why);
+    if (c->srv->opts.log_json)
+      uvws__log(UVWS_LOG_INFO, "{\"event\":\"upgrade_refused\",\"peer\":\"%s\",\"status\":%d,\"reason\":\"%s\"}",
+                c->peer, status, why);
+    else
+      uvws__log(UVWS_LOG_INFO, "http %s upgrade refused %d: %s", c->peer, status, why);
     access_log(c, mname, status);
     return A_CLOSE;
   }

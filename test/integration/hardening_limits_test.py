@@ -11,14 +11,13 @@ import json
 import os
 import re
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from hardening_util import (UvwsServer, WsClient, close_payload, connect, echo_roundtrip,  # noqa: E402
+from hardening_util import (UvwsServer, WsClient, close_payload, echo_roundtrip,  # noqa: E402
                             get_metrics, http_get, http_request, metric, parse_metrics,
-                            read_to_eof, upgrade_request, wait_for)
+                            upgrade_request, wait_for)
 
 import websockets  # noqa: E402  (Debian's python3-websockets)
 

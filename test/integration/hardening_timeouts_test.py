@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from hardening_util import (SLACK, Closed, UvwsServer, WsClient, big_content, close_payload,  # noqa: E402
                             connect, echo_roundtrip, get_metrics, http_get, make_web_root, metric,
-                            parse_head, read_until, select_readable, wait_for)
+                            parse_head, read_until, select_readable)
 
 import websockets  # noqa: E402  (Debian's python3-websockets)
 

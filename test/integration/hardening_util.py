@@ -1,7 +1,6 @@
 """Helpers for the hardening integration tests (hardening_*_test.py): a raw-socket WebSocket
 client that can misbehave on purpose, a raw HTTP request, a Prometheus text parser, the server's
 RSS. Everything is loopback only and every socket operation is bounded in time."""
-import base64
 import os
 import re
 import select
@@ -55,11 +54,15 @@ def raise_nofile(want):
 
 def connect(port, source=None, timeout=IO_TIMEOUT, host="127.0.0.1"):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    if source:
-        s.bind((source, 0))
-    s.connect((host, port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        s.settimeout(timeout)
+        if source:
+            s.bind((source, 0))
+        s.connect((host, port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        s.close()
+        raise
     return s
 
 
@@ -215,14 +218,18 @@ class WsClient:
                  expect=101):
         self.sock = connect(port, source=source, timeout=timeout)
         self.buf = bytearray()
-        self.sock.sendall(upgrade_request(path, headers))
-        read_until(self.sock, self.buf, b"\r\n\r\n", time.monotonic() + timeout)
-        head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
-        self.status, _, self.headers = parse_head(head)
-        self.buf = bytearray(rest)
-        if expect is not None and self.status != expect:
-            raise AssertionError("upgrade answered %d, expected %d: %r"
-                                 % (self.status, expect, bytes(head)))
+        try:
+            self.sock.sendall(upgrade_request(path, headers))
+            read_until(self.sock, self.buf, b"\r\n\r\n", time.monotonic() + timeout)
+            head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
+            self.status, _, self.headers = parse_head(head)
+            self.buf = bytearray(rest)
+            if expect is not None and self.status != expect:
+                raise AssertionError("upgrade answered %d, expected %d: %r"
+                                     % (self.status, expect, bytes(head)))
+        except BaseException:
+            self.sock.close()
+            raise
 
     def send(self, opcode, payload=b"", fin=True, key=None):
         self.sock.sendall(encode_frame(opcode, payload, fin=fin, key=key))
