@@ -101,17 +101,24 @@ class MaxConnectionsPerIpTest(unittest.TestCase):
                 # closing one frees a slot for that address
                 self.assertEqual(one.pop().close_handshake(), 1000)
 
+                # The slot is free once the server has closed that TCP
+                # connection, a moment after the close handshake; attempts
+                # made before that are refused (and counted) like any other.
+                early_refusals = []
+
                 def accepted():
                     c = WsClient(srv.port, source="127.0.0.1", timeout=5, expect=None)
                     if c.status == 101:
                         return c
+                    self.assertEqual(c.status, 429)
+                    early_refusals.append(c.status)
                     c.close()
                     return None
 
                 one.append(wait_for(accepted, 5, "127.0.0.1 accepted again"))
                 # from a third address: .1 and .2 have no slot left
                 m = get_metrics(srv.port, source="127.0.0.3")
-                self.assertEqual(metric(m, "uvws_connections_rejected_total"), 2)
+                self.assertEqual(metric(m, "uvws_connections_rejected_total"), 2 + len(early_refusals))
                 self.assertEqual(metric(m, "uvws_connections", kind="websocket"), 4)
                 for c in one + two:
                     self.assertEqual(c.close_handshake(), 1000)
