@@ -301,7 +301,7 @@ class JsonLogTest(unittest.TestCase):
                 c.expect_eof(5)
             srv.wait_log(r'"event":"ws_close".*"code":1007')
             srv.wait_log(r'"event":"http".*"status":400|"event":"http".*"target":"/we')
-            events = {"http": [], "ws_open": [], "ws_close": []}
+            events = {"http": [], "ws_open": [], "ws_close": [], "ws_fail": []}
             for line in srv.log_text().split("\n"):
                 if line.startswith("uvws: "):
                     continue  # the program's own messages (signals)
@@ -310,7 +310,7 @@ class JsonLogTest(unittest.TestCase):
                 msg = m.group(3)
                 # no access or session line in the text format
                 self.assertNotRegex(msg, r'^http \S+ "', line)
-                self.assertNotRegex(msg, r"^ws (open|close) ", line)
+                self.assertNotRegex(msg, r"^ws (open|close|fail) ", line)
                 if msg.startswith("{"):
                     obj = json.loads(msg)
                     self.assertIn(obj.get("event"), events, line)
@@ -320,7 +320,8 @@ class JsonLogTest(unittest.TestCase):
                       "ws_open": {"event": str, "peer": str, "path": str, "protocol": str,
                                   "extensions": str},
                       "ws_close": {"event": str, "peer": str, "path": str, "code": int, "by": str,
-                                   "duration_ms": int}}
+                                   "duration_ms": int},
+                      "ws_fail": {"event": str, "peer": str, "path": str, "code": int, "reason": str}}
             for kind, objs in events.items():
                 for obj in objs:
                     self.assertEqual(set(obj), set(fields[kind]), obj)
@@ -340,6 +341,8 @@ class JsonLogTest(unittest.TestCase):
             self.assertEqual(events["ws_open"][0]["protocol"], "echo")
             closes = sorted((o["code"], o["by"]) for o in events["ws_close"])
             self.assertEqual(closes, [(1000, "client"), (1007, "server")])
+            self.assertEqual([(o["code"], o["reason"]) for o in events["ws_fail"]],
+                             [(1007, "invalid UTF-8 in text message")])
 
 
 if __name__ == "__main__":
