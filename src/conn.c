@@ -342,6 +342,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       uvws__conn_update_reading(c);
       return;
     }
+    if (c->tls && nread == UV_EOF && uvws__tls_track_records(c->tls, NULL, 0))
+      uvws__log(UVWS_LOG_INFO, "tls %s: connection closed inside a TLS record", c->peer);
     if (nread == UV_EOF) conn_close(c);
     else uvws__conn_abort(c, uv_strerror((int)nread));
     return;

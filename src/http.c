@@ -781,6 +781,10 @@ void uvws__http_timeout(uvws_conn_t *c) {
   } else if (h->responding) {
     uvws__conn_abort(c, "response stalled");
   } else {
+    if (c->tls && !c->tls->established)
+      uvws__log(UVWS_LOG_INFO, "tls %s: handshake not complete in time", c->peer);
+    else if (!h->keep_alive && h->status == 0)
+      uvws__log(UVWS_LOG_INFO, "http %s: no request in time", c->peer);
     uvws__conn_finish(c); /* idle keep-alive connection */
   }
 }

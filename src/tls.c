@@ -96,6 +96,7 @@ static int conf_finish(uvws__tls_rng_t *rng, uvws__tls_conf_t *c, char *err, siz
   if (r == 0) {
     mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &rng->drbg);
     uvws__ssl_conf_tls12_min(&c->conf);
+    uvws__ssl_conf_groups(&c->conf);
     mbedtls_ssl_conf_ciphersuites(&c->conf, ciphersuites);
     r = mbedtls_ssl_conf_alpn_protocols(&c->conf, alpn);
   }
@@ -136,6 +137,14 @@ int uvws__tls_conf_load(uvws__tls_rng_t *rng, const char *cert, const char *key,
   r = uvws__pk_parse_keyfile(&c->key, key, &rng->drbg);
   if (r != 0) {
     snprintf(err, errsz, "private key %s: %s", key, uvws__tls_strerror(r));
+    conf_free(c);
+    return UV_EINVAL;
+  }
+  /* A key from another certificate loads fine and fails every handshake:
+   * refuse it here (mid-renewal this is the usual mistake). */
+  r = uvws__pk_check_pair(&c->chain.pk, &c->key, &rng->drbg);
+  if (r != 0) {
+    snprintf(err, errsz, "private key %s does not match the certificate %s", key, cert);
     conf_free(c);
     return UV_EINVAL;
   }
@@ -246,4 +255,23 @@ void uvws__tls_free(uvws__tls_t *t) {
   mbedtls_ssl_free(&t->ssl);
   uvws__tls_conf_unref(t->conf);
   t->conf = NULL;
+}
+
+int uvws__tls_track_records(uvws__tls_t *t, const unsigned char *p, size_t len) {
+  while (len > 0) {
+    if (t->rec_body_left > 0) {
+      size_t n = len < t->rec_body_left ? len : t->rec_body_left;
+      t->rec_body_left -= (uint32_t)n;
+      p += n;
+      len -= n;
+      continue;
+    }
+    t->rec_hdr[t->rec_hdr_have++] = *p++;
+    len--;
+    if (t->rec_hdr_have == 5) { /* type, version (2), length (2) */
+      t->rec_body_left = ((uint32_t)t->rec_hdr[3] << 8) | t->rec_hdr[4];
+      t->rec_hdr_have = 0;
+    }
+  }
+  return t->rec_hdr_have > 0 || t->rec_body_left > 0;
 }

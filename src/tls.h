@@ -55,11 +55,18 @@ typedef struct {
   const unsigned char *in;   /* ciphertext of the read being processed */
   size_t in_len;
   uint8_t established;       /* handshake complete */
+  uint8_t rec_hdr_have;      /* record framing seen on the wire, to tell */
+  uint8_t rec_hdr[5];        /* whether a peer left mid-record */
+  uint32_t rec_body_left;
   uint8_t notified;          /* close_notify sent */
 } uvws__tls_t;
 
 int uvws__tls_new(uvws__tls_t *t, uvws__tls_conf_t *conf, uvws__tls_send_cb send, void *ctx);
 void uvws__tls_free(uvws__tls_t *t);
+
+/* Follows TLS record boundaries in the ciphertext received; returns 1 if
+ * the stream so far ends inside a record. */
+int uvws__tls_track_records(uvws__tls_t *t, const unsigned char *p, size_t len);
 
 /* mbedTLS error code -> static-ish text (a thread-unsafe buffer: log at once). */
 const char *uvws__tls_strerror(int err);

@@ -37,6 +37,34 @@ static inline int uvws__pk_parse_keyfile(mbedtls_pk_context *pk, const char *pat
 #endif
 }
 
+/* Does the private key belong to the certificate? 3.x wants an RNG. */
+static inline int uvws__pk_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_context *prv,
+                                      mbedtls_ctr_drbg_context *drbg) {
+#if MBEDTLS_VERSION_MAJOR >= 3
+  return mbedtls_pk_check_pair(pub, prv, mbedtls_ctr_drbg_random, drbg);
+#else
+  (void)drbg;
+  return mbedtls_pk_check_pair(pub, prv);
+#endif
+}
+
+/* ECDHE groups in our order of preference: X25519 and P-256 are fast,
+ * mbedTLS's default order starts with P-521. */
+static inline void uvws__ssl_conf_groups(mbedtls_ssl_config *conf) {
+#if MBEDTLS_VERSION_NUMBER >= 0x03010000
+  static const uint16_t groups[] = {MBEDTLS_SSL_IANA_TLS_GROUP_X25519, MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+                                    MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1, MBEDTLS_SSL_IANA_TLS_GROUP_NONE};
+  mbedtls_ssl_conf_groups(conf, groups);
+#else
+  static const mbedtls_ecp_group_id curves[] = {
+#if defined(MBEDTLS_ECP_DP_CURVE25519_ENABLED)
+      MBEDTLS_ECP_DP_CURVE25519,
+#endif
+      MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_NONE};
+  mbedtls_ssl_conf_curves(conf, curves);
+#endif
+}
+
 static inline void uvws__ssl_conf_tls12_min(mbedtls_ssl_config *conf) {
 #if MBEDTLS_VERSION_NUMBER >= 0x03020000
   mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);

@@ -40,6 +40,7 @@ void uvws__tls_io_read(uvws_conn_t *c, const char *data, size_t len) {
 
   t->in = (const unsigned char *)data;
   t->in_len = len;
+  uvws__tls_track_records(t, t->in, len);
   corked = uvws__conn_cork(c); /* handshake messages and replies leave together */
   if (!t->established) {
     r = mbedtls_ssl_handshake(&t->ssl);

@@ -11,12 +11,18 @@ from scratch against RFC 6455 and the uvws behaviour contract):
     H  opening handshake
 
 Usage:
-    conformance.py [--only PREFIX[,PREFIX...]] [--url ws://host:port] [--list] [-v]
+    conformance.py [--tls] [--only PREFIX[,PREFIX...]] [--url ws://host:port] [--list] [-v]
 
 Without --url the real server is started with test/pylib/uvwsproc.py
 (binary from $UVWS_BIN, else build/default/uvws), plus a second instance with
 --max-message 1048576 for the message-size limit cases, and (categories 12
 and 13) instances with other --deflate-* flags, each started on first use.
+
+With --tls every case runs over wss:// instead: the servers are started with
+--tls-self-signed --tls-port 0 --tls-only (no plain listener at all), every
+socket is wrapped with Python's ssl module (TLS 1.2 or later), and the
+certificate each connection sees must have the SHA-256 fingerprint its server
+logged. With --url wss://host:port the certificate is not verified.
 
 Output: one line per case (PASS/FAIL/SKIP), then last "N passed, M failed".
 Exit status 0 only if M == 0 and N > 0.
@@ -30,6 +36,7 @@ import os
 import random
 import select
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -52,6 +59,51 @@ DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024
 
 KiB = 1024
 MiB = 1024 * 1024
+
+
+# --tls: an ssl.SSLContext for the client side (None: plain TCP), the uvws flags
+# that give a server a TLS-only listener, and the certificate fingerprint each
+# managed server logged, by port (SHA-256, "AB:CD:..."), checked on connect.
+TLS = None
+TLS_SERVER_ARGS = ("--tls-self-signed", "--tls-port", "0", "--tls-only")
+TLS_PINS = {}
+TLS_WRITE = 16 * 1024   # plaintext per write over TLS (one record)
+
+
+def tls_client_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # The servers have fresh self-signed certificates: the fingerprint pin
+    # in Conn replaces the chain check.
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def new_server(*args):
+    """A UvwsServer with `args` (plus the TLS flags under --tls); not started."""
+    from uvwsproc import UvwsServer
+    return UvwsServer(*(tuple(args) + (TLS_SERVER_ARGS if TLS else ())))
+
+
+def start_server(*args):
+    srv = new_server(*args).start()
+    if TLS:
+        TLS_PINS[srv.tls_port] = srv.tls_fingerprint
+    return srv
+
+
+def server_port(srv):
+    """The port a managed server is tested on (its TLS port under --tls)."""
+    return srv.tls_port if TLS else srv.port
+
+
+def readable(sock, timeout):
+    """select() on a socket, counting bytes ssl has already decrypted."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    r, _, _ = select.select([sock], [], [], timeout)
+    return bool(r)
 
 
 class CaseFail(Exception):
@@ -175,14 +227,32 @@ class Conn:
         except OSError as e:
             raise CaseFail("cannot connect to %s:%d: %s" % (host, port, e))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if TLS is not None:
+            self._tls_handshake(host, port)
         self.rbuf = bytearray()
         self.eof = False          # FIN or RST seen from the server
         self.rst = False
+        self.tls_error = None     # --tls: why TLS ended, when not with close_notify
         self.write_broken = False  # a write failed with EPIPE/ECONNRESET
         self.got_close = False
         self.ws_mode = False      # rbuf holds WebSocket frames (handshake done)
         self.lazy_read = False    # read while writing only when writes stall
         self.pending = []         # pongs that arrived between fragments of a message
+
+    def _tls_handshake(self, host, port):
+        try:
+            self.sock = TLS.wrap_socket(self.sock, server_hostname=host)
+        except (OSError, ssl.SSLError) as e:
+            self.sock.close()
+            raise CaseFail("TLS handshake with %s:%d failed: %s" % (host, port, e))
+        want = TLS_PINS.get(port)
+        if want is not None:
+            der = self.sock.getpeercert(binary_form=True)
+            got = ":".join("%02X" % b for b in hashlib.sha256(der).digest())
+            if got != want:
+                self.sock.close()
+                raise CaseFail("TLS certificate of %s:%d has SHA-256 %s, the server logged %s"
+                               % (host, port, got, want))
 
     def close(self):
         try:
@@ -209,6 +279,12 @@ class Conn:
         except (ConnectionResetError, ConnectionAbortedError):
             self.eof = self.rst = True
             return False
+        except ssl.SSLError as e:
+            # TLS ended without close_notify, or a broken record: the
+            # connection is over either way; say how in the next failure.
+            self.eof = self.rst = True
+            self.tls_error = str(e)
+            return False
         if not data:
             self.eof = True
             return False
@@ -218,8 +294,9 @@ class Conn:
     def _need(self, n, what):
         while len(self.rbuf) < n:
             if not self._recv_some():
-                raise CaseFail("connection %s while waiting for %s (have %d buffered bytes)"
-                               % ("reset" if self.rst else "closed by server", what, len(self.rbuf)))
+                raise CaseFail("connection %s while waiting for %s (have %d buffered bytes)%s"
+                               % ("reset" if self.rst else "closed by server", what, len(self.rbuf),
+                                  " (TLS: %s)" % self.tls_error if self.tls_error else ""))
 
     def _take(self, n):
         data = bytes(self.rbuf[:n])
@@ -262,15 +339,32 @@ class Conn:
             if stalled > IO_TIMEOUT:
                 raise CaseFail("write blocked for %.0f s (server not reading)" % IO_TIMEOUT)
             want_read = not self.lazy_read or stalled > 0.2
+            if want_read and TLS is not None and self.sock.pending():
+                self._recv_some()
+                continue
             r, w, _ = select.select([self.sock] if want_read else [], [self.sock], [],
                                     min(rem, 0.1 if self.lazy_read else 0.5))
             if r:
                 self._recv_some()
             if w:
                 try:
-                    self.sock.settimeout(IO_TIMEOUT)
-                    n = self.sock.send(view[:256 * 1024])
+                    if TLS is None:
+                        self.sock.settimeout(IO_TIMEOUT)
+                        n = self.sock.send(view[:256 * 1024])
+                    else:
+                        # Non-blocking, one record at a time, so reading can go
+                        # on while the server pushes back. A write that would
+                        # block is retried with the same bytes (what OpenSSL
+                        # requires): `view` only moves on success.
+                        self.sock.settimeout(0.0)
+                        n = self.sock.send(view[:TLS_WRITE])
                 except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+                    self.write_broken = True
+                    return False
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    continue
+                except ssl.SSLError:
+                    # the peer's close_notify or a broken TLS session
                     self.write_broken = True
                     return False
                 except socket.timeout:
@@ -1426,8 +1520,7 @@ def _(ctx):
     time.sleep(0.05)
     ws.send(f[hl + 20:hl + 55])   # includes the invalid byte
     # give the server a moment to fail fast; if it did not, complete the frame
-    r, _, _ = select.select([ws.sock], [], [], 1.0)
-    if not r:
+    if not readable(ws.sock, 1.0):
         ws.send(f[hl + 55:])
     ws.expect_close(1007)
 
@@ -1660,12 +1753,11 @@ def _(ctx):
 def _(ctx):
     if not ctx.managed:
         raise CaseSkip("needs its own server instance (not with --url)")
-    from uvwsproc import UvwsServer
-    srv = UvwsServer().start()
+    srv = start_server()
     try:
-        c = WS("127.0.0.1", srv.port, ctx.deadline)
+        c = WS("127.0.0.1", server_port(srv), ctx.deadline)
         ctx.conns.append(c)
-        req, key = build_request("127.0.0.1:%d" % srv.port)
+        req, key = build_request("127.0.0.1:%d" % server_port(srv))
         c.send(req)
         check_101(read_response(c), key)
         c.echo(OP_TEXT, "before shutdown")
@@ -2972,25 +3064,24 @@ class Servers:
     def start(self):
         if self.url:
             return
-        from uvwsproc import UvwsServer
-        self._cls = UvwsServer
-        self.main = UvwsServer().start()
+        self._cls = start_server
+        self.main = start_server()
         if self.need_limit:
-            self.limit = UvwsServer("--max-message", str(MAX_MESSAGE_LIMIT)).start()
+            self.limit = start_server("--max-message", str(MAX_MESSAGE_LIMIT))
 
     def extra_port(self, args):
         """The port of an instance started with `args` (started on first use)."""
         args = tuple(args)
         if args not in self.extra:
-            self.extra[args] = self._cls(*args).start()
-        return self.extra[args].port
+            self.extra[args] = self._cls(*args)
+        return server_port(self.extra[args])
 
     def endpoint(self):
         if self.url:
             rest = self.url.split("://", 1)[-1].split("/", 1)[0]
             host, _, port = rest.rpartition(":")
             return host.strip("[]"), int(port), None
-        return "127.0.0.1", self.main.port, (self.limit.port if self.limit else None)
+        return "127.0.0.1", server_port(self.main), (server_port(self.limit) if self.limit else None)
 
     SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                        "Sanitizer:DEADLYSIGNAL", "ERROR: UndefinedBehaviorSanitizer")
@@ -3004,7 +3095,7 @@ class Servers:
         sick = any(m in srv.log_text() for m in self.SANITIZER_MARKS)
         if not sick and probe:
             try:
-                socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+                socket.create_connection(("127.0.0.1", server_port(srv)), timeout=2).close()
             except OSError:
                 sick = True
         if not sick:
@@ -3039,9 +3130,9 @@ class Servers:
                                "" if attr == "main" else " (%s)" % " ".join(args), rc,
                                "\n    ".join(shown)))
                 if isinstance(attr, str):
-                    setattr(self, attr, self._cls(*args).start())
+                    setattr(self, attr, self._cls(*args))
                 else:
-                    self.extra[attr] = self._cls(*args).start()
+                    self.extra[attr] = self._cls(*args)
         return "\n".join(msgs) or None
 
     def stop(self):
@@ -3057,12 +3148,17 @@ class Servers:
 
 
 def main():
+    global TLS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", action="append", default=[],
                     help="run only cases whose id is PREFIX or starts with PREFIX. "
                          "(comma-separated or repeated)")
-    ap.add_argument("--url", help="test a running server, e.g. ws://127.0.0.1:8080 "
-                                  "(cases needing a --max-message server are skipped)")
+    ap.add_argument("--url", help="test a running server, e.g. ws://127.0.0.1:8080 or "
+                                  "wss://127.0.0.1:8443 (cases needing a --max-message server "
+                                  "are skipped; a wss:// certificate is not verified)")
+    ap.add_argument("--tls", action="store_true",
+                    help="run every case over wss://: the servers get --tls-self-signed "
+                         "--tls-port 0 --tls-only and each connection is wrapped in TLS")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("-v", "--verbose", action="store_true", help="print the time of each case")
     ap.add_argument("--budget", type=float, default=240.0,
@@ -3072,8 +3168,14 @@ def main():
 
     if args.url:
         rest = args.url.split("://", 1)[-1].split("/", 1)[0]
-        if not args.url.startswith("ws://") or not rest.rpartition(":")[2].isdigit():
-            ap.error("--url must look like ws://HOST:PORT")
+        if not args.url.startswith(("ws://", "wss://")) or not rest.rpartition(":")[2].isdigit():
+            ap.error("--url must look like ws://HOST:PORT or wss://HOST:PORT")
+        if args.tls and not args.url.startswith("wss://"):
+            ap.error("--tls with --url needs a wss:// URL")
+        if args.url.startswith("wss://"):
+            args.tls = True
+    if args.tls:
+        TLS = tls_client_context()
     prefixes = [p.strip() for o in args.only for p in o.split(",") if p.strip()]
     selected = [c for c in CASES if matches(c.cid, prefixes)]
     if args.list:

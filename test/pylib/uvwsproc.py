@@ -5,7 +5,12 @@
 
 The binary comes from $UVWS_BIN (ctest sets it) or build/default/uvws.
 The server is started with --port 0; the port is read from its
-"listening on http://HOST:PORT" log line. On exit the server gets SIGTERM and
+"listening on http://HOST:PORT" log line. With TLS flags (--tls-cert or
+--tls-self-signed; pass "--tls-port", "0" too) start() also waits for
+"listening on https://HOST:PORT" and sets srv.tls_port (srv.url("https") and
+srv.url("wss") use it); with --tls-only that is the only line and srv.port
+stays None. srv.tls_fingerprint is the "AB:CD:..." SHA-256 of the certificate
+the server logged at startup. On exit the server gets SIGTERM and
 must exit 0 within 10 s (under AddressSanitizer a leak makes that fail), else
 the context manager raises: a test that leaves the server unhappy fails.
 """
@@ -18,6 +23,8 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LISTEN_RE = re.compile(r"listening on http://(\S+):(\d+)")
+TLS_LISTEN_RE = re.compile(r"listening on https://(\S+):(\d+)")
+TLS_FINGERPRINT_RE = re.compile(r"TLS certificate.* SHA-256 fingerprint ([0-9A-F]{2}(?::[0-9A-F]{2}){31})")
 
 
 def uvws_bin():
@@ -32,6 +39,12 @@ class UvwsServer:
         self.expect_exit = expect_exit
         self.start_timeout = start_timeout
         self.port = None
+        self.tls_port = None
+        self.tls_fingerprint = None
+        # Which "listening on" lines start() waits for.
+        flags = [str(a).split("=", 1)[0] for a in self.args]
+        self._want_tls = "--tls-cert" in flags or "--tls-self-signed" in flags
+        self._want_plain = "--tls-only" not in flags
         self.proc = None
         self._lines = []
         self._lock = threading.Lock()
@@ -42,11 +55,23 @@ class UvwsServer:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._lock:
                 self._lines.append(line)
-            m = LISTEN_RE.search(line)
-            if m and not self._listening.is_set():
-                self.port = int(m.group(2))
-                self._listening.set()
+            if not self._listening.is_set():
+                m = LISTEN_RE.search(line)
+                if m and self.port is None:
+                    self.port = int(m.group(2))
+                m = TLS_LISTEN_RE.search(line)
+                if m and self.tls_port is None:
+                    self.tls_port = int(m.group(2))
+                m = TLS_FINGERPRINT_RE.search(line)
+                if m and self.tls_fingerprint is None:
+                    self.tls_fingerprint = m.group(1)
+                if self._started():
+                    self._listening.set()
         self._listening.set()  # EOF: unblock start() so it can report the death
+
+    def _started(self):
+        return ((not self._want_plain or self.port is not None)
+                and (not self._want_tls or self.tls_port is not None))
 
     def start(self):
         cmd = [uvws_bin(), "--host", self.host, "--port", "0", "--web", self.web,
@@ -55,7 +80,7 @@ class UvwsServer:
                                      stderr=subprocess.PIPE)
         self._thread = threading.Thread(target=self._reader, daemon=True)
         self._thread.start()
-        if not self._listening.wait(self.start_timeout) or self.port is None:
+        if not self._listening.wait(self.start_timeout) or not self._started():
             self.proc.kill()
             self.proc.wait()
             raise RuntimeError("uvws did not start: %s\n%s" % (cmd, self.log_text()))
@@ -63,7 +88,8 @@ class UvwsServer:
 
     def url(self, scheme="http", path="/"):
         host = "[%s]" % self.host if ":" in self.host else self.host
-        return "%s://%s:%d%s" % (scheme, host, self.port, path)
+        port = self.tls_port if scheme in ("https", "wss") else self.port
+        return "%s://%s:%d%s" % (scheme, host, port, path)
 
     def log_text(self):
         with self._lock:

@@ -1,0 +1,159 @@
+'use strict';
+// The browser client over TLS: uvws with --tls-self-signed serves the page over https:// and
+// Debian's headless Chromium (playwright-core, never a downloaded browser) loads it, with
+// --ignore-certificate-errors in a fresh throw-away profile (the certificate is nobody's), and
+// echoes over wss://. The page's URL field must default to wss://HOST/echo when loaded over https.
+//
+// Run: UVWS_BIN=build/default/uvws node --test test/browser/tls.test.js
+// Missing Chromium or playwright-core fails the test with a message saying what to install.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { startUvws, loadPlaywright, artifactsDir, CHROMIUM } = require('./helper');
+
+const WAIT = 15000;
+
+async function launchChromiumIgnoringCertErrors() {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`the browser tests need Chromium at ${CHROMIUM} (Debian package "chromium"; ` +
+      'deps/install.sh --test installs it); set UVWS_CHROMIUM to use another binary');
+  }
+  const { chromium } = loadPlaywright();
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'uvws-chromium-tls-'));
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        '--disable-dev-shm-usage',
+        '--ignore-certificate-errors'], // this throw-away test profile only
+      viewport: { width: 1280, height: 900 },
+      timeout: 60000,
+    });
+  } catch (err) {
+    fs.rmSync(profile, { recursive: true, force: true });
+    throw new Error(`cannot start ${CHROMIUM} through playwright-core: ${err.message}`);
+  }
+  return {
+    context,
+    async close() {
+      try {
+        await context.close();
+      } finally {
+        fs.rmSync(profile, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+describe('uvws browser client over https:// and wss://', () => {
+  let srv;
+  let browser;
+  let tlsPort;
+  let shots;
+
+  before(async () => {
+    shots = artifactsDir();
+    browser = await launchChromiumIgnoringCertErrors(); // first: a missing browser must not leave uvws running
+    try {
+      srv = await startUvws({ args: ['--tls-self-signed', '--tls-port', '0'] });
+      tlsPort = Number((await srv.waitLog(/listening on https:\/\/\S+:(\d+)/))[1]);
+    } catch (err) {
+      await browser.close().catch(() => {});
+      browser = null;
+      if (srv) await srv.stop().catch(() => {});
+      throw err;
+    }
+  }, { timeout: 90000 });
+
+  after(async () => {
+    let err = null;
+    try {
+      if (browser) await browser.close();
+    } catch (e) {
+      err = e;
+    }
+    if (srv) {
+      if (!srv.alive()) {
+        throw new Error(`uvws died during the tests (code ${srv.exitCode}, signal ${srv.exitSignal}):\n${srv.log()}`);
+      }
+      await srv.stop(); // SIGTERM: must exit 0 within 10 s
+    }
+    if (err) throw err;
+  }, { timeout: 30000 });
+
+  it('loads the page over https and echoes over wss', { timeout: 90000 }, async () => {
+    if (!browser) throw new Error('Chromium did not start (see the before hook error)');
+    const page = await browser.context.newPage();
+    page.setDefaultTimeout(WAIT);
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+    const requests = [];
+    page.on('request', (r) => requests.push(r.url()));
+    let failed = true;
+    try {
+      const origin = `https://localhost:${tlsPort}`;
+      const resp = await page.goto(`${origin}/`);
+      assert.equal(resp.status(), 200);
+      await page.waitForSelector('html[data-ready="true"]');
+      assert.match(await page.title(), /uvws/);
+      assert.equal(await page.evaluate(() => location.protocol), 'https:');
+      // the page's own files came over https from the TLS listener
+      await srv.waitLog(/"GET \/js\/main\.js HTTP\/1\.1" 200/);
+      for (const url of requests) assert.ok(url.startsWith(`${origin}/`), `request left the https origin: ${url}`);
+      const sec = await resp.securityDetails();
+      assert.ok(sec, 'no TLS details for the page');
+      assert.equal(sec.protocol, 'TLS 1.2', JSON.stringify(sec));
+      assert.equal(sec.subjectName, 'localhost', JSON.stringify(sec));
+
+      // The URL field defaults to wss:// on an https page.
+      assert.equal(await page.inputValue('#url'), `wss://localhost:${tlsPort}/echo`);
+      await page.click('#connect-btn');
+      await page.waitForSelector('#ready-state[data-state="open"]');
+      assert.equal(await page.textContent('#ws-url'), `wss://localhost:${tlsPort}/echo`);
+      await srv.waitLog(/ws open 127\.0\.0\.1:\d+ \/echo/);
+
+      await page.fill('#message-text', 'héllo over wss');
+      await page.click('#send-text');
+      const rows = page.locator('#message-list tr');
+      await rows.nth(0).waitFor();
+      assert.equal(await rows.nth(0).getAttribute('data-type'), 'text');
+      assert.match(await rows.nth(0).innerText(), /"héllo over wss"/);
+
+      await page.check('#binary-type-arraybuffer');
+      await page.fill('#random-size', '70000');
+      await page.click('#send-random');
+      await rows.nth(1).waitFor();
+      assert.equal(await rows.nth(1).getAttribute('data-cls'), 'ArrayBuffer');
+      assert.equal(await rows.nth(1).getAttribute('data-size'), '70000');
+      await page.waitForFunction(() => document.querySelector('#message-list tr:nth-child(2)').dataset.match === 'true');
+
+      // The same echo from page script, to check the bytes round-trip exactly over wss.
+      const ok = await page.evaluate(async (url) => {
+        const ws = new WebSocket(url);
+        ws.binaryType = 'arraybuffer';
+        await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = () => reject(new Error('ws error')); });
+        const data = new Uint8Array(1 << 20);
+        for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+        const back = await new Promise((resolve) => { ws.onmessage = (e) => resolve(new Uint8Array(e.data)); ws.send(data); });
+        ws.close(1000);
+        return back.length === data.length && back.every((b, i) => b === data[i]);
+      }, `wss://localhost:${tlsPort}/echo`);
+      assert.equal(ok, true, '1 MiB binary echo over wss from page script');
+
+      assert.deepEqual(problems, [], 'the page logged errors');
+      failed = false;
+    } finally {
+      try {
+        await page.screenshot({ path: path.join(shots, `tls-echo${failed ? '-FAILED' : ''}.png`), fullPage: true });
+      } catch { /* the page may be gone */ }
+      await page.close().catch(() => {});
+    }
+  });
+});
