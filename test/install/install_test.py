@@ -21,6 +21,9 @@ import websockets
 
 BUILD = os.environ["UVWS_BUILD_DIR"]
 SRC = os.environ["UVWS_SOURCE_DIR"]
+# A sanitizer build installs instrumented libraries: programs built against
+# them need the same runtime.
+SAN = ["-fsanitize=address,undefined"] if os.environ.get("UVWS_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE") else []
 
 
 def run(cmd, env=None, cwd=None, timeout=300):
@@ -102,7 +105,7 @@ class InstallTest(unittest.TestCase):
     def test_pkg_config_build(self):
         flags = run(["pkg-config", "--cflags", "--libs", "uvws"], env=self.env).split()
         exe = os.path.join(self.tmp, "echo-pkgconfig")
-        run(["cc", "-Wall", "-Wextra", "-Werror", os.path.join(SRC, "examples", "echo.c"),
+        run(["cc", "-Wall", "-Wextra", "-Werror"] + SAN + [os.path.join(SRC, "examples", "echo.c"),
              "-o", exe] + flags, env=self.env)
         self.check_echo_binary(exe)
 
@@ -116,8 +119,8 @@ class InstallTest(unittest.TestCase):
                     "add_executable(echo echo.c)\ntarget_link_libraries(echo PRIVATE uvws::uvws)\n"
                     "add_executable(echo_static echo.c)\n"
                     "target_link_libraries(echo_static PRIVATE uvws::uvws_static)\n")
-        run(["cmake", "-S", proj, "-B", os.path.join(proj, "build"), "-DCMAKE_PREFIX_PATH=" + self.prefix],
-            env=self.env)
+        run(["cmake", "-S", proj, "-B", os.path.join(proj, "build"), "-DCMAKE_PREFIX_PATH=" + self.prefix,
+             "-DCMAKE_C_FLAGS=" + " ".join(SAN), "-DCMAKE_EXE_LINKER_FLAGS=" + " ".join(SAN)], env=self.env)
         run(["cmake", "--build", os.path.join(proj, "build")], env=self.env)
         self.check_echo_binary(os.path.join(proj, "build", "echo"))
         self.check_echo_binary(os.path.join(proj, "build", "echo_static"))
