@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${FUZZ_SECONDS:-30}
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc 2>/dev/null || echo 2)" --target fuzz_ws fuzz_utf8 fuzz_close fuzz_path fuzz_http
+cmake --build --preset fuzz -j "$(nproc 2>/dev/null || echo 2)" --target fuzz_ws fuzz_utf8 fuzz_close fuzz_path fuzz_http fuzz_inflate
 mkdir -p build/fuzz/artifacts
-for t in ws utf8 close path http; do
+for t in ws utf8 close path http inflate; do
   work=build/fuzz/corpus-$t
   rm -rf "$work" && mkdir -p "$work"
   echo "==> fuzz_$t for ${seconds}s"
@@ -20,4 +20,4 @@ for t in ws utf8 close path http; do
     echo "==> fuzz_$t found a failing input:"; ls build/fuzz/artifacts/$t-*; exit 1
   fi
 done
-echo "fuzzing: 5 targets ran ${seconds}s each without a finding"
+echo "fuzzing: 6 targets ran ${seconds}s each without a finding"

@@ -5,7 +5,8 @@
  * - /flood and /flood-drop answer "COUNT SIZE" with COUNT binary messages
  *   of SIZE bytes sent at once, then "sent=K dropped=D": a slow reader hits
  *   max_backpressure (argv[2]), and is closed with 1013 on /flood, or loses
- *   messages on /flood-drop (drop_on_backpressure).
+ *   messages on /flood-drop (drop_on_backpressure), which also says
+ *   "drained" from on_drain once its queue has emptied again.
  * It prints "listening on http://..." like uvws and stops on SIGTERM.
  * argv: [max_message [max_backpressure]] */
 #include <signal.h>
@@ -62,6 +63,9 @@ static void on_flood(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t 
   uvws_send_text(c, reply);
 }
 
+/* on_drain: the queue that filled up has emptied below the low-water mark. */
+static void on_flood_drain(uvws_conn_t *c) { uvws_send_text(c, "drained"); }
+
 static uvws_server_t *srv;
 static uv_signal_t sig;
 
@@ -96,6 +100,7 @@ int main(int argc, char **argv) {
   if (uvws_server_route(srv, &r)) return 1;
   r.path = "/flood-drop";
   r.drop_on_backpressure = 1;
+  r.handlers.on_drain = on_flood_drain;
   if (uvws_server_route(srv, &r) || uvws_server_start(srv)) return 1;
   uv_signal_init(loop, &sig);
   uv_signal_start(&sig, on_signal, SIGTERM);

@@ -119,6 +119,24 @@ class BackpressureTest(unittest.TestCase):
             self.assertEqual(got, sent)  # everything not dropped arrives, in order
             self.assertEqual(self.metric(srv.port, "uvws_backpressure_drops_total"), dropped)
 
+    def test_drain_callback(self):
+        """on_drain fires once the full queue has gone out to the reader."""
+        async def go(ws):
+            await ws.send("%d %d" % (256, 65536))
+            seen = []
+            while True:
+                m = await asyncio.wait_for(ws.recv(), 10)
+                if isinstance(m, str):
+                    seen.append(m.split("=")[0])
+                    if m == "drained":
+                        return seen
+        with StreamServer(str(1 << 20), str(1 << 20)) as srv:
+            async def run_it():
+                async with websockets.connect("ws://127.0.0.1:%d/flood-drop" % srv.port, max_size=None,
+                                              compression=None, open_timeout=5, close_timeout=5) as ws:
+                    return await go(ws)
+            self.assertEqual(asyncio.run(run_it()), ["sent", "drained"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
