@@ -89,8 +89,10 @@ static void fingerprint(uvws__tls_conf_t *c) {
   for (i = 0; i < 32; i++) snprintf(c->fingerprint + 3 * i, 4, "%02X%s", d[i], i < 31 ? ":" : "");
 }
 
-/* Everything but the certificate: protocol versions, suites, ALPN, tickets. */
-static int conf_finish(uvws__tls_rng_t *rng, uvws__tls_conf_t *c, char *err, size_t errsz) {
+/* Everything but the certificate: protocol versions, suites, ALPN, tickets.
+ * Takes `c`: hands it to *out on success, frees it on failure. */
+static int conf_finish(uvws__tls_rng_t *rng, uvws__tls_conf_t *c, uvws__tls_conf_t **out, char *err,
+                       size_t errsz) {
   int r = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
                                       MBEDTLS_SSL_PRESET_DEFAULT);
   if (r == 0) {
@@ -111,9 +113,11 @@ static int conf_finish(uvws__tls_rng_t *rng, uvws__tls_conf_t *c, char *err, siz
   }
   if (r != 0) {
     snprintf(err, errsz, "TLS configuration: %s", uvws__tls_strerror(r));
+    conf_free(c);
     return UV_EINVAL;
   }
   fingerprint(c);
+  *out = c;
   return 0;
 }
 
@@ -148,12 +152,7 @@ int uvws__tls_conf_load(uvws__tls_rng_t *rng, const char *cert, const char *key,
     conf_free(c);
     return UV_EINVAL;
   }
-  if ((r = conf_finish(rng, c, err, errsz)) != 0) {
-    conf_free(c);
-    return r;
-  }
-  *out = c;
-  return 0;
+  return conf_finish(rng, c, out, err, errsz);
 }
 
 int uvws__tls_conf_self_signed(uvws__tls_rng_t *rng, const char *cn, uvws__tls_conf_t **out,
@@ -207,12 +206,7 @@ int uvws__tls_conf_self_signed(uvws__tls_rng_t *rng, const char *cn, uvws__tls_c
     conf_free(c);
     return UV_EINVAL;
   }
-  if ((r = conf_finish(rng, c, err, errsz)) != 0) {
-    conf_free(c);
-    return r;
-  }
-  *out = c;
-  return 0;
+  return conf_finish(rng, c, out, err, errsz);
 }
 
 /* ---- per connection --------------------------------------------------------- */
