@@ -54,8 +54,9 @@ typedef enum {
   UVWS_ERRNO_MAX_ = -30000
 } uvws_errno_t;
 
-/* Returns a static description of a UVWS_E* or UV_E* code. */
+/** Returns a static description of a UVWS_E* or UV_E* code. */
 UVWS_EXTERN const char *uvws_strerror(int err);
+/** The library's version, "MAJOR.MINOR.PATCH". */
 UVWS_EXTERN const char *uvws_version(void);
 
 /* ---- WebSocket constants (RFC 6455 section 5.2 and 7.4) ---------------- */
@@ -93,13 +94,15 @@ typedef enum {
   UVWS_LOG_DEBUG = 3
 } uvws_log_level_t;
 
-/* Receives every log line (without a trailing newline). The default writes
+/** Receives every log line (without a trailing newline). The default writes
  * "<ISO-8601 time> <level> <message>" to stderr. */
 typedef void (*uvws_log_cb)(uvws_log_level_t level, const char *msg, void *user);
 
+/** Lines above `level` are not written (default UVWS_LOG_INFO). */
 UVWS_EXTERN void uvws_log_set_level(uvws_log_level_t level);
+/** Sends every log line to `cb` instead of stderr; NULL restores stderr. */
 UVWS_EXTERN void uvws_log_set_handler(uvws_log_cb cb, void *user);
-/* Parses "error", "warn", "info" or "debug"; returns UV_EINVAL otherwise. */
+/** Parses "error", "warn", "info" or "debug"; returns UV_EINVAL otherwise. */
 UVWS_EXTERN int uvws_log_level_parse(const char *name, uvws_log_level_t *out);
 
 /* ---- Server and routes --------------------------------------------------- */
@@ -157,11 +160,11 @@ typedef struct {
                                 connection; default 0 (one shared deflater) */
 } uvws_options_t;
 
-/* Fills in the defaults above. Always call it before changing fields, so
+/** Fills in the defaults above. Always call it before changing fields, so
  * fields added later keep sane values. */
 UVWS_EXTERN void uvws_options_init(uvws_options_t *opts);
 
-/* One frame as it crossed the wire, for tracing (see on_frame). */
+/** One frame as it crossed the wire, for tracing (see on_frame). */
 typedef enum { UVWS_FRAME_IN = 0, UVWS_FRAME_OUT = 1 } uvws_frame_dir_t;
 
 typedef struct {
@@ -179,7 +182,7 @@ typedef struct {
   size_t payload_len;       /* at most 16 */
 } uvws_frame_info_t;
 
-/* Callbacks of a WebSocket route. Any of them may be NULL.
+/** Callbacks of a WebSocket route. Any of them may be NULL.
  *
  * on_message: one complete message (fragments are reassembled, text is
  *   already validated as UTF-8). `data` is valid only during the call: copy
@@ -214,91 +217,106 @@ typedef struct {
                                       instead of closing the connection */
 } uvws_route_t;
 
-/* Creates a server on `loop` (not started). The options and the strings they
+/** Creates a server on `loop` (not started). The options and the strings they
  * point to are copied. */
 UVWS_EXTERN int uvws_server_new(uvws_server_t **out, uv_loop_t *loop,
                                 const uvws_options_t *opts);
 
-/* Adds a WebSocket route. The route struct and its strings are copied; the
+/** Adds a WebSocket route. The route struct and its strings are copied; the
  * subprotocol list too. Returns UVWS_EEXIST for a duplicate path. */
 UVWS_EXTERN int uvws_server_route(uvws_server_t *srv, const uvws_route_t *route);
 
-/* Serves the files under `dir` at URL `prefix` (e.g. "/docs"), beside the
+/** Serves the files under `dir` at URL `prefix` (e.g. "/docs"), beside the
  * web root; the longest matching prefix wins. Same rules as the web root:
  * GET/HEAD, no escape from `dir`, symlinks only inside it. */
 UVWS_EXTERN int uvws_server_mount(uvws_server_t *srv, const char *prefix, const char *dir);
 
-/* Binds and listens. Logs "listening on http://HOST:PORT" at info level. */
+/** Binds and listens. Logs "listening on http://HOST:PORT" at info level. */
 UVWS_EXTERN int uvws_server_start(uvws_server_t *srv);
 
-/* The port actually bound (useful with port 0), or a negative error. */
+/** The port actually bound (useful with port 0), or a negative error. */
 UVWS_EXTERN int uvws_server_port(const uvws_server_t *srv);
+/** The TLS port actually bound, or a negative error without TLS. */
 UVWS_EXTERN int uvws_server_tls_port(const uvws_server_t *srv);
 
-/* Loads tls_cert and tls_key again (e.g. on SIGHUP): new connections get
+/** Loads tls_cert and tls_key again (e.g. on SIGHUP): new connections get
  * the new certificate, open ones keep theirs. On error the old one stays,
  * the reason is logged, and a negative code is returned. */
 UVWS_EXTERN int uvws_server_tls_reload(uvws_server_t *srv);
-/* "AB:CD:..." SHA-256 of the certificate in use, or NULL without TLS. */
+/** "AB:CD:..." SHA-256 of the certificate in use, or NULL without TLS. */
 UVWS_EXTERN const char *uvws_server_tls_fingerprint(const uvws_server_t *srv);
 
-/* Stops accepting, sends close 1001 to every WebSocket, ends HTTP
+/** Stops accepting, sends close 1001 to every WebSocket, ends HTTP
  * connections, and calls `cb` once every handle is closed; after that the
  * server may be freed with uvws_server_free(). */
 UVWS_EXTERN void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv));
+/** Frees a server that was never started, or whose shutdown callback ran. */
 UVWS_EXTERN void uvws_server_free(uvws_server_t *srv);
 
+/** The loop the server runs on. */
 UVWS_EXTERN uv_loop_t *uvws_server_loop(const uvws_server_t *srv);
+/** The server's user pointer (NULL until set). */
 UVWS_EXTERN void *uvws_server_get_data(const uvws_server_t *srv);
+/** Sets the server's user pointer; the library never touches it. */
 UVWS_EXTERN void uvws_server_set_data(uvws_server_t *srv, void *data);
 
 /* ---- Connections ----------------------------------------------------------- */
 
-/* Queues one message. The payload is copied or written before the call
+/** Queues one message. The payload is copied or written before the call
  * returns, so `data` may be reused at once. Returns UVWS_ECLOSED once a close
  * frame was sent or received. */
 UVWS_EXTERN int uvws_send(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len);
+/** uvws_send of a NUL-terminated UTF-8 string as a text message. */
 UVWS_EXTERN int uvws_send_text(uvws_conn_t *conn, const char *text);
 
-/* uvws_send with flags (OR of UVWS_SEND_*). */
+/** Flags for uvws_send_ex. */
 enum {
   UVWS_SEND_UNTRACED = 1,  /* not reported to on_frame: for tracers' own messages */
   UVWS_SEND_NO_COMPRESS = 2 /* never compress this message */
 };
+/** uvws_send, with UVWS_SEND_* flags ORed together. */
 UVWS_EXTERN int uvws_send_ex(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len,
                              unsigned flags);
+/** Sends a ping with up to 125 bytes of payload (UV_EINVAL beyond). */
 UVWS_EXTERN int uvws_ping(uvws_conn_t *conn, const void *data, size_t len);
 
-/* Starts the closing handshake with `code` (1000-1003, 1007-1014 or
+/** Starts the closing handshake with `code` (1000-1003, 1007-1014 or
  * 3000-4999) and an optional UTF-8 reason of at most 123 bytes. The TCP
  * connection ends when the peer answers or after close_timeout_ms. */
 UVWS_EXTERN int uvws_close(uvws_conn_t *conn, int code, const char *reason);
 
+/** The connection's user pointer (NULL until set). */
 UVWS_EXTERN void *uvws_conn_get_data(const uvws_conn_t *conn);
+/** Sets the connection's user pointer; free what it points to in on_close. */
 UVWS_EXTERN void uvws_conn_set_data(uvws_conn_t *conn, void *data);
+/** The `user` pointer of the connection's route. */
 UVWS_EXTERN void *uvws_conn_route_data(const uvws_conn_t *conn);
+/** The server the connection belongs to. */
 UVWS_EXTERN uvws_server_t *uvws_conn_server(const uvws_conn_t *conn);
+/** The route path the connection was upgraded on (e.g. "/echo"). */
 UVWS_EXTERN const char *uvws_conn_path(const uvws_conn_t *conn);
-/* 1 if permessage-deflate was negotiated. */
+/** 1 if permessage-deflate was negotiated. */
 UVWS_EXTERN int uvws_conn_compressed(const uvws_conn_t *conn);
-/* The negotiated subprotocol, or NULL. */
+/** The negotiated subprotocol, or NULL. */
 UVWS_EXTERN const char *uvws_conn_protocol(const uvws_conn_t *conn);
-/* "ip:port" of the peer ("[ip]:port" for IPv6). */
+/** "ip:port" of the peer ("[ip]:port" for IPv6). */
 UVWS_EXTERN const char *uvws_conn_peer(const uvws_conn_t *conn);
-/* Bytes queued in user space and in libuv that the kernel has not taken. */
+/** Bytes queued in user space and in libuv that the kernel has not taken. */
 UVWS_EXTERN size_t uvws_conn_buffered_amount(const uvws_conn_t *conn);
 
-/* The upgrade request, readable during on_open only (NULL / UV_ENOENT
+/** The upgrade request, readable during on_open only (NULL / UV_ENOENT
  * afterwards): its target, its headers in arrival order, and the 101
  * response head exactly as sent. None of the strings is NUL-terminated
  * except the response head. */
 UVWS_EXTERN const char *uvws_conn_request_target(const uvws_conn_t *conn, size_t *len);
+/** Header `index` (0-based, arrival order); UV_ENOENT past the last. */
 UVWS_EXTERN int uvws_conn_request_header_at(const uvws_conn_t *conn, size_t index,
                                             const char **name, size_t *name_len,
                                             const char **value, size_t *value_len);
+/** The 101 response, status line and headers, NUL-terminated. */
 UVWS_EXTERN const char *uvws_conn_response_head(const uvws_conn_t *conn);
 
-/* Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2): base64 of
+/** Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2): base64 of
  * SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"). Writes 28 characters
  * and a NUL to `accept`, and the raw digest to `sha1` unless it is NULL. */
 UVWS_EXTERN int uvws_accept_key(const char *key, size_t len, char accept[29], uint8_t sha1[20]);

@@ -144,6 +144,24 @@ class InstallTest(unittest.TestCase):
         foreign = [n for n in names if not n.startswith("uvws_")]
         self.assertEqual(foreign, [], "symbols other than uvws_*: %s" % foreign)
 
+    def test_every_public_declaration_documented(self):
+        """Each function in the installed header has a /** comment block
+        right above it (a group may share one, written just above)."""
+        with open(os.path.join(self.prefix, "include", "uvws.h")) as f:
+            lines = f.read().split("\n")
+        undocumented = []
+        for i, line in enumerate(lines):
+            if not line.startswith("UVWS_EXTERN"):
+                continue
+            j = i - 1
+            while j >= 0 and lines[j].strip() and not lines[j].startswith("/**") and \
+                    not lines[j].rstrip().endswith(";"):
+                j -= 1
+            if j < 0 or not lines[j].startswith("/**"):
+                undocumented.append(line)
+        self.assertGreater(sum(l.startswith("UVWS_EXTERN") for l in lines), 30)
+        self.assertEqual(undocumented, [])
+
     def test_man_page_documents_every_flag(self):
         helptext = run([os.path.join(self.prefix, "bin", "uvws"), "--help"])
         flags = set(re.findall(r"^  (--[a-z0-9-]+)", helptext, re.M))
