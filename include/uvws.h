@@ -141,6 +141,9 @@ typedef struct {
   const char *allow_origin;  /* comma-separated Origins allowed to upgrade
                                 (browsers send Origin); NULL = any (default) */
   int metrics;               /* serve GET /metrics and /healthz; default 1 */
+  const char *trusted_proxies; /* comma-separated addresses whose X-Forwarded-For
+                                  or Forwarded header names the real client (for
+                                  logs and per-IP limits); NULL = none (default) */
   /* TLS (https:// and wss://) on a second port, with mbedTLS */
   const char *tls_cert;      /* PEM certificate chain file */
   const char *tls_key;       /* PEM private key file */

@@ -757,6 +757,41 @@ int uvws__conn_accept(uvws_server_t *srv, uv_stream_t *listener, int tls) {
   return 0;
 }
 
+/* The client a trusted proxy named replaces the proxy as the peer (in the
+ * logs) and in the per-address count. Returns 0, or -1 if that address is
+ * over --max-connections-per-ip (the caller answers 429). */
+int uvws__conn_set_client(uvws_conn_t *c, const uint8_t addr[16]) {
+  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  uvws_server_t *srv = c->srv;
+  char ip[INET6_ADDRSTRLEN] = "?";
+  int n;
+
+  if (c->has_addr) {
+    uvws__server_ip_del(srv, c->addr);
+    c->has_addr = 0;
+  }
+  memcpy(c->addr, addr, 16);
+  c->via_proxy = 1;
+  if (memcmp(addr, v4mapped, 12) == 0) {
+    uv_inet_ntop(AF_INET, addr + 12, ip, sizeof(ip));
+    snprintf(c->peer, sizeof(c->peer), "%s", ip);
+  } else {
+    uv_inet_ntop(AF_INET6, addr, ip, sizeof(ip));
+    snprintf(c->peer, sizeof(c->peer), "[%s]", ip);
+  }
+  if (!srv->opts.max_connections_per_ip) return 0;
+  n = uvws__server_ip_add(srv, c->addr);
+  if (n < 0) return -1;
+  c->has_addr = 1;
+  if ((unsigned)n > srv->opts.max_connections_per_ip) {
+    uvws__log(UVWS_LOG_WARN, "conn %s: refused, %d connections from this address (--max-connections-per-ip)",
+              c->peer, n - 1);
+    srv->m.conns_rejected++;
+    return -1;
+  }
+  return 0;
+}
+
 /* ---- public connection API -------------------------------------------------- */
 
 int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len, unsigned flags) {

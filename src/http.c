@@ -542,6 +542,58 @@ static action_t upgrade(uvws_conn_t *c, const uvws__route_t *route, const uvws__
   return A_UPGRADED;
 }
 
+/* The client behind a trusted proxy: the rightmost address of
+ * X-Forwarded-For (or the for= of Forwarded) that is not itself a trusted
+ * proxy. Anything unparsable ends the walk: the proxy's word is taken only
+ * as far as it is well-formed. Returns 1 and fills `addr` if found. */
+static int forwarded_client(const uvws_server_t *srv, uvws__hval_t xff, uvws__hval_t fwd,
+                            uint8_t addr[16]) {
+  uvws__hval_t v = xff.p ? xff : fwd;
+  size_t end;
+  int found = 0;
+  if (v.p == NULL) return 0;
+  end = v.len;
+  while (end > 0) {
+    size_t start = end, a, b;
+    uint8_t ip[16];
+    while (start > 0 && v.p[start - 1] != ',') start--;
+    a = start;
+    b = end;
+    while (a < b && (v.p[a] == ' ' || v.p[a] == '\t')) a++;
+    while (b > a && (v.p[b - 1] == ' ' || v.p[b - 1] == '\t')) b--;
+    if (!xff.p) { /* Forwarded: for=addr, maybe quoted, maybe with a port */
+      const char *f = NULL;
+      size_t k;
+      for (k = a; k + 4 <= b; k++)
+        if (strncasecmp(v.p + k, "for=", 4) == 0 && (k == a || v.p[k - 1] == ';' || v.p[k - 1] == ' ')) {
+          f = v.p + k + 4;
+          break;
+        }
+      if (f == NULL) break;
+      a = (size_t)(f - v.p);
+      for (k = a; k < b && v.p[k] != ';'; k++) {
+      }
+      b = k;
+      if (b - a >= 2 && v.p[a] == '"' && v.p[b - 1] == '"') a++, b--;
+      if (a < b && v.p[a] == '[') { /* [v6]:port */
+        for (k = a; k < b && v.p[k] != ']'; k++) {
+        }
+        b = k < b ? k + 1 : b;
+      } else {
+        for (k = a; k < b && v.p[k] != ':'; k++) {
+        }
+        b = k; /* v4:port */
+      }
+    }
+    if (uvws__parse_ip(v.p + a, b - a, ip) != 0) break;
+    memcpy(addr, ip, 16);
+    found = 1;
+    if (!uvws__server_is_trusted(srv, ip)) break;
+    end = start > 0 ? start - 1 : 0;
+  }
+  return found;
+}
+
 /* --allow-origin: exact, case-insensitive matches in a comma list; "*"
  * allows any. Requests without Origin (non-browser clients) pass: the
  * check exists to stop other sites' pages, which always send one. */
@@ -619,6 +671,23 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
 
   plen = uvws__path_len(target, tlen);
   route = uvws__server_route(c->srv, target, plen);
+
+  /* Behind a trusted proxy the client is the one the proxy names, for the
+   * logs and for the per-address limit. */
+  if (c->srv->ntrusted && (c->via_proxy || uvws__server_is_trusted(c->srv, c->addr))) {
+    uint8_t client[16];
+    if (forwarded_client(c->srv, hval_ptr(h, hfind(h, "X-Forwarded-For")), hval_ptr(h, hfind(h, "Forwarded")),
+                         client) &&
+        memcmp(client, c->addr, 16) != 0) {
+      if (uvws__conn_set_client(c, client) != 0) {
+        h->keep_alive = 0;
+        respond_text(c, 429, NULL, "too many connections from your address", head_only);
+        access_log(c, mname, 429);
+        return A_CLOSE;
+      }
+    }
+    target = h->hbuf.base; /* hfind may have moved hbuf */
+  }
 
   /* RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host
    * field is answered 400 (a joined value means there were several). */

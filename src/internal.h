@@ -83,6 +83,7 @@ struct uvws_conn_s {
   uint8_t awaiting_pong;     /* a keep-alive ping is unanswered */
   uint8_t peer_eof;          /* the peer half-closed while we still answer */
   uint8_t has_addr;          /* addr is counted in srv->ips */
+  uint8_t via_proxy;         /* a trusted proxy named the client: addr and peer are its */
   uint8_t addr[16];          /* peer address (IPv4 mapped into IPv6) */
   uint64_t last_rx;          /* uv_now() of the last bytes received */
   uint64_t last_msg;         /* uv_now() of the last message received */
@@ -128,6 +129,9 @@ struct uvws_server_s {
   uvws__mount_t *mounts;     /* [0] is the web root (dir NULL if none) */
   size_t nmounts;
   char *allow_origin;
+  char *trusted_proxies;
+  uint8_t (*trusted)[16];    /* parsed trusted_proxies (IPv4 mapped to IPv6) */
+  size_t ntrusted;
   uvws__route_t *routes;
   size_t nroutes;
   uvws_conn_t *conns;
@@ -177,6 +181,7 @@ void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *
                         size_t rest_len);
 void uvws__conn_timeout(uvws_conn_t *c);
 void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now);
+int uvws__conn_set_client(uvws_conn_t *c, const uint8_t addr[16]);
 int uvws__conn_accept(uvws_server_t *srv, uv_stream_t *listener, int tls);
 
 /* tls_io.c: TLS between the socket and the connection */
@@ -196,6 +201,8 @@ void uvws__http_reject(uvws_conn_t *c, int status, const char *why);
 
 /* server.c */
 int uvws__server_ip_add(uvws_server_t *srv, const uint8_t addr[16]);
+int uvws__server_is_trusted(const uvws_server_t *srv, const uint8_t addr[16]);
+int uvws__parse_ip(const char *s, size_t len, uint8_t out[16]);
 void uvws__server_ip_del(uvws_server_t *srv, const uint8_t addr[16]);
 int uvws__code_bucket(unsigned code);
 void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out);

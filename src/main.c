@@ -78,6 +78,9 @@ static void usage(FILE *f) {
           "  --allow-origin LIST   comma-separated Origins that may open WebSockets\n"
           "                        (e.g. https://example.com); others get 403; requests\n"
           "                        without Origin pass (default: any)\n"
+          "  --trusted-proxy LIST  comma-separated proxy addresses whose X-Forwarded-For\n"
+          "                        or Forwarded header names the client, for logs and\n"
+          "                        per-IP limits (default: none; the headers are ignored)\n"
           "  --metrics on|off      serve /metrics (Prometheus) and /healthz (default on)\n"
           "  --log-format text|json\n"
           "                        access and session log lines (default text)\n"
@@ -220,6 +223,7 @@ int main(int argc, char **argv) {
       {"max-connections-per-ip", required_argument, NULL, 'c' + 256},
       {"allow-origin", required_argument, NULL, 'o'},
       {"metrics", required_argument, NULL, 'M'},
+      {"trusted-proxy", required_argument, NULL, 'P'},
       {"log-format", required_argument, NULL, 'L'},
       {"tls-cert", required_argument, NULL, 'T'},
       {"tls-key", required_argument, NULL, 'T' + 256},
@@ -312,6 +316,20 @@ int main(int argc, char **argv) {
       case 'o':
         opts.allow_origin = optarg;
         break;
+      case 'P': {
+        /* every entry must be an address: a typo would silently trust nobody */
+        char copy[1024], *tok, *save = NULL;
+        unsigned char buf[16];
+        snprintf(copy, sizeof(copy), "%s", optarg);
+        for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+          size_t n = strlen(tok);
+          if (n > 2 && tok[0] == '[' && tok[n - 1] == ']') tok[n - 1] = '\0', tok++;
+          if (uv_inet_pton(AF_INET, tok, buf) != 0 && uv_inet_pton(AF_INET6, tok, buf) != 0)
+            return bad("--trusted-proxy", optarg, "expected comma-separated IP addresses");
+        }
+        opts.trusted_proxies = optarg;
+        break;
+      }
       case 'M':
         if (parse_onoff(optarg, &opts.metrics) != 0) return bad("--metrics", optarg, "expected on or off");
         break;

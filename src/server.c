@@ -48,6 +48,53 @@ static char *dup_str(const char *s) {
   return d;
 }
 
+/* "1.2.3.4", "::1", "[::1]" -> 16 bytes, IPv4 mapped into IPv6 (::ffff:a.b.c.d). */
+int uvws__parse_ip(const char *s, size_t len, uint8_t out[16]) {
+  char buf[64];
+  if (len >= 2 && s[0] == '[' && s[len - 1] == ']') s++, len -= 2;
+  if (len == 0 || len >= sizeof(buf)) return -1;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  memset(out, 0, 16);
+  if (uv_inet_pton(AF_INET, buf, out + 12) == 0) {
+    out[10] = out[11] = 0xff;
+    return 0;
+  }
+  return uv_inet_pton(AF_INET6, buf, out) == 0 ? 0 : -1;
+}
+
+int uvws__server_is_trusted(const uvws_server_t *srv, const uint8_t addr[16]) {
+  size_t i;
+  for (i = 0; i < srv->ntrusted; i++)
+    if (memcmp(srv->trusted[i], addr, 16) == 0) return 1;
+  return 0;
+}
+
+static int parse_trusted(uvws_server_t *srv) {
+  const char *p = srv->trusted_proxies;
+  size_t n = 1;
+  for (; *p; p++) n += *p == ',';
+  srv->trusted = calloc(n, 16);
+  if (srv->trusted == NULL) return UV_ENOMEM;
+  for (p = srv->trusted_proxies; *p;) {
+    const char *e = p;
+    size_t len;
+    while (*e && *e != ',') e++;
+    while (p < e && *p == ' ') p++;
+    len = (size_t)(e - p);
+    while (len && p[len - 1] == ' ') len--;
+    if (len) {
+      if (uvws__parse_ip(p, len, srv->trusted[srv->ntrusted]) != 0) {
+        uvws__log(UVWS_LOG_ERROR, "trusted proxy '%.*s' is not an IP address", (int)len, p);
+        return UV_EINVAL;
+      }
+      srv->ntrusted++;
+    }
+    p = *e ? e + 1 : e;
+  }
+  return 0;
+}
+
 int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *opts) {
   uvws_server_t *srv;
   uvws_options_t defaults;
@@ -73,6 +120,7 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   srv->host = dup_str(opts->host ? opts->host : "127.0.0.1");
   srv->web_root = dup_str(opts->web_root);
   srv->allow_origin = dup_str(opts->allow_origin);
+  srv->trusted_proxies = dup_str(opts->trusted_proxies);
   srv->tls_cert = dup_str(opts->tls_cert);
   srv->tls_key = dup_str(opts->tls_key);
   srv->readbuf = malloc(UVWS__READ_BUF_SIZE);
@@ -94,6 +142,11 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
     return UV_ENOMEM;
   }
   srv->opts.allow_origin = srv->allow_origin;
+  srv->opts.trusted_proxies = srv->trusted_proxies;
+  if (srv->trusted_proxies && parse_trusted(srv) != 0) {
+    uvws_server_free(srv);
+    return UV_EINVAL;
+  }
   srv->opts.tls_cert = srv->tls_cert;
   srv->opts.tls_key = srv->tls_key;
   srv->port = -1;
@@ -124,6 +177,8 @@ void uvws_server_free(uvws_server_t *srv) {
   free(srv->routes);
   free(srv->host);
   free(srv->allow_origin);
+  free(srv->trusted_proxies);
+  free(srv->trusted);
   free(srv->tls_cert);
   free(srv->tls_key);
   free(srv->tlsbuf);

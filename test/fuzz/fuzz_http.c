@@ -52,6 +52,27 @@ const uvws__mount_t *uvws__server_mount_for(const uvws_server_t *s, const char *
   *rest = rel;
   return &root;
 }
+/* Every peer counts as a trusted proxy, so X-Forwarded-For and Forwarded
+ * parsing (forwarded_client in http.c) is always exercised. */
+int uvws__server_is_trusted(const uvws_server_t *s, const uint8_t addr[16]) {
+  (void)s;
+  return addr[15] != 0x2a; /* but not the client 0.0.0.42, so walks end */
+}
+int uvws__parse_ip(const char *p, size_t len, uint8_t out[16]) {
+  char buf[64];
+  if (len >= 2 && p[0] == '[' && p[len - 1] == ']') p++, len -= 2;
+  if (len == 0 || len >= sizeof(buf)) return -1;
+  memcpy(buf, p, len);
+  buf[len] = '\0';
+  memset(out, 0, 16);
+  if (uv_inet_pton(AF_INET, buf, out + 12) == 0) return out[10] = out[11] = 0xff, 0;
+  return uv_inet_pton(AF_INET6, buf, out) == 0 ? 0 : -1;
+}
+int uvws__conn_set_client(uvws_conn_t *c, const uint8_t addr[16]) {
+  memcpy(c->addr, addr, 16);
+  c->via_proxy = 1;
+  return addr[0] == 0x20 ? -1 : 0; /* some addresses are "over the limit" */
+}
 const char *uvws__server_date(uvws_server_t *s) { (void)s; return "Thu, 01 Jan 1970 00:00:00 GMT"; }
 void uvws__metrics_render(uvws_server_t *s, uvws__buf_t *out) { (void)s; uvws__buf_append(out, "m 1\n", 4); }
 
@@ -68,6 +89,7 @@ static void setup(void) {
   srv.opts.keepalive_timeout_ms = 10000;
   srv.opts.deflate = 1;
   srv.opts.metrics = 1;
+  srv.ntrusted = 1;
   srv.opts.max_url = 512;
   srv.opts.allow_origin = "http://ok.example";
   srv.loop = &loop;
