@@ -68,8 +68,7 @@ static void on_closed(uv_handle_t *handle) {
     deflateEnd(c->def);
     free(c->def);
   }
-  uvws__buf_free(&c->out);
-  uvws__buf_free(&c->inflight);
+  uvws__wq_free(&c->q);
   uvws__buf_free(&c->msg);
   if (c->has_addr) uvws__server_ip_del(c->srv, c->addr);
   uvws__server_conn_closed(c->srv, c);
@@ -112,33 +111,33 @@ void uvws__conn_finish(uvws_conn_t *c) {
   c->finishing = 1;
   c->deadline = uv_now(c->srv->loop) + c->srv->opts.close_timeout_ms;
   if (c->srv->corked == c) return; /* the cork flush will come back here */
-  if (!c->write_inflight && c->out.len == 0) do_shutdown(c);
+  if (!c->write_inflight && c->q.bytes == 0) do_shutdown(c);
 }
 
 /* ---- writing --------------------------------------------------------------- */
 
 size_t uvws__conn_queued(const uvws_conn_t *c) {
-  size_t n = c->out.len + c->inflight.len;
+  size_t n = c->q.bytes;
   if (c->srv->corked == c) n += c->srv->cork.len;
   return n;
 }
 
 static void on_write(uv_write_t *req, int status);
 
+#define WRITE_BUFS 16 /* chunks per uv_write; libuv copies more than 4 to the heap once */
+
 static void start_write(uvws_conn_t *c) {
-  uvws__buf_t tmp;
-  uv_buf_t b;
+  uv_buf_t bufs[WRITE_BUFS];
+  unsigned n;
   int r;
 
-  if (c->write_inflight || c->out.len == 0 || c->state == UVWS__CONN_CLOSED) return;
-  /* Swap so new data queues behind the write in flight without copying. */
-  tmp = c->inflight;
-  c->inflight = c->out;
-  c->out = tmp;
-  c->out.off = c->out.len = 0;
-  b = uv_buf_init(uvws__buf_data(&c->inflight), (unsigned)c->inflight.len);
-  r = uv_write(&c->req.write, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  if (c->write_inflight || c->q.bytes == 0 || c->state == UVWS__CONN_CLOSED) return;
+  /* The chunks stay at the head of the queue until the write completes;
+   * new data is appended behind them. */
+  n = uvws__wq_peek(&c->q, bufs, WRITE_BUFS, &c->q_inflight);
+  r = uv_write(&c->req.write, (uv_stream_t *)&c->tcp, bufs, n, on_write);
   if (r < 0) {
+    c->q_inflight = 0;
     uvws__conn_abort(c, uv_strerror(r));
     return;
   }
@@ -147,7 +146,7 @@ static void start_write(uvws_conn_t *c) {
 
 static void on_write(uv_write_t *req, int status) {
   uvws_conn_t *c = req->handle->data;
-  size_t before = c->inflight.len + c->out.len;
+  size_t before = c->q.bytes;
 
   c->write_inflight = 0;
   if (c->state == UVWS__CONN_CLOSED) return;
@@ -155,21 +154,18 @@ static void on_write(uv_write_t *req, int status) {
     uvws__conn_abort(c, uv_strerror(status));
     return;
   }
-  /* Idle connections should cost no buffer memory at all. */
-  uvws__buf_free(&c->inflight);
-  if (c->out.len) {
+  uvws__wq_consume(&c->q, c->q_inflight);
+  c->q_inflight = 0;
+  if (c->q.bytes) {
     start_write(c);
-  } else {
-    uvws__buf_free(&c->out);
-    if (c->finishing && !c->fin_sent) {
-      do_shutdown(c);
-      return;
-    }
+  } else if (c->finishing && !c->fin_sent) {
+    do_shutdown(c);
+    return;
   }
   if (c->state == UVWS__CONN_HTTP) {
     uvws__http_writable(c);
     if (c->peer_eof && c->state == UVWS__CONN_HTTP && !uvws__http_busy(c) && !c->write_inflight &&
-        c->out.len == 0)
+        c->q.bytes == 0)
       conn_close(c); /* the half-closed client has everything */
   } else if (before > UVWS__QUEUE_LOW && uvws__conn_queued(c) <= UVWS__QUEUE_LOW) {
     uvws__conn_update_reading(c);
@@ -187,7 +183,7 @@ static int queue_rest(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n, size_t d
       done -= len;
       continue;
     }
-    if (uvws__buf_append(&c->out, bufs[i].base + done, len - done) != 0) return UV_ENOMEM;
+    if (uvws__wq_copy(&c->q, bufs[i].base + done, len - done) != 0) return UV_ENOMEM;
     done = 0;
   }
   return 0;
@@ -209,9 +205,9 @@ int uvws__conn_raw_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n) {
   if (c->state == UVWS__CONN_CLOSED || c->fin_sent) return UVWS_ECLOSED;
   for (i = 0; i < n; i++) total += bufs[i].len;
 
-  if (c->write_inflight || c->out.len) {
+  if (c->write_inflight || c->q.bytes) {
     for (i = 0; i < n; i++) {
-      if (uvws__buf_append(&c->out, bufs[i].base, bufs[i].len) != 0) goto nomem;
+      if (uvws__wq_copy(&c->q, bufs[i].base, bufs[i].len) != 0) goto nomem;
     }
     goto queued;
   }
@@ -266,7 +262,7 @@ void uvws__conn_uncork(uvws_conn_t *c) {
   if (srv->cork.len && c->state != UVWS__CONN_CLOSED) {
     uv_buf_t b = uv_buf_init(uvws__buf_data(&srv->cork), (unsigned)srv->cork.len);
     srv->corked = NULL;
-    if (!c->write_inflight && c->out.len == 0) {
+    if (!c->write_inflight && c->q.bytes == 0) {
       int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
       if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
       if (r < 0) {
@@ -275,7 +271,7 @@ void uvws__conn_uncork(uvws_conn_t *c) {
         return;
       }
       if (queue_rest(c, &b, 1, (size_t)r) != 0) uvws__conn_abort(c, "out of memory");
-    } else if (uvws__buf_append(&c->out, b.base, b.len) != 0) {
+    } else if (uvws__wq_copy(&c->q, b.base, b.len) != 0) {
       uvws__conn_abort(c, "out of memory");
     }
     start_write(c);
@@ -285,7 +281,7 @@ void uvws__conn_uncork(uvws_conn_t *c) {
   /* Keep the cork buffer for the next batch unless one burst made it big. */
   if (srv->cork.cap > 4 * UVWS__READ_BUF_SIZE) uvws__buf_free(&srv->cork);
   if (c->state == UVWS__CONN_CLOSED) return;
-  if (c->finishing && !c->fin_sent && !c->write_inflight && c->out.len == 0) do_shutdown(c);
+  if (c->finishing && !c->fin_sent && !c->write_inflight && c->q.bytes == 0) do_shutdown(c);
   if (uvws__conn_queued(c) > UVWS__QUEUE_HIGH) uvws__conn_update_reading(c);
 }
 
@@ -335,7 +331,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       uvws__log(UVWS_LOG_DEBUG, "ws %s: connection lost without a close frame (%s)", c->peer,
                 uv_err_name((int)nread));
     if (nread == UV_EOF && c->state == UVWS__CONN_HTTP && !c->finishing &&
-        (uvws__http_busy(c) || c->write_inflight || c->out.len)) {
+        (uvws__http_busy(c) || c->write_inflight || c->q.bytes)) {
       /* Half-close: the client is done sending, not receiving. Finish the
        * response in progress (and any pipelined ones), then close. */
       c->peer_eof = 1;

@@ -7,6 +7,7 @@
 #include "tls.h"
 #include "uvws.h"
 #include "wbuf.h"
+#include "wqueue.h"
 #include "ws.h"
 
 /* Send-queue water marks: reading from a connection stops while more than
@@ -91,8 +92,8 @@ struct uvws_conn_s {
   uint16_t close_code;       /* for on_close and the log */
   uint64_t deadline;         /* uv_now() ms at which the timeout fires; 0 none */
   uint64_t started;          /* uv_now() at accept */
-  uvws__buf_t out;           /* queued bytes not yet handed to libuv */
-  uvws__buf_t inflight;      /* bytes owned by the write in flight */
+  uvws__wq_t q;              /* the send queue (its head may be with uv_write) */
+  size_t q_inflight;         /* bytes at the head that uv_write holds */
   union {                    /* a shutdown is only issued with no write in flight */
     uv_write_t write;
     uv_shutdown_t shutdown;

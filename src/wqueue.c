@@ -1,0 +1,107 @@
+#include "wqueue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PRIVATE_MIN 4096
+
+uvws__sbuf_t *uvws__sbuf_new(size_t cap) {
+  uvws__sbuf_t *b = malloc(sizeof(*b) + cap);
+  if (b == NULL) return NULL;
+  b->refs = 1;
+  b->priv = 0;
+  b->cap = cap;
+  b->len = 0;
+  return b;
+}
+
+void uvws__sbuf_ref(uvws__sbuf_t *b) { b->refs++; }
+
+void uvws__sbuf_unref(uvws__sbuf_t *b) {
+  if (b && --b->refs == 0) free(b);
+}
+
+static int push(uvws__wq_t *q, uvws__sbuf_t *b, size_t off, size_t end) {
+  uvws__chunk_t *c = malloc(sizeof(*c));
+  if (c == NULL) return UV_ENOMEM;
+  c->next = NULL;
+  c->b = b;
+  c->off = off;
+  c->end = end;
+  if (q->tail) q->tail->next = c;
+  else q->head = c;
+  q->tail = c;
+  q->bytes += end - off;
+  return 0;
+}
+
+int uvws__wq_copy(uvws__wq_t *q, const void *p, size_t n) {
+  uvws__chunk_t *t = q->tail;
+  const char *src = p;
+  uvws__sbuf_t *b;
+  if (n == 0) return 0;
+  /* Fill the tail's room first: it is ours alone, and only its unsent end
+   * changes (what uv_write holds lies before it). */
+  if (t && t->b->priv && t->end == t->b->len && t->b->len < t->b->cap) {
+    size_t k = t->b->cap - t->b->len;
+    if (k > n) k = n;
+    memcpy(t->b->data + t->b->len, src, k);
+    t->b->len += k;
+    t->end += k;
+    q->bytes += k;
+    src += k;
+    n -= k;
+    if (n == 0) return 0;
+  }
+  b = uvws__sbuf_new(n > PRIVATE_MIN ? n : PRIVATE_MIN);
+  if (b == NULL) return UV_ENOMEM;
+  b->priv = 1;
+  memcpy(b->data, src, n);
+  b->len = n;
+  if (push(q, b, 0, n) != 0) {
+    uvws__sbuf_unref(b);
+    return UV_ENOMEM;
+  }
+  return 0;
+}
+
+int uvws__wq_share(uvws__wq_t *q, uvws__sbuf_t *b, size_t off, size_t end) {
+  if (end <= off) return 0;
+  uvws__sbuf_ref(b);
+  if (push(q, b, off, end) != 0) {
+    uvws__sbuf_unref(b);
+    return UV_ENOMEM;
+  }
+  return 0;
+}
+
+unsigned uvws__wq_peek(const uvws__wq_t *q, uv_buf_t *bufs, unsigned max, size_t *bytes) {
+  const uvws__chunk_t *c;
+  unsigned n = 0;
+  *bytes = 0;
+  for (c = q->head; c && n < max; c = c->next) {
+    bufs[n++] = uv_buf_init(c->b->data + c->off, (unsigned)(c->end - c->off));
+    *bytes += c->end - c->off;
+  }
+  return n;
+}
+
+void uvws__wq_consume(uvws__wq_t *q, size_t n) {
+  while (n > 0 && q->head) {
+    uvws__chunk_t *c = q->head;
+    size_t k = c->end - c->off;
+    if (n < k) {
+      c->off += n;
+      q->bytes -= n;
+      return;
+    }
+    n -= k;
+    q->bytes -= k;
+    q->head = c->next;
+    if (q->head == NULL) q->tail = NULL;
+    uvws__sbuf_unref(c->b);
+    free(c);
+  }
+}
+
+void uvws__wq_free(uvws__wq_t *q) { uvws__wq_consume(q, q->bytes); }
