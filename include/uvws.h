@@ -298,6 +298,23 @@ UVWS_EXTERN void *uvws_conn_route_data(const uvws_conn_t *conn);
 UVWS_EXTERN uvws_server_t *uvws_conn_server(const uvws_conn_t *conn);
 /** The route path the connection was upgraded on (e.g. "/echo"). */
 UVWS_EXTERN const char *uvws_conn_path(const uvws_conn_t *conn);
+/* ---- Publish/subscribe ------------------------------------------------------ */
+
+/** Subscribes an open WebSocket to `topic` (any non-empty string). Repeated
+ * subscriptions are one. Subscriptions end when the connection closes. */
+UVWS_EXTERN int uvws_subscribe(uvws_conn_t *conn, const char *topic);
+/** Ends a subscription; UVWS_ENOROUTE if there was none. */
+UVWS_EXTERN int uvws_unsubscribe(uvws_conn_t *conn, const char *topic);
+/** Sends one message to every subscriber of `topic` on this server, in
+ * subscription order. The frame is built once and shared by every
+ * receiver's queue (sent uncompressed, which is valid with or without
+ * permessage-deflate). Subscribers over max_backpressure are closed or skip
+ * the message as their route says. Returns how many received it. */
+UVWS_EXTERN int uvws_publish(uvws_server_t *srv, const char *topic, uvws_opcode_t op,
+                             const void *data, size_t len);
+/** Subscribers of `topic` right now. */
+UVWS_EXTERN size_t uvws_topic_subscribers(const uvws_server_t *srv, const char *topic);
+
 /** 1 if permessage-deflate was negotiated. */
 UVWS_EXTERN int uvws_conn_compressed(const uvws_conn_t *conn);
 /** The negotiated subprotocol, or NULL. */

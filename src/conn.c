@@ -28,6 +28,7 @@ static const uvws__ws_callbacks_t ws_callbacks_traced = {ws_on_data, ws_on_contr
 static void conn_close(uvws_conn_t *c) {
   if (c->state == UVWS__CONN_CLOSED) return;
   c->state = UVWS__CONN_CLOSED;
+  uvws__pubsub_conn_closed(c);
   c->deadline = 0;
   if (c->opened) {
     uint64_t ms = uv_now(c->srv->loop) - c->started;
@@ -790,29 +791,33 @@ int uvws__conn_set_client(uvws_conn_t *c, const uint8_t addr[16]) {
 
 /* ---- public connection API -------------------------------------------------- */
 
+/* A receiver that does not keep up must not grow the server's memory nor
+ * slow whoever is sending to it: its messages are dropped, or it is told to
+ * come back later (1013) with what is already queued. 0 or the error. */
+static int backpressure(uvws_conn_t *c, size_t len) {
+  if (!c->srv->opts.max_backpressure || uvws__conn_queued(c) + len <= c->srv->opts.max_backpressure)
+    return 0;
+  if (c->route->drop_on_backpressure) {
+    c->srv->m.backpressure_drops++;
+    return UVWS_EBACKPRESSURE;
+  }
+  c->srv->m.backpressure_closes++;
+  uvws__log(UVWS_LOG_INFO, "ws %s %s: %zu bytes queued (--max-backpressure); closing with 1013", c->peer,
+            c->route->path, uvws__conn_queued(c));
+  c->by_server = 1;
+  c->close_code = UVWS_CLOSE_TRY_AGAIN;
+  send_close(c, UVWS_CLOSE_TRY_AGAIN, "send queue full", 15);
+  c->failed = 1;
+  uvws__conn_finish(c);
+  return UVWS_EBACKPRESSURE;
+}
+
 int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len, unsigned flags) {
   int r;
   uint8_t was;
   if (op != UVWS_OP_TEXT && op != UVWS_OP_BINARY) return UV_EINVAL;
   if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
-  /* A receiver that does not keep up must not grow the server's memory nor
-   * slow whoever is sending to it: its messages are dropped, or it is told
-   * to come back later (1013) with what is already queued. */
-  if (c->srv->opts.max_backpressure && uvws__conn_queued(c) + len > c->srv->opts.max_backpressure) {
-    if (c->route->drop_on_backpressure) {
-      c->srv->m.backpressure_drops++;
-      return UVWS_EBACKPRESSURE;
-    }
-    c->srv->m.backpressure_closes++;
-    uvws__log(UVWS_LOG_INFO, "ws %s %s: %zu bytes queued (--max-backpressure); closing with 1013",
-              c->peer, c->route->path, uvws__conn_queued(c));
-    c->by_server = 1;
-    c->close_code = UVWS_CLOSE_TRY_AGAIN;
-    send_close(c, UVWS_CLOSE_TRY_AGAIN, "send queue full", 15);
-    c->failed = 1;
-    uvws__conn_finish(c);
-    return UVWS_EBACKPRESSURE;
-  }
+  if ((r = backpressure(c, len)) != 0) return r;
   was = c->tracing;
   if (flags & UVWS_SEND_UNTRACED) c->tracing = 1;
   c->srv->m.messages_out++;
@@ -821,6 +826,45 @@ int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len,
                     c->ws.pmd && len >= c->srv->opts.deflate_min_size && !(flags & UVWS_SEND_NO_COMPRESS));
   c->tracing = was;
   return r;
+}
+
+/* One frame (header and payload in `frame`) built once for many receivers:
+ * queued by reference, never copied, unless TLS must encrypt it for this
+ * connection or the kernel takes it whole right away. */
+int uvws__conn_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_len) {
+  uvws_server_t *srv = c->srv;
+  size_t len = frame->len, payload = len - header_len;
+  uv_buf_t b = uv_buf_init(frame->data, (unsigned)len);
+  int r;
+
+  if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
+  if ((r = backpressure(c, payload)) != 0) return r;
+  srv->m.messages_out++;
+  srv->m.bytes_out += payload;
+  if (c->route->h.on_frame)
+    trace(c, UVWS_FRAME_OUT, (const uint8_t *)frame->data, header_len, payload,
+          (const uint8_t *)frame->data + header_len, payload);
+  if (c->tls || c->state != UVWS__CONN_WS) return c->tls ? uvws__tls_io_write(c, &b, 1) : UVWS_ECLOSED;
+  if (srv->corked == c && srv->cork.len) { /* what this connection gathered goes first */
+    if (uvws__wq_copy(&c->q, uvws__buf_data(&srv->cork), srv->cork.len) != 0) goto nomem;
+    uvws__buf_consume(&srv->cork, srv->cork.len);
+  }
+  r = 0;
+  if (!c->write_inflight && c->q.bytes == 0) {
+    r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
+    if (r < 0) {
+      uvws__conn_abort(c, uv_strerror(r));
+      return r;
+    }
+  }
+  if ((size_t)r < len && uvws__wq_share(&c->q, frame, (size_t)r, len) != 0) goto nomem;
+  start_write(c);
+  if (uvws__conn_queued(c) > UVWS__QUEUE_HIGH) uvws__conn_update_reading(c);
+  return 0;
+nomem:
+  uvws__conn_abort(c, "out of memory");
+  return UV_ENOMEM;
 }
 
 int uvws_send(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {

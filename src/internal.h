@@ -31,6 +31,8 @@ typedef struct {
 } uvws__route_t;
 
 typedef struct uvws__http_s uvws__http_t;
+typedef struct uvws__topic_s uvws__topic_t; /* pubsub.c */
+#define UVWS__TOPIC_BUCKETS 256
 
 /* Counters for /metrics. Close codes are counted per code for 1000-1015
  * and in one bucket for the application range (3000-4999). */
@@ -107,6 +109,8 @@ struct uvws_conn_s {
   uvws__pmd_params_t pmd;    /* permessage-deflate terms, if ws.pmd */
   z_stream *def;             /* owned deflater (context takeover), or NULL */
   void *data;                /* the user's */
+  uvws__topic_t **topics;    /* owned array: the topics it subscribed to */
+  uint32_t ntopics, topics_cap;
   char peer[56];
 };
 
@@ -162,6 +166,7 @@ struct uvws_server_s {
   uint64_t last_sweep;       /* for the loop lag measurement */
   uvws__metrics_t m;
   uvws__ipcount_t *ips[UVWS__IP_BUCKETS];
+  uvws__topic_t *topic_table[UVWS__TOPIC_BUCKETS];
   void *data;
   char date[40];             /* cached IMF-fixdate for the Date header */
   int64_t date_sec;
@@ -182,6 +187,11 @@ void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *
                         size_t rest_len);
 void uvws__conn_timeout(uvws_conn_t *c);
 void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now);
+int uvws__conn_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_len);
+
+/* pubsub.c */
+void uvws__pubsub_conn_closed(uvws_conn_t *c);
+void uvws__pubsub_free(uvws_server_t *srv);
 int uvws__conn_set_client(uvws_conn_t *c, const uint8_t addr[16]);
 int uvws__conn_accept(uvws_server_t *srv, uv_stream_t *listener, int tls);
 

@@ -46,6 +46,7 @@ static void usage(FILE *f) {
           "\n"
           "Routes: /echo     WebSocket echo (subprotocols echo, uvws-echo)\n"
           "        /inspect  echo that also reports every frame as JSON\n"
+          "        /chat     chat rooms (JSON protocol, see the README)\n"
           "        anything else: a static file from --web\n"
           "\n"
           "Options:\n"
@@ -58,6 +59,7 @@ static void usage(FILE *f) {
           "                        are closed with 1009; K, M, G suffixes (default 16M)\n"
           "  --max-header-bytes BYTES\n"
           "                        request line and headers; more gets 431 (default %zu)\n"
+          "  --chat-history N      messages /chat keeps per room for newcomers (default 50)\n"
           "  --max-frame BYTES     largest frame payload, 1009 beyond (default: --max-message)\n"
           "  --max-backpressure BYTES\n"
           "                        a WebSocket whose send queue would pass this is\n"
@@ -213,6 +215,7 @@ int main(int argc, char **argv) {
       {"max-header-bytes", required_argument, NULL, 'H'},
       {"log-level", required_argument, NULL, 'l'},
       {"max-frame", required_argument, NULL, 'F'},
+      {"chat-history", required_argument, NULL, 'C'},
       {"max-backpressure", required_argument, NULL, 'B'},
       {"handshake-timeout", required_argument, NULL, 't'},
       {"idle-timeout", required_argument, NULL, 't' + 256},
@@ -243,6 +246,8 @@ int main(int argc, char **argv) {
   program_t prog;
   uvws_log_level_t level = UVWS_LOG_INFO;
   const char *docs;
+  size_t chat_history = 50;
+  void *chat = NULL;
   int docs_given = 0;
   int c, r;
 
@@ -279,6 +284,13 @@ int main(int argc, char **argv) {
         if (parse_size(optarg, &opts.max_backpressure) != 0)
           return bad("--max-backpressure", optarg, "expected a size such as 16M, or 0");
         break;
+      case 'C': {
+        int v;
+        if (parse_int(optarg, 0, 100000, &v) != 0)
+          return bad("--chat-history", optarg, "expected 0 to 100000 messages");
+        chat_history = (size_t)v;
+        break;
+      }
       case 'F':
         if (parse_size(optarg, &opts.max_frame) != 0 || opts.max_frame == 0)
           return bad("--max-frame", optarg, "expected a size such as 65536 or 1M");
@@ -425,7 +437,8 @@ int main(int argc, char **argv) {
   if (docs && !docs_given && access(docs, R_OK | X_OK) != 0) docs = NULL;
   if ((docs && (r = uvws_server_mount(prog.srv, "/docs", docs)) != 0) ||
       (r = uvws_app_echo(prog.srv, "/echo")) != 0 ||
-      (r = uvws_app_inspect(prog.srv, "/inspect")) != 0) {
+      (r = uvws_app_inspect(prog.srv, "/inspect")) != 0 ||
+      (r = uvws_app_chat(prog.srv, "/chat", chat_history, &chat)) != 0) {
     fprintf(stderr, "uvws: adding routes: %s\n", uvws_strerror(r));
     return 1;
   }
@@ -444,6 +457,7 @@ int main(int argc, char **argv) {
   }
   uv_run(&prog.loop, UV_RUN_DEFAULT);
   uvws_server_free(prog.srv);
+  uvws_app_chat_free(chat);
   if (uv_loop_close(&prog.loop) != 0) fprintf(stderr, "uvws: handles left open at exit\n");
   return r == 0 ? 0 : 1;
 }

@@ -174,6 +174,7 @@ void uvws_server_free(uvws_server_t *srv) {
       free(e);
     }
   }
+  uvws__pubsub_free(srv);
   free(srv->routes);
   free(srv->host);
   free(srv->allow_origin);

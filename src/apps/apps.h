@@ -11,6 +11,12 @@ int uvws_app_echo(uvws_server_t *srv, const char *path);
  * JSON text messages (format in inspect.c). */
 int uvws_app_inspect(uvws_server_t *srv, const char *path);
 
+/* Chat rooms on publish/subscribe (protocol in the README). `history`
+ * messages are kept per room. *handle is freed with uvws_app_chat_free
+ * after the server is. */
+int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **handle);
+void uvws_app_chat_free(void *handle);
+
 /* The JSON text (malloc'd; free() it) describing one frame, `t` ms after
  * open: the inspector's message format, exposed for tests. */
 char *uvws_app_inspect_describe(const uvws_frame_info_t *frame, uint64_t t);
