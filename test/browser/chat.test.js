@@ -1,0 +1,64 @@
+// The chat panel in two Chromium pages: they join one room, see each other
+// in the member list, and what one sends appears in both, in order.
+'use strict';
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { startUvws, launchChromium, artifactsDir } = require('./helper');
+
+const T = { timeout: 90000 };
+
+describe('chat panel in Chromium', () => {
+  let browser = null;
+  let srv = null;
+  before(async () => {
+    browser = await launchChromium();
+    try {
+      srv = await startUvws();
+    } catch (err) {
+      await browser.close().catch(() => {});
+      browser = null;
+      throw err;
+    }
+  }, T);
+  after(async () => {
+    if (browser) await browser.close().catch(() => {});
+    if (srv) await srv.stop();
+  }, T);
+
+  it('two pages talk through a room', T, async () => {
+    const a = await browser.context.newPage();
+    const b = await browser.context.newPage();
+    try {
+      for (const [page, nick] of [[a, 'ada'], [b, 'bob']]) {
+        await page.goto(`${srv.origin}/`);
+        await page.fill('[data-testid=chat-room]', 'lobby');
+        await page.fill('[data-testid=chat-nick]', nick);
+        await page.click('[data-testid=chat-join]');
+        await page.waitForSelector('[data-testid=chat-text]:not([disabled])');
+      }
+      await a.waitForFunction(() => document.querySelector('[data-testid=chat-count]').textContent === '2');
+      assert.equal(await b.textContent('[data-testid=chat-count]'), '2');
+      assert.deepEqual((await a.$$eval('#chat-members li', (els) => els.map((e) => e.textContent))), ['ada', 'bob']);
+      assert.match(await a.textContent('[data-testid=chat-lines]'), /bob joined/);
+
+      await a.fill('[data-testid=chat-text]', 'hello from ada');
+      await a.press('[data-testid=chat-text]', 'Enter');
+      await b.fill('[data-testid=chat-text]', 'hi ada, bob here');
+      await b.click('[data-testid=chat-send]');
+      for (const page of [a, b]) {
+        await page.waitForFunction(() => document.querySelectorAll('#chat-lines li.message').length === 2);
+        const lines = await page.$$eval('#chat-lines li.message', (els) => els.map((e) => e.textContent));
+        assert.deepEqual(lines, ['adahello from ada', 'bobhi ada, bob here']);
+      }
+      await a.screenshot({ path: path.join(artifactsDir(), 'chat-two-pages.png'), fullPage: false });
+
+      await b.click('[data-testid=chat-leave]');
+      await a.waitForFunction(() => document.querySelector('[data-testid=chat-count]').textContent === '1');
+      assert.match(await a.textContent('[data-testid=chat-lines]'), /bob left/);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
