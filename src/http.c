@@ -160,8 +160,9 @@ static const llhttp_settings_t settings = {
 /* ---- header lookup ---------------------------------------------------------- */
 
 /* Finds a header (case-insensitive); repeated ones are joined with ", "
- * (RFC 9110 section 5.3) at the end of hbuf. Offsets rather than pointers,
- * because joining may move hbuf: call hval_ptr once all lookups are done. */
+ * (RFC 9110 section 5.3) at the end of hbuf. Offsets rather than pointers:
+ * joining may move hbuf unless handle_request reserved room first (it
+ * does, for all lookups of a request). */
 typedef struct {
   int found;
   size_t off, len;
@@ -649,6 +650,14 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
     return A_CLOSE;
   }
 
+  /* Joining repeated headers appends to hbuf (hfind). Room for every
+   * possible join is made now, so no lookup below can move the buffer
+   * under pointers taken earlier (the fuzzer found two such bugs). */
+  if (uvws__buf_reserve(&h->hbuf, h->hbuf.len + 2 * h->nhdrs + 64) != 0) {
+    h->keep_alive = 0;
+    respond_text(c, 500, NULL, "out of memory", 0);
+    return A_CLOSE;
+  }
   fhost = hfind(h, "Host");
   fup = hfind(h, "Upgrade");
   fconn = hfind(h, "Connection");
@@ -676,8 +685,9 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
    * logs and for the per-address limit. */
   if (c->srv->ntrusted && (c->via_proxy || uvws__server_is_trusted(c->srv, c->addr))) {
     uint8_t client[16];
-    if (forwarded_client(c->srv, hval_ptr(h, hfind(h, "X-Forwarded-For")), hval_ptr(h, hfind(h, "Forwarded")),
-                         client) &&
+    /* Both lookups first: joining repeated headers may move hbuf. */
+    hfind_t fxff = hfind(h, "X-Forwarded-For"), ffwd = hfind(h, "Forwarded");
+    if (forwarded_client(c->srv, hval_ptr(h, fxff), hval_ptr(h, ffwd), client) &&
         memcmp(client, c->addr, 16) != 0) {
       if (uvws__conn_set_client(c, client) != 0) {
         h->keep_alive = 0;
