@@ -86,6 +86,7 @@ void uvws__conn_abort(uvws_conn_t *c, const char *why) {
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   uvws_conn_t *c = req->handle->data;
+  free(req);
   if (c->state == UVWS__CONN_CLOSED) return;
   if (status < 0) {
     uvws__conn_abort(c, uv_strerror(status));
@@ -98,10 +99,18 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 }
 
 static void do_shutdown(uvws_conn_t *c) {
+  uv_shutdown_t *req = malloc(sizeof(*req));
   int r;
   c->fin_sent = 1;
-  r = uv_shutdown(&c->req.shutdown, (uv_stream_t *)&c->tcp, on_shutdown);
-  if (r < 0) uvws__conn_abort(c, uv_strerror(r));
+  if (req == NULL) {
+    uvws__conn_abort(c, "out of memory");
+    return;
+  }
+  r = uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown);
+  if (r < 0) {
+    free(req);
+    uvws__conn_abort(c, uv_strerror(r));
+  }
 }
 
 /* Sends FIN once everything queued is written, then closes on EOF or
@@ -129,15 +138,25 @@ static void on_write(uv_write_t *req, int status);
 
 static void start_write(uvws_conn_t *c) {
   uv_buf_t bufs[WRITE_BUFS];
+  uv_write_t *req;
   unsigned n;
   int r;
 
   if (c->write_inflight || c->q.bytes == 0 || c->state == UVWS__CONN_CLOSED) return;
+  /* The request is allocated per uv_write rather than kept in every
+   * connection: most writes finish in uv_try_write, and an idle connection
+   * should not carry 192 bytes it rarely uses. */
+  req = malloc(sizeof(*req));
+  if (req == NULL) {
+    uvws__conn_abort(c, "out of memory");
+    return;
+  }
   /* The chunks stay at the head of the queue until the write completes;
    * new data is appended behind them. */
   n = uvws__wq_peek(&c->q, bufs, WRITE_BUFS, &c->q_inflight);
-  r = uv_write(&c->req.write, (uv_stream_t *)&c->tcp, bufs, n, on_write);
+  r = uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, on_write);
   if (r < 0) {
+    free(req);
     c->q_inflight = 0;
     uvws__conn_abort(c, uv_strerror(r));
     return;
@@ -149,6 +168,7 @@ static void on_write(uv_write_t *req, int status) {
   uvws_conn_t *c = req->handle->data;
   size_t before = c->q.bytes;
 
+  free(req);
   c->write_inflight = 0;
   if (c->state == UVWS__CONN_CLOSED) return;
   if (status < 0) {

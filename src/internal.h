@@ -74,7 +74,7 @@ struct uvws_conn_s {
   uvws_conn_t *prev, *next;  /* srv->conns list */
   uint8_t state;             /* uvws__conn_state_t */
   uint8_t reading;           /* uv_read_start is active */
-  uint8_t write_inflight;    /* req.write is with libuv */
+  uint8_t write_inflight;    /* a uv_write (malloc'd request) is with libuv */
   uint8_t finishing;         /* FIN requested once the queue drains */
   uint8_t fin_sent;          /* uv_shutdown issued: nothing more may be written */
   uint8_t close_sent;        /* a close frame is queued: no more frames */
@@ -96,10 +96,6 @@ struct uvws_conn_s {
   uint64_t started;          /* uv_now() at accept */
   uvws__wq_t q;              /* the send queue (its head may be with uv_write) */
   size_t q_inflight;         /* bytes at the head that uv_write holds */
-  union {                    /* a shutdown is only issued with no write in flight */
-    uv_write_t write;
-    uv_shutdown_t shutdown;
-  } req;
   uvws__http_t *http;        /* HTTP state while state == HTTP */
   uvws__tls_t *tls;          /* owned; NULL for plain TCP */
   const uvws__route_t *route;
