@@ -41,8 +41,10 @@ function loadPlaywright() {
   }
 }
 
-/** Launches headless Chromium with a fresh profile. Throws a clear error when it is missing. */
-async function launchChromium() {
+/** Launches headless Chromium with a fresh profile. Throws a clear error when it is missing.
+ *  `extraArgs` are added to the command line (e.g. --ignore-certificate-errors for a test
+ *  profile), `viewport` replaces the default size. */
+async function launchChromium({ extraArgs = [], viewport = { width: 1440, height: 1000 } } = {}) {
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`the browser tests need Chromium at ${CHROMIUM} (Debian package "chromium"; ` +
       'deps/install.sh --test installs it); set UVWS_CHROMIUM to use another binary');
@@ -56,8 +58,8 @@ async function launchChromium() {
       headless: true,
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        '--disable-dev-shm-usage'],
-      viewport: { width: 1440, height: 1000 },
+        '--disable-dev-shm-usage', ...extraArgs],
+      viewport,
       timeout: 60000,
     });
   } catch (err) {

@@ -9,47 +9,14 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { startUvws, loadPlaywright, artifactsDir, CHROMIUM } = require('./helper');
+const { startUvws, launchChromium, artifactsDir } = require('./helper');
 
 const WAIT = 15000;
 
-async function launchChromiumIgnoringCertErrors() {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`the browser tests need Chromium at ${CHROMIUM} (Debian package "chromium"; ` +
-      'deps/install.sh --test installs it); set UVWS_CHROMIUM to use another binary');
-  }
-  const { chromium } = loadPlaywright();
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'uvws-chromium-tls-'));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        '--disable-dev-shm-usage',
-        '--ignore-certificate-errors'], // this throw-away test profile only
-      viewport: { width: 1280, height: 900 },
-      timeout: 60000,
-    });
-  } catch (err) {
-    fs.rmSync(profile, { recursive: true, force: true });
-    throw new Error(`cannot start ${CHROMIUM} through playwright-core: ${err.message}`);
-  }
-  return {
-    context,
-    async close() {
-      try {
-        await context.close();
-      } finally {
-        fs.rmSync(profile, { recursive: true, force: true });
-      }
-    },
-  };
-}
+// The certificate is nobody's: this throw-away profile alone ignores certificate errors.
+const launchChromiumIgnoringCertErrors = () =>
+  launchChromium({ extraArgs: ['--ignore-certificate-errors'], viewport: { width: 1280, height: 900 } });
 
 describe('uvws browser client over https:// and wss://', () => {
   let srv;
