@@ -210,6 +210,22 @@ static int queue_rest(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n, size_t d
   return 0;
 }
 
+/* uv_try_write with the outcomes every caller wants: the bytes the kernel
+ * took (0 when it would block), or a negative error after which the
+ * connection is being closed. */
+static int try_write_now(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n) {
+  int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+  if (r == UV_EAGAIN || r == UV_ENOSYS) return 0;
+  if (r < 0) uvws__conn_abort(c, uv_strerror(r));
+  return r;
+}
+
+/* After queueing: start the write, and stop reading past the high-water mark. */
+static void queued(uvws_conn_t *c) {
+  start_write(c);
+  if (uvws__conn_queued(c) > UVWS__QUEUE_HIGH) uvws__conn_update_reading(c);
+}
+
 /* Writes in order behind anything already queued. Small writes made while
  * the connection's input is being processed gather in the loop's cork
  * buffer (one syscall for a whole batch of pipelined messages); otherwise
@@ -230,7 +246,8 @@ int uvws__conn_raw_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n) {
     for (i = 0; i < n; i++) {
       if (uvws__wq_copy(&c->q, bufs[i].base, bufs[i].len) != 0) goto nomem;
     }
-    goto queued;
+    queued(c);
+    return 0;
   }
   if (srv->corked == c && total < UVWS__DIRECT_WRITE_MIN) {
     for (i = 0; i < n; i++) {
@@ -244,17 +261,10 @@ int uvws__conn_raw_write(uvws_conn_t *c, const uv_buf_t *bufs, unsigned n) {
     v[nv++] = uv_buf_init(uvws__buf_data(&srv->cork), (unsigned)srv->cork.len);
   for (i = 0; i < n && nv < 4; i++) v[nv++] = bufs[i];
   if (i < n) return UV_EINVAL; /* internal callers pass at most 3 */
-  r = uv_try_write((uv_stream_t *)&c->tcp, v, nv);
-  if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
-  if (r < 0) {
-    uvws__conn_abort(c, uv_strerror(r));
-    return r;
-  }
+  if ((r = try_write_now(c, v, nv)) < 0) return r;
   if (queue_rest(c, v, nv, (size_t)r) != 0) goto nomem;
   if (srv->corked == c) uvws__buf_consume(&srv->cork, srv->cork.len);
-queued:
-  start_write(c);
-  if (uvws__conn_queued(c) > UVWS__QUEUE_HIGH) uvws__conn_update_reading(c);
+  queued(c);
   return 0;
 nomem:
   uvws__log(UVWS_LOG_ERROR, "conn %s: out of memory queueing %zu bytes", c->peer, total);
@@ -284,11 +294,9 @@ void uvws__conn_uncork(uvws_conn_t *c) {
     uv_buf_t b = uv_buf_init(uvws__buf_data(&srv->cork), (unsigned)srv->cork.len);
     srv->corked = NULL;
     if (!c->write_inflight && c->q.bytes == 0) {
-      int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-      if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
+      int r = try_write_now(c, &b, 1);
       if (r < 0) {
         uvws__buf_consume(&srv->cork, srv->cork.len);
-        uvws__conn_abort(c, uv_strerror(r));
         return;
       }
       if (queue_rest(c, &b, 1, (size_t)r) != 0) uvws__conn_abort(c, "out of memory");
@@ -861,26 +869,20 @@ int uvws__conn_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_le
   if ((r = backpressure(c, payload)) != 0) return r;
   srv->m.messages_out++;
   srv->m.bytes_out += payload;
-  if (c->route->h.on_frame)
+  if (c->route->h.on_frame) {
     trace(c, UVWS_FRAME_OUT, (const uint8_t *)frame->data, header_len, payload,
           (const uint8_t *)frame->data + header_len, payload);
-  if (c->tls || c->state != UVWS__CONN_WS) return c->tls ? uvws__tls_io_write(c, &b, 1) : UVWS_ECLOSED;
+    if (c->state != UVWS__CONN_WS) return UVWS_ECLOSED; /* the tracer may have closed it */
+  }
+  if (c->tls) return uvws__tls_io_write(c, &b, 1); /* encrypted per connection: no sharing */
   if (srv->corked == c && srv->cork.len) { /* what this connection gathered goes first */
     if (uvws__wq_copy(&c->q, uvws__buf_data(&srv->cork), srv->cork.len) != 0) goto nomem;
     uvws__buf_consume(&srv->cork, srv->cork.len);
   }
-  r = 0;
-  if (!c->write_inflight && c->q.bytes == 0) {
-    r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
-    if (r < 0) {
-      uvws__conn_abort(c, uv_strerror(r));
-      return r;
-    }
-  }
+  r = (!c->write_inflight && c->q.bytes == 0) ? try_write_now(c, &b, 1) : 0;
+  if (r < 0) return r;
   if ((size_t)r < len && uvws__wq_share(&c->q, frame, (size_t)r, len) != 0) goto nomem;
-  start_write(c);
-  if (uvws__conn_queued(c) > UVWS__QUEUE_HIGH) uvws__conn_update_reading(c);
+  queued(c);
   return 0;
 nomem:
   uvws__conn_abort(c, "out of memory");
