@@ -4,29 +4,15 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { startUvws, launchChromium, artifactsDir } = require('./helper');
+const { browserAndServer, artifactsDir } = require('./helper');
 
 const T = { timeout: 90000 };
 
 describe('chat panel in Chromium', () => {
-  let browser = null;
-  let srv = null;
-  before(async () => {
-    browser = await launchChromium();
-    try {
-      srv = await startUvws();
-    } catch (err) {
-      await browser.close().catch(() => {});
-      browser = null;
-      throw err;
-    }
-  }, T);
-  after(async () => {
-    if (browser) await browser.close().catch(() => {});
-    if (srv) await srv.stop();
-  }, T);
+  const env = browserAndServer(before, after);
 
   it('two pages talk through a room', T, async () => {
+    const { browser, srv } = env;
     const a = await browser.context.newPage();
     const b = await browser.context.newPage();
     try {

@@ -6,7 +6,7 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startUvws, launchChromium } = require('./helper');
+const { browserAndServer } = require('./helper');
 
 const T = { timeout: 90000 };
 
@@ -67,24 +67,10 @@ for (const cfg of [
     expect: /^permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=15$/ },
 ]) {
   describe(`Chromium permessage-deflate, ${cfg.name}`, () => {
-    let browser = null;
-    let srv = null;
-    before(async () => {
-      browser = await launchChromium();
-      try {
-        srv = await startUvws({ args: cfg.args });
-      } catch (err) {
-        await browser.close().catch(() => {});
-        browser = null;
-        throw err;
-      }
-    }, T);
-    after(async () => {
-      if (browser) await browser.close().catch(() => {});
-      if (srv) await srv.stop();
-    }, T);
+    const env = browserAndServer(before, after, { uvwsArgs: cfg.args });
 
     it('negotiates and echoes text and binary up to 1 MiB byte-exact', T, async () => {
+      const { browser, srv } = env;
       const page = await browser.context.newPage();
       try {
         await page.goto(`${srv.origin}/`);

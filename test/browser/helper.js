@@ -182,4 +182,31 @@ function startUvws({ web = WEB, args = [], timeoutMs = 10000 } = {}) {
   });
 }
 
-module.exports = { startUvws, launchChromium, loadPlaywright, artifactsDir, uvwsBin, ROOT, WEB, CHROMIUM };
+/** Registers node:test before/after hooks that launch Chromium, then uvws (a missing browser
+ *  must not leave a server running), and stop both; a server that died meanwhile fails the
+ *  suite. Returns an object whose `browser` and `srv` are set once the hooks have run. */
+function browserAndServer(before, after, { uvwsArgs = [], timeout = 90000 } = {}) {
+  const env = { browser: null, srv: null };
+  before(async () => {
+    env.browser = await launchChromium();
+    try {
+      env.srv = await startUvws({ args: uvwsArgs });
+    } catch (err) {
+      await env.browser.close().catch(() => {});
+      env.browser = null;
+      throw err;
+    }
+  }, { timeout });
+  after(async () => {
+    if (env.browser) await env.browser.close().catch(() => {});
+    if (env.srv) {
+      if (!env.srv.alive()) {
+        throw new Error(`uvws died during the tests (code ${env.srv.exitCode}):\n${env.srv.log()}`);
+      }
+      await env.srv.stop();
+    }
+  }, { timeout });
+  return env;
+}
+
+module.exports = { browserAndServer, startUvws, launchChromium, loadPlaywright, artifactsDir, uvwsBin, ROOT, WEB, CHROMIUM };
