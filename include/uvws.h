@@ -161,6 +161,15 @@ typedef struct {
   int deflate_takeover;      /* keep our context between messages: better ratio,
                                 but a ~(2^(bits+2) + 2^(mem+9)) byte deflater per
                                 connection; default 0 (one shared deflater) */
+  /* Scaling */
+  unsigned threads;          /* event loops, one per thread; default 1. With
+                                more, uvws_server_start() runs threads - 1 more
+                                loops on threads of its own, each accepting on
+                                the same port (SO_REUSEPORT); handlers then run
+                                on those threads too (see uvws_conn_server) */
+  const char *redis;         /* "redis://HOST:PORT": topics span every uvws on
+                                that Redis (see uvws_publish); NULL = this
+                                process only (default) */
 } uvws_options_t;
 
 /** Fills in the defaults above. Always call it before changing fields, so
@@ -309,7 +318,14 @@ UVWS_EXTERN int uvws_unsubscribe(uvws_conn_t *conn, const char *topic);
  * subscription order. The frame is built once and shared by every
  * receiver's queue (sent uncompressed, which is valid with or without
  * permessage-deflate). Subscribers over max_backpressure are closed or skip
- * the message as their route says. Returns how many received it. */
+ * the message as their route says. Returns how many received it.
+ *
+ * With threads > 1 the subscribers of every loop get it, this loop's too,
+ * through each loop's queue, a moment later: the call returns 0. Publishes
+ * made one after another (for example under a lock, as /chat does) reach
+ * every subscriber in that order; a subscription receives exactly what is
+ * published after uvws_subscribe() returned. With options.redis the message
+ * also goes to the other instances on that Redis. */
 UVWS_EXTERN int uvws_publish(uvws_server_t *srv, const char *topic, uvws_opcode_t op,
                              const void *data, size_t len);
 /** Subscribers of `topic` right now. */

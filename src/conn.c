@@ -27,6 +27,8 @@ static const uvws__ws_callbacks_t ws_callbacks_traced = {ws_on_data, ws_on_contr
  * from inside one of the user's own calls. */
 static void conn_close(uvws_conn_t *c) {
   if (c->state == UVWS__CONN_CLOSED) return;
+  if (c->state == UVWS__CONN_WS) UVWS__ADD(c->srv->m.conns_ws, -1);
+  else UVWS__ADD(c->srv->m.conns_http, -1);
   c->state = UVWS__CONN_CLOSED;
   uvws__pubsub_conn_closed(c);
   c->deadline = 0;
@@ -345,7 +347,7 @@ void uvws__conn_update_reading(uvws_conn_t *c) {
   } else if (!want && c->reading) {
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = 0;
-    if (c->state == UVWS__CONN_WS) c->srv->m.backpressure_pauses++;
+    if (c->state == UVWS__CONN_WS) UVWS__ADD(c->srv->m.backpressure_pauses, 1);
   }
 }
 
@@ -511,7 +513,7 @@ static int send_close(uvws_conn_t *c, unsigned code, const char *reason, size_t 
    * report it before it leaves; nothing else can run in between. */
   r = send_frame(c, UVWS_OP_CLOSE, p, n);
   c->close_sent = 1;
-  c->srv->m.close_sent[uvws__code_bucket(code)]++;
+  UVWS__ADD(c->srv->m.close_sent[uvws__code_bucket(code)], 1);
   return r;
 }
 
@@ -523,7 +525,7 @@ static void ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
               c->peer, c->route->path, code, why);
   else
     uvws__log(UVWS_LOG_INFO, "ws fail %s %s code=%u: %s", c->peer, c->route->path, code, why);
-  c->srv->m.protocol_failures++;
+  UVWS__ADD(c->srv->m.protocol_failures, 1);
   if (!c->close_sent) {
     c->by_server = 1;
     c->close_code = (uint16_t)code;
@@ -536,8 +538,8 @@ static void ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
 
 static void deliver(uvws_conn_t *c, int opcode, const void *p, size_t len) {
   c->last_msg = uv_now(c->srv->loop);
-  c->srv->m.messages_in++;
-  c->srv->m.bytes_in += len;
+  UVWS__ADD(c->srv->m.messages_in, 1);
+  UVWS__ADD(c->srv->m.bytes_in, len);
   if (c->route->h.on_message) c->route->h.on_message(c, (uvws_opcode_t)opcode, p, len);
 }
 
@@ -552,9 +554,9 @@ static int ws_on_data(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len, int fi
   if (c->route->h.on_fragment) { /* streaming: no reassembly, no copy */
     if (fin) {
       c->last_msg = uv_now(c->srv->loop);
-      c->srv->m.messages_in++;
+      UVWS__ADD(c->srv->m.messages_in, 1);
     }
-    c->srv->m.bytes_in += len;
+    UVWS__ADD(c->srv->m.bytes_in, len);
     c->route->h.on_fragment(c, (uvws_opcode_t)opcode, p, len, fin);
     return ws_stopped(c);
   }
@@ -595,7 +597,7 @@ static int ws_on_control(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len) {
         return 1;
       }
       c->close_rcvd = 1;
-      c->srv->m.close_rcvd[uvws__code_bucket(code)]++;
+      UVWS__ADD(c->srv->m.close_rcvd[uvws__code_bucket(code)], 1);
       if (!c->close_sent) {
         /* Echo the peer's code and reason (section 5.5.1); with no code,
          * answer 1000. */
@@ -619,6 +621,8 @@ void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *
                         const uvws__pmd_params_t *pmd, const char *extensions, char *rest,
                         size_t rest_len) {
   c->state = UVWS__CONN_WS;
+  UVWS__ADD(c->srv->m.conns_http, -1);
+  UVWS__ADD(c->srv->m.conns_ws, 1);
   c->route = route;
   c->protocol = protocol;
   c->deadline = 0;
@@ -669,7 +673,7 @@ void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now) {
     if (c->awaiting_pong && now - c->ping_sent >= o->ping_timeout_ms) {
       uvws__log(UVWS_LOG_INFO, "ws %s %s: no pong within %ums; dropping", c->peer,
                 c->route->path, o->ping_timeout_ms);
-      c->srv->m.ping_timeouts++;
+      UVWS__ADD(c->srv->m.ping_timeouts, 1);
       c->close_code = UVWS_CLOSE_ABNORMAL;
       c->by_server = 1;
       uvws__conn_abort(c, "ping timeout");
@@ -685,7 +689,7 @@ void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now) {
   if (o->idle_timeout_ms && now - c->last_msg >= o->idle_timeout_ms) {
     uvws__log(UVWS_LOG_INFO, "ws %s %s: no message for %ums; closing", c->peer, c->route->path,
               o->idle_timeout_ms);
-    c->srv->m.idle_closes++;
+    UVWS__ADD(c->srv->m.idle_closes, 1);
     uvws_close(c, UVWS_CLOSE_GOING_AWAY, "idle timeout");
   }
 }
@@ -732,6 +736,8 @@ int uvws__conn_accept(uvws_server_t *srv, uv_stream_t *listener, int tls) {
   if (srv->conns) srv->conns->prev = c;
   srv->conns = c;
   srv->nconns++;
+  UVWS__ADD(srv->m.conns_http, 1);
+  uvws__server_count_conn(srv, 1);
   r = uv_accept(listener, (uv_stream_t *)&c->tcp);
   if (r == 0) r = uvws__http_init(c);
   if (r == 0 && tls) r = uvws__tls_io_new(c);
@@ -745,11 +751,11 @@ int uvws__conn_accept(uvws_server_t *srv, uv_stream_t *listener, int tls) {
   c->deadline = c->started + srv->opts.handshake_timeout_ms;
   /* Limits are answered in HTTP, so clients and logs see why (over TLS
    * that would cost a handshake first: those are just closed). */
-  if (srv->opts.max_connections && srv->nconns > srv->opts.max_connections) {
+  if (srv->opts.max_connections && uvws__server_total_conns(srv) > srv->opts.max_connections) {
     if (c->tls) {
       uvws__log(UVWS_LOG_WARN, "conn %s: refused, %u connections open (--max-connections)", c->peer,
                 srv->opts.max_connections);
-      srv->m.conns_rejected++;
+      UVWS__ADD(srv->m.conns_rejected, 1);
       conn_close(c);
       return 0;
     }
@@ -767,7 +773,7 @@ int uvws__conn_accept(uvws_server_t *srv, uv_stream_t *listener, int tls) {
     c->has_addr = 1;
     if ((unsigned)n > srv->opts.max_connections_per_ip && c->tls) {
       uvws__log(UVWS_LOG_WARN, "conn %s: refused, %d connections from this address", c->peer, n - 1);
-      srv->m.conns_rejected++;
+      UVWS__ADD(srv->m.conns_rejected, 1);
       conn_close(c);
       return 0;
     }
@@ -811,7 +817,7 @@ int uvws__conn_set_client(uvws_conn_t *c, const uint8_t addr[16]) {
   if ((unsigned)n > srv->opts.max_connections_per_ip) {
     uvws__log(UVWS_LOG_WARN, "conn %s: refused, %d connections from this address (--max-connections-per-ip)",
               c->peer, n - 1);
-    srv->m.conns_rejected++;
+    UVWS__ADD(srv->m.conns_rejected, 1);
     return -1;
   }
   return 0;
@@ -826,10 +832,10 @@ static int backpressure(uvws_conn_t *c, size_t len) {
   if (!c->srv->opts.max_backpressure || uvws__conn_queued(c) + len <= c->srv->opts.max_backpressure)
     return 0;
   if (c->route->drop_on_backpressure) {
-    c->srv->m.backpressure_drops++;
+    UVWS__ADD(c->srv->m.backpressure_drops, 1);
     return UVWS_EBACKPRESSURE;
   }
-  c->srv->m.backpressure_closes++;
+  UVWS__ADD(c->srv->m.backpressure_closes, 1);
   uvws__log(UVWS_LOG_INFO, "ws %s %s: %zu bytes queued (--max-backpressure); closing with 1013", c->peer,
             c->route->path, uvws__conn_queued(c));
   c->by_server = 1;
@@ -848,8 +854,8 @@ int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len,
   if ((r = backpressure(c, len)) != 0) return r;
   was = c->tracing;
   if (flags & UVWS_SEND_UNTRACED) c->tracing = 1;
-  c->srv->m.messages_out++;
-  c->srv->m.bytes_out += len;
+  UVWS__ADD(c->srv->m.messages_out, 1);
+  UVWS__ADD(c->srv->m.bytes_out, len);
   r = send_frame_ex(c, op, data, len,
                     c->ws.pmd && len >= c->srv->opts.deflate_min_size && !(flags & UVWS_SEND_NO_COMPRESS));
   c->tracing = was;
@@ -867,8 +873,8 @@ int uvws__conn_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_le
 
   if (c->state != UVWS__CONN_WS || c->close_sent || c->failed) return UVWS_ECLOSED;
   if ((r = backpressure(c, payload)) != 0) return r;
-  srv->m.messages_out++;
-  srv->m.bytes_out += payload;
+  UVWS__ADD(srv->m.messages_out, 1);
+  UVWS__ADD(srv->m.bytes_out, payload);
   if (c->route->h.on_frame) {
     trace(c, UVWS_FRAME_OUT, (const uint8_t *)frame->data, header_len, payload,
           (const uint8_t *)frame->data + header_len, payload);

@@ -275,7 +275,7 @@ static void json_escape(char *out, size_t outsz, const char *s, size_t n) {
 static void access_log(uvws_conn_t *c, const char *method, int status) {
   uvws__http_t *h = c->http;
   int ulen = (int)(h->url_len > 200 ? 200 : h->url_len);
-  c->srv->m.http_requests++;
+  UVWS__ADD(c->srv->m.http_requests, 1);
   if (uvws__log_level < UVWS_LOG_INFO) return;
   if (c->srv->opts.log_json) {
     char target[7 * 200 + 1];
@@ -327,7 +327,7 @@ static int respond(uvws_conn_t *c, int status, const char *extra, const char *ct
                h->keep_alive ? "keep-alive" : "close", extra ? extra : "");
   if (n < 0 || (size_t)n >= sizeof(head)) return UV_EINVAL;
   h->status = status;
-  c->srv->m.http_status[status / 100 < 6 ? status / 100 : 5]++;
+  UVWS__ADD(c->srv->m.http_status[status / 100 < 6 ? status / 100 : 5], 1);
   b[0] = uv_buf_init(head, (unsigned)n);
   b[1] = uv_buf_init((char *)(uintptr_t)body, (unsigned)body_len);
   if (!head_only) h->body_bytes += body_len;
@@ -725,11 +725,11 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
       }
     }
     if (status == 0) {
-      c->srv->m.handshakes_ok++;
+      UVWS__ADD(c->srv->m.handshakes_ok, 1);
       return upgrade(c, route, &req, protocols, extensions, rest, rest_len);
     }
-    c->srv->m.handshakes_failed[status == 400 ? 0 : status == 403 ? 1 : status == 404 ? 2
-                                : status == 426 ? 3 : status == 503 ? 4 : 5]++;
+    UVWS__ADD(c->srv->m.handshakes_failed[status == 400 ? 0 : status == 403 ? 1 : status == 404 ? 2
+                                          : status == 426 ? 3 : status == 503 ? 4 : 5], 1);
     /* A refused upgrade leaves the parser in its upgrade state and the
      * client expecting another protocol: answer, then end the connection. */
     h->keep_alive = 0;
@@ -871,7 +871,7 @@ void uvws__http_timeout(uvws_conn_t *c) {
 int uvws__http_busy(const uvws_conn_t *c) { return c->http->responding; }
 
 void uvws__http_reject(uvws_conn_t *c, int status, const char *why) {
-  c->srv->m.conns_rejected++;
+  UVWS__ADD(c->srv->m.conns_rejected, 1);
   c->http->keep_alive = 0;
   respond_text(c, status, status == 503 ? "Retry-After: 1\r\n" : NULL, why, 0);
   uvws__conn_finish(c);

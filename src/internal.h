@@ -3,11 +3,14 @@
 #ifndef UVWS_INTERNAL_H
 #define UVWS_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "deflate.h"
 #include "tls.h"
 #include "uvws.h"
 #include "wbuf.h"
 #include "wqueue.h"
+#include "xq.h"
 #include "ws.h"
 
 /* Send-queue water marks: reading from a connection stops while more than
@@ -32,23 +35,36 @@ typedef struct {
 
 typedef struct uvws__http_s uvws__http_t;
 typedef struct uvws__topic_s uvws__topic_t; /* pubsub.c */
+typedef struct uvws__group_s uvws__group_t; /* group.c */
+typedef struct uvws__redis_s uvws__redis_t; /* redis.c */
+#define UVWS__MAX_THREADS 64
 #define UVWS__TOPIC_BUCKETS 256
 
 /* Counters for /metrics. Close codes are counted per code for 1000-1015
- * and in one bucket for the application range (3000-4999). */
+ * and in one bucket for the application range (3000-4999).
+ * Each server (one per loop) writes only its own counters; /metrics, on any
+ * loop, sums every loop's. UVWS__ADD is a relaxed load and store, not a
+ * locked add: it costs what `x++` costs, yet other threads read whole values. */
 #define UVWS__CODE_BUCKETS 17
+typedef _Atomic uint64_t uvws__counter_t;
+#define UVWS__ADD(ctr, n)                                                                    \
+  atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (n), \
+                        memory_order_relaxed)
+#define UVWS__GET(ctr) atomic_load_explicit(&(ctr), memory_order_relaxed)
 typedef struct {
-  uint64_t http_requests;
-  uint64_t http_status[6];        /* by class: 1xx .. 5xx (index 1..5) */
-  uint64_t handshakes_ok;
-  uint64_t handshakes_failed[6];  /* 400, 403, 404, 426, 429/503, other */
-  uint64_t conns_rejected;        /* over max_connections or per-IP limit */
-  uint64_t messages_in, messages_out;
-  uint64_t bytes_in, bytes_out;   /* WebSocket payload bytes */
-  uint64_t close_sent[UVWS__CODE_BUCKETS], close_rcvd[UVWS__CODE_BUCKETS];
-  uint64_t ping_timeouts, idle_closes, protocol_failures;
-  uint64_t backpressure_pauses, backpressure_closes, backpressure_drops;
-  uint64_t loop_lag_ms_last, loop_lag_ms_max;
+  uvws__counter_t http_requests;
+  uvws__counter_t http_status[6];        /* by class: 1xx .. 5xx (index 1..5) */
+  uvws__counter_t handshakes_ok;
+  uvws__counter_t handshakes_failed[6];  /* 400, 403, 404, 426, 429/503, other */
+  uvws__counter_t conns_rejected;        /* over max_connections or per-IP limit */
+  uvws__counter_t messages_in, messages_out;
+  uvws__counter_t bytes_in, bytes_out;   /* WebSocket payload bytes */
+  uvws__counter_t close_sent[UVWS__CODE_BUCKETS], close_rcvd[UVWS__CODE_BUCKETS];
+  uvws__counter_t ping_timeouts, idle_closes, protocol_failures;
+  uvws__counter_t backpressure_pauses, backpressure_closes, backpressure_drops;
+  uvws__counter_t loop_lag_ms_last, loop_lag_ms_max;
+  uvws__counter_t conns_http, conns_ws;  /* gauges: open connections by state */
+  uvws__counter_t queued_bytes;          /* gauge, sampled by the sweep */
 } uvws__metrics_t;
 
 /* One entry per peer address with open connections (max_connections_per_ip). */
@@ -148,6 +164,7 @@ struct uvws_server_s {
   uvws__tls_rng_t rng;
   uvws__tls_conf_t *tls;     /* current certificate; NULL without TLS */
   char *tls_cert, *tls_key;
+  char *redis_url;
   int tls_port;
   uint8_t listening_plain, listening_tls;
   uvws__pmd_config_t pmd;
@@ -164,6 +181,17 @@ struct uvws_server_s {
   uvws__ipcount_t *ips[UVWS__IP_BUCKETS];
   uvws__topic_t *topic_table[UVWS__TOPIC_BUCKETS];
   void *data;
+  /* Threads (group.c): every loop has its own server; index 0 is the
+   * primary, the one the user created. */
+  uvws__group_t *group;      /* NULL on a single loop */
+  unsigned index;
+  uv_async_t wake;           /* other threads push to inbox, then wake us */
+  uvws__xq_t inbox;
+  uint8_t wake_open;
+  uint8_t stopped;           /* worker: shutdown done, STOPPED posted */
+  uint8_t exit_when_stopped; /* worker: freed without shutdown, just end */
+  uvws__redis_t *redis;      /* primary only; NULL without Redis */
+  uint64_t pub_seq;          /* publish numbers without a group */
   char date[40];             /* cached IMF-fixdate for the Date header */
   int64_t date_sec;
 };
@@ -188,6 +216,39 @@ int uvws__conn_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_le
 /* pubsub.c */
 void uvws__pubsub_conn_closed(uvws_conn_t *c);
 void uvws__pubsub_free(uvws_server_t *srv);
+/* Queues `frame` (header_len header bytes, then the payload) on this loop's
+ * subscribers of the topic. Returns how many took it. */
+int uvws__pubsub_has(uvws_server_t *srv, const char *topic, size_t n);
+int uvws__pubsub_deliver(uvws_server_t *srv, const char *topic, size_t n, uvws__sbuf_t *frame,
+                         size_t header_len, uint64_t seq);
+
+/* group.c: one server on several threads */
+int uvws__group_start(uvws_server_t *primary);
+void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *frame,
+                         size_t header_len, uint64_t seq, int to_redis);
+/* The publish sequence shared by every loop: `next` 1 takes a number for a
+ * publish, 0 reads the next one (for a new subscription). */
+uint64_t uvws__pubsub_seq(uvws_server_t *srv, int next);
+void uvws__group_shutdown(uvws_server_t *primary);
+int uvws__group_busy(const uvws_server_t *primary);
+void uvws__group_free(uvws_server_t *primary);
+void uvws__group_tls(uvws_server_t *primary, uvws__tls_conf_t *conf);
+void uvws__group_lock(uvws_server_t *srv);
+void uvws__group_unlock(uvws_server_t *srv);
+uvws_server_t *uvws__group_primary(uvws_server_t *srv);
+unsigned uvws__group_size(const uvws_server_t *srv);
+const uvws_server_t *uvws__group_member(const uvws_server_t *srv, unsigned i);
+void uvws__server_count_conn(uvws_server_t *srv, int delta);
+size_t uvws__server_total_conns(const uvws_server_t *srv);
+
+/* redis.c: topics across instances (primary's loop only) */
+int uvws__redis_start(uvws_server_t *primary);
+void uvws__redis_publish(uvws_server_t *primary, const char *topic, size_t n, uvws__sbuf_t *frame,
+                         size_t header_len);
+void uvws__redis_stop(uvws_server_t *primary);
+int uvws__redis_busy(const uvws_server_t *primary);
+void uvws__redis_free(uvws_server_t *primary);
+void uvws__redis_metrics(const uvws_server_t *primary, uvws__buf_t *out);
 int uvws__conn_set_client(uvws_conn_t *c, const uint8_t addr[16]);
 int uvws__conn_accept(uvws_server_t *srv, uv_stream_t *listener, int tls);
 
@@ -218,5 +279,6 @@ const char *uvws__server_date(uvws_server_t *srv);
 const uvws__mount_t *uvws__server_mount_for(const uvws_server_t *srv, const char *rel,
                                             const char **rest);
 void uvws__server_conn_closed(uvws_server_t *srv, uvws_conn_t *c);
+void uvws__server_maybe_done(uvws_server_t *srv);
 
 #endif

@@ -37,6 +37,11 @@ static const char *data_dir(const char *name, const char *fallback, char *out, s
 static char web_buf[4096], docs_buf[4096];
 static const char *default_web, *default_docs;
 
+static unsigned default_threads(void) {
+  unsigned n = uv_available_parallelism();
+  return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
 static void usage(FILE *f) {
   uvws_options_t d;
   uvws_options_init(&d);
@@ -102,6 +107,11 @@ static void usage(FILE *f) {
           "                        keep our compression context between messages:\n"
           "                        better ratio, one deflater per connection (default off:\n"
           "                        one shared deflater, ~no memory per connection)\n"
+          "  --threads N           event loops, one per thread, all accepting on the\n"
+          "                        same port (SO_REUSEPORT) (default: one per core\n"
+          "                        this process may use)\n"
+          "  --redis URL           redis://HOST[:PORT]: /chat rooms and every topic span\n"
+          "                        all uvws instances on that Redis (default: none)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
           "\n"
           "Durations T: 10 (seconds), 10s, 500ms or 2m.\n"
@@ -239,6 +249,8 @@ int main(int argc, char **argv) {
       {"deflate-mem-level", required_argument, NULL, 'd' + 768},
       {"deflate-min-size", required_argument, NULL, 'd' + 1024},
       {"deflate-takeover", required_argument, NULL, 'd' + 1280},
+      {"threads", required_argument, NULL, 'n'},
+      {"redis", required_argument, NULL, 'R'},
       {"help", no_argument, NULL, '?' + 256},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -252,6 +264,7 @@ int main(int argc, char **argv) {
   int c, r;
 
   uvws_options_init(&opts);
+  opts.threads = default_threads();
   default_web = data_dir("web", UVWS_DEFAULT_WEB_ROOT, web_buf, sizeof(web_buf));
   default_docs = data_dir("docs", UVWS_DEFAULT_DOCS_ROOT, docs_buf, sizeof(docs_buf));
   docs = default_docs;
@@ -267,6 +280,17 @@ int main(int argc, char **argv) {
         break;
       case 'w':
         opts.web_root = optarg;
+        break;
+      case 'n': {
+        int v;
+        if (parse_int(optarg, 1, 64, &v) != 0) return bad("--threads", optarg, "expected 1 to 64");
+        opts.threads = (unsigned)v;
+        break;
+      }
+      case 'R':
+        if (strncmp(optarg, "redis://", 8) != 0 || optarg[8] == '\0')
+          return bad("--redis", optarg, "expected redis://HOST[:PORT]");
+        opts.redis = optarg;
         break;
       case 'D':
         docs = strcmp(optarg, "off") == 0 ? NULL : optarg;

@@ -4,7 +4,11 @@
 #include "log.h"
 
 #include <limits.h>
+#include <stddef.h>
+#include <errno.h>
 #include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +40,8 @@ void uvws_options_init(uvws_options_t *o) {
   o->deflate_mem_level = 8;
   o->deflate_min_size = 64;
   o->deflate_takeover = 0;
+  o->threads = 1;
+  o->redis = NULL;
 }
 
 static char *dup_str(const char *s) {
@@ -106,6 +112,7 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   }
   if (opts->port < 0 || opts->port > 65535 || opts->max_header_bytes < 256 || opts->max_url < 16)
     return UV_EINVAL;
+  if (opts->threads > UVWS__MAX_THREADS) return UV_EINVAL;
   if (opts->tls_port < 0 || opts->tls_port > 65535 || (!opts->tls_cert != !opts->tls_key) ||
       (opts->tls_only && !opts->tls_cert && !opts->tls_self_signed))
     return UV_EINVAL;
@@ -123,6 +130,7 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   srv->trusted_proxies = dup_str(opts->trusted_proxies);
   srv->tls_cert = dup_str(opts->tls_cert);
   srv->tls_key = dup_str(opts->tls_key);
+  srv->redis_url = dup_str(opts->redis);
   srv->readbuf = malloc(UVWS__READ_BUF_SIZE);
   if (srv->host == NULL || (opts->web_root && srv->web_root == NULL) || srv->readbuf == NULL ||
       (opts->allow_origin && srv->allow_origin == NULL)) {
@@ -149,6 +157,8 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
   }
   srv->opts.tls_cert = srv->tls_cert;
   srv->opts.tls_key = srv->tls_key;
+  srv->opts.redis = srv->redis_url;
+  if (srv->opts.threads == 0) srv->opts.threads = 1;
   srv->port = -1;
   srv->tls_port = -1;
   *out = srv;
@@ -158,6 +168,9 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
 void uvws_server_free(uvws_server_t *srv) {
   size_t i;
   if (srv == NULL) return;
+  uvws__group_free(srv); /* joins the other threads first */
+  uvws__redis_free(srv);
+  free(srv->redis_url);
   for (i = 0; i < srv->nroutes; i++) {
     uvws__route_t *r = &srv->routes[i];
     if (r->subprotocols) {
@@ -333,10 +346,17 @@ static void sweep(uv_timer_t *t) {
   /* Loop lag: how late this tick runs. A busy loop delays every client. */
   if (srv->last_sweep) {
     uint64_t lag = now - srv->last_sweep > UVWS__SWEEP_MS ? now - srv->last_sweep - UVWS__SWEEP_MS : 0;
-    srv->m.loop_lag_ms_last = lag;
-    if (lag > srv->m.loop_lag_ms_max) srv->m.loop_lag_ms_max = lag;
+    UVWS__ADD(srv->m.loop_lag_ms_last, lag - UVWS__GET(srv->m.loop_lag_ms_last));
+    if (lag > UVWS__GET(srv->m.loop_lag_ms_max))
+      UVWS__ADD(srv->m.loop_lag_ms_max, lag - UVWS__GET(srv->m.loop_lag_ms_max));
   }
   srv->last_sweep = now;
+  if (srv->group) { /* for /metrics on the other loops */
+    size_t queued = 0;
+    const uvws_conn_t *q;
+    for (q = srv->conns; q; q = q->next) queued += uvws__conn_queued(q);
+    UVWS__ADD(srv->m.queued_bytes, queued - UVWS__GET(srv->m.queued_bytes));
+  }
   for (; c; c = next) {
     next = c->next; /* a timeout closes, but the free comes later */
     if (c->state == UVWS__CONN_CLOSED) continue;
@@ -358,7 +378,9 @@ static unsigned ip_hash(const uint8_t a[16]) {
   return h % UVWS__IP_BUCKETS;
 }
 
-int uvws__server_ip_add(uvws_server_t *srv, const uint8_t addr[16]) {
+/* With threads, every loop counts in the primary's table, under the
+ * group's lock (only accept and close get here). */
+static int ip_add(uvws_server_t *srv, const uint8_t addr[16]) {
   uvws__ipcount_t **slot = &srv->ips[ip_hash(addr)], *e;
   for (e = *slot; e; e = e->next)
     if (memcmp(e->addr, addr, 16) == 0) return (int)++e->count;
@@ -371,16 +393,27 @@ int uvws__server_ip_add(uvws_server_t *srv, const uint8_t addr[16]) {
   return 1;
 }
 
+int uvws__server_ip_add(uvws_server_t *srv, const uint8_t addr[16]) {
+  int n;
+  uvws__group_lock(srv);
+  n = ip_add(uvws__group_primary(srv), addr);
+  uvws__group_unlock(srv);
+  return n;
+}
+
 void uvws__server_ip_del(uvws_server_t *srv, const uint8_t addr[16]) {
-  uvws__ipcount_t **p = &srv->ips[ip_hash(addr)], *e;
+  uvws__ipcount_t **p, *e;
+  uvws__group_lock(srv);
+  p = &uvws__group_primary(srv)->ips[ip_hash(addr)];
   for (; (e = *p) != NULL; p = &e->next) {
     if (memcmp(e->addr, addr, 16) != 0) continue;
     if (--e->count == 0) {
       *p = e->next;
       free(e);
     }
-    return;
+    break;
   }
+  uvws__group_unlock(srv);
 }
 
 /* ---- metrics ------------------------------------------------------------------ */
@@ -401,63 +434,87 @@ static void put(uvws__buf_t *out, const char *fmt, ...) {
   if (n > 0) out->len += (size_t)(n < 256 ? n : 255);
 }
 
+#define NCOUNTERS (sizeof(uvws__metrics_t) / sizeof(uvws__counter_t))
+#define AT(field) (offsetof(uvws__metrics_t, field) / sizeof(uvws__counter_t))
+
 void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
   static const char *const fail_reason[6] = {"bad_request", "origin", "not_found", "version", "unavailable", "other"};
-  const uvws__metrics_t *m = &srv->m;
-  size_t http = 0, ws = 0, queued = 0;
+  uint64_t t[NCOUNTERS];
+  size_t http, ws, queued = 0;
+  unsigned k, nthreads = uvws__group_size(srv);
   uvws_conn_t *c;
   int i;
 
-  for (c = srv->conns; c; c = c->next) {
-    if (c->state == UVWS__CONN_HTTP) http++;
-    else if (c->state == UVWS__CONN_WS) ws++;
-    queued += uvws__conn_queued(c);
+  /* Every loop's counters, summed (the lags: the worst loop). This loop's
+   * queue is measured now; the others' were sampled by their last sweep. */
+  memset(t, 0, sizeof(t));
+  for (k = 0; k < nthreads; k++) {
+    const uvws_server_t *s = uvws__group_member(srv, k);
+    const uvws__counter_t *ctr = (const uvws__counter_t *)&s->m;
+    size_t j;
+    for (j = 0; j < NCOUNTERS; j++) {
+      uint64_t v = UVWS__GET(ctr[j]);
+      if (j == AT(loop_lag_ms_last) || j == AT(loop_lag_ms_max)) t[j] = v > t[j] ? v : t[j];
+      else if (j == AT(queued_bytes) && s == srv) continue;
+      else t[j] += v;
+    }
   }
+  for (c = srv->conns; c; c = c->next) queued += uvws__conn_queued(c);
+  queued += (size_t)t[AT(queued_bytes)];
+  http = (size_t)t[AT(conns_http)];
+  ws = (size_t)t[AT(conns_ws)];
   put(out, "# HELP uvws_connections Open connections by kind.\n# TYPE uvws_connections gauge\n");
   put(out, "uvws_connections{kind=\"http\"} %zu\nuvws_connections{kind=\"websocket\"} %zu\n", http, ws);
   put(out, "# HELP uvws_queued_bytes Bytes waiting to be written, all connections.\n# TYPE uvws_queued_bytes gauge\nuvws_queued_bytes %zu\n", queued);
   put(out, "# HELP uvws_connections_rejected_total Connections refused by a connection limit.\n# TYPE uvws_connections_rejected_total counter\nuvws_connections_rejected_total %llu\n",
-      (unsigned long long)m->conns_rejected);
+      (unsigned long long)t[AT(conns_rejected)]);
   put(out, "# HELP uvws_http_requests_total HTTP requests answered.\n# TYPE uvws_http_requests_total counter\nuvws_http_requests_total %llu\n",
-      (unsigned long long)m->http_requests);
+      (unsigned long long)t[AT(http_requests)]);
   put(out, "# HELP uvws_http_responses_total HTTP responses by status class.\n# TYPE uvws_http_responses_total counter\n");
   for (i = 1; i <= 5; i++)
-    put(out, "uvws_http_responses_total{class=\"%dxx\"} %llu\n", i, (unsigned long long)m->http_status[i]);
+    put(out, "uvws_http_responses_total{class=\"%dxx\"} %llu\n", i, (unsigned long long)t[AT(http_status) + i]);
   put(out, "# HELP uvws_handshakes_total WebSocket upgrade requests by result.\n# TYPE uvws_handshakes_total counter\n");
-  put(out, "uvws_handshakes_total{result=\"ok\"} %llu\n", (unsigned long long)m->handshakes_ok);
+  put(out, "uvws_handshakes_total{result=\"ok\"} %llu\n", (unsigned long long)t[AT(handshakes_ok)]);
   for (i = 0; i < 6; i++)
-    put(out, "uvws_handshakes_total{result=\"%s\"} %llu\n", fail_reason[i], (unsigned long long)m->handshakes_failed[i]);
+    put(out, "uvws_handshakes_total{result=\"%s\"} %llu\n", fail_reason[i], (unsigned long long)t[AT(handshakes_failed) + i]);
   put(out, "# HELP uvws_messages_total WebSocket messages.\n# TYPE uvws_messages_total counter\n");
   put(out, "uvws_messages_total{dir=\"in\"} %llu\nuvws_messages_total{dir=\"out\"} %llu\n",
-      (unsigned long long)m->messages_in, (unsigned long long)m->messages_out);
+      (unsigned long long)t[AT(messages_in)], (unsigned long long)t[AT(messages_out)]);
   put(out, "# HELP uvws_message_bytes_total WebSocket message payload bytes (uncompressed).\n# TYPE uvws_message_bytes_total counter\n");
   put(out, "uvws_message_bytes_total{dir=\"in\"} %llu\nuvws_message_bytes_total{dir=\"out\"} %llu\n",
-      (unsigned long long)m->bytes_in, (unsigned long long)m->bytes_out);
+      (unsigned long long)t[AT(bytes_in)], (unsigned long long)t[AT(bytes_out)]);
   put(out, "# HELP uvws_close_frames_total Close frames by code and direction.\n# TYPE uvws_close_frames_total counter\n");
   for (i = 0; i < UVWS__CODE_BUCKETS; i++) {
     char code[8];
     if (i == UVWS__CODE_BUCKETS - 1) snprintf(code, sizeof(code), "other");
     else snprintf(code, sizeof(code), "%d", 1000 + i);
-    if (m->close_sent[i])
-      put(out, "uvws_close_frames_total{dir=\"sent\",code=\"%s\"} %llu\n", code, (unsigned long long)m->close_sent[i]);
-    if (m->close_rcvd[i])
-      put(out, "uvws_close_frames_total{dir=\"received\",code=\"%s\"} %llu\n", code, (unsigned long long)m->close_rcvd[i]);
+    if (t[AT(close_sent) + i])
+      put(out, "uvws_close_frames_total{dir=\"sent\",code=\"%s\"} %llu\n", code, (unsigned long long)t[AT(close_sent) + i]);
+    if (t[AT(close_rcvd) + i])
+      put(out, "uvws_close_frames_total{dir=\"received\",code=\"%s\"} %llu\n", code, (unsigned long long)t[AT(close_rcvd) + i]);
   }
   put(out, "# HELP uvws_protocol_failures_total Connections failed for protocol errors.\n# TYPE uvws_protocol_failures_total counter\nuvws_protocol_failures_total %llu\n",
-      (unsigned long long)m->protocol_failures);
+      (unsigned long long)t[AT(protocol_failures)]);
   put(out, "# HELP uvws_ping_timeouts_total Connections dropped for an unanswered ping.\n# TYPE uvws_ping_timeouts_total counter\nuvws_ping_timeouts_total %llu\n",
-      (unsigned long long)m->ping_timeouts);
+      (unsigned long long)t[AT(ping_timeouts)]);
   put(out, "# HELP uvws_idle_closes_total Connections closed by the idle timeout.\n# TYPE uvws_idle_closes_total counter\nuvws_idle_closes_total %llu\n",
-      (unsigned long long)m->idle_closes);
+      (unsigned long long)t[AT(idle_closes)]);
   put(out, "# HELP uvws_backpressure_pauses_total Times reading stopped because a send queue was full.\n# TYPE uvws_backpressure_pauses_total counter\nuvws_backpressure_pauses_total %llu\n",
-      (unsigned long long)m->backpressure_pauses);
+      (unsigned long long)t[AT(backpressure_pauses)]);
   put(out, "# HELP uvws_backpressure_closes_total Connections closed (1013) for a send queue over max_backpressure.\n# TYPE uvws_backpressure_closes_total counter\nuvws_backpressure_closes_total %llu\n",
-      (unsigned long long)m->backpressure_closes);
+      (unsigned long long)t[AT(backpressure_closes)]);
   put(out, "# HELP uvws_backpressure_drops_total Messages dropped for a send queue over max_backpressure.\n# TYPE uvws_backpressure_drops_total counter\nuvws_backpressure_drops_total %llu\n",
-      (unsigned long long)m->backpressure_drops);
+      (unsigned long long)t[AT(backpressure_drops)]);
   put(out, "# HELP uvws_loop_lag_milliseconds Event loop lag at the last check, and the largest seen.\n# TYPE uvws_loop_lag_milliseconds gauge\n");
   put(out, "uvws_loop_lag_milliseconds{which=\"last\"} %llu\nuvws_loop_lag_milliseconds{which=\"max\"} %llu\n",
-      (unsigned long long)m->loop_lag_ms_last, (unsigned long long)m->loop_lag_ms_max);
+      (unsigned long long)t[AT(loop_lag_ms_last)], (unsigned long long)t[AT(loop_lag_ms_max)]);
+  put(out, "# HELP uvws_thread_connections Open connections per event loop thread (how evenly SO_REUSEPORT spreads them).\n# TYPE uvws_thread_connections gauge\n");
+  for (k = 0; k < nthreads; k++) {
+    const uvws__metrics_t *m = &uvws__group_member(srv, k)->m;
+    put(out, "uvws_thread_connections{thread=\"%u\"} %llu\n", k,
+        (unsigned long long)(UVWS__GET(m->conns_http) + UVWS__GET(m->conns_ws)));
+  }
+  uvws__redis_metrics(uvws__group_primary(srv), out);
 }
 
 static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
@@ -479,6 +536,20 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
   return 0;
 }
 
+/* SO_REUSEPORT would let a second uvws share a port already in use (by the
+ * same user) and silently split its traffic: before binding the shared
+ * sockets, check with a plain one that nobody listens there yet. */
+static int port_taken(const struct sockaddr_storage *ss) {
+  int fd = socket(ss->ss_family, SOCK_STREAM, 0), on = 1, r = 0;
+  if (fd < 0) return uv_translate_sys_error(errno);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)); /* as libuv binds */
+  if (bind(fd, (const struct sockaddr *)ss,
+           ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0)
+    r = uv_translate_sys_error(errno);
+  close(fd);
+  return r;
+}
+
 /* Binds, listens, logs "listening on http(s)://HOST:PORT", and records
  * the port. The handle counts as open from uv_tcp_init on. */
 static int listen_on(uvws_server_t *srv, uv_tcp_t *h, int port, int tls) {
@@ -491,12 +562,29 @@ static int listen_on(uvws_server_t *srv, uv_tcp_t *h, int port, int tls) {
     uvws__log(UVWS_LOG_ERROR, "cannot resolve listen address %s", srv->host);
     return r;
   }
-  r = uv_tcp_init(srv->loop, h);
+  if (srv->opts.threads > 1 && srv->index == 0 && port != 0 && (r = port_taken(&ss)) != 0) {
+    uvws__log(UVWS_LOG_ERROR, "listen on %s:%d: %s", srv->host, port, uv_strerror(r));
+    return r;
+  }
+  /* One listening socket per loop, all on one port: SO_REUSEPORT must be
+   * set before bind, so the socket is created first (libuv 1.44 has no
+   * bind flag for it). */
+  r = srv->opts.threads > 1 ? uv_tcp_init_ex(srv->loop, h, ss.ss_family) : uv_tcp_init(srv->loop, h);
   if (r < 0) return r;
   h->data = srv;
   srv->handles_open++;
   if (tls) srv->listening_tls = 1; /* so shutdown closes it */
   else srv->listening_plain = 1;
+  if (srv->opts.threads > 1) {
+    uv_os_fd_t fd;
+    int on = 1;
+    r = uv_fileno((uv_handle_t *)h, &fd);
+    if (r == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) r = uv_translate_sys_error(errno);
+    if (r < 0) {
+      uvws__log(UVWS_LOG_ERROR, "SO_REUSEPORT: %s", uv_strerror(r));
+      return r;
+    }
+  }
   r = uv_tcp_bind(h, (const struct sockaddr *)&ss, 0);
   if (r == 0) r = uv_listen((uv_stream_t *)h, 511, on_connection);
   if (r < 0) {
@@ -508,11 +596,11 @@ static int listen_on(uvws_server_t *srv, uv_tcp_t *h, int port, int tls) {
   if (ss.ss_family == AF_INET6) {
     uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
     port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    uvws__log(UVWS_LOG_INFO, "listening on %s://[%s]:%d", tls ? "https" : "http", ip, port);
+    uvws__log(srv->index ? UVWS_LOG_DEBUG : UVWS_LOG_INFO, "listening on %s://[%s]:%d", tls ? "https" : "http", ip, port);
   } else {
     uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
     port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    uvws__log(UVWS_LOG_INFO, "listening on %s://%s:%d", tls ? "https" : "http", ip, port);
+    uvws__log(srv->index ? UVWS_LOG_DEBUG : UVWS_LOG_INFO, "listening on %s://%s:%d", tls ? "https" : "http", ip, port);
   }
   if (tls) srv->tls_port = port;
   else srv->port = port;
@@ -538,7 +626,7 @@ int uvws_server_start(uvws_server_t *srv) {
     /* "/" as a root would make every "/x" look inside it */
     if (m->real_len == 1) m->real_len = 0;
   }
-  if (srv->opts.tls_cert || srv->opts.tls_self_signed) {
+  if (srv->tls == NULL && (srv->opts.tls_cert || srv->opts.tls_self_signed)) {
     char err[256];
     if (srv->opts.tls_cert)
       r = uvws__tls_conf_load(&srv->rng, srv->opts.tls_cert, srv->opts.tls_key, &srv->tls, err, sizeof(err));
@@ -568,6 +656,8 @@ int uvws_server_start(uvws_server_t *srv) {
   srv->handles_open++;
   uv_timer_start(&srv->sweep, sweep, UVWS__SWEEP_MS, UVWS__SWEEP_MS);
   uv_unref((uv_handle_t *)&srv->sweep); /* the timer alone keeps no loop alive */
+  if (srv->opts.threads > 1 && srv->group == NULL && (r = uvws__group_start(srv)) != 0) return r;
+  if (srv->index == 0 && srv->opts.redis && (r = uvws__redis_start(srv)) != 0) return r;
   return 0;
 }
 
@@ -597,6 +687,7 @@ int uvws_server_tls_reload(uvws_server_t *srv) {
   /* Open connections hold references to the old configuration. */
   uvws__tls_conf_unref(srv->tls);
   srv->tls = fresh;
+  uvws__group_tls(srv, fresh);
   uvws__log(UVWS_LOG_INFO, "TLS reload: certificate SHA-256 fingerprint %s", fresh->fingerprint);
   return 0;
 }
@@ -605,13 +696,14 @@ int uvws_server_tls_reload(uvws_server_t *srv) {
 
 static void on_handle_closed(uv_handle_t *h);
 
-static void maybe_done(uvws_server_t *srv) {
+void uvws__server_maybe_done(uvws_server_t *srv) {
   if (srv->shutting_down && srv->nconns == 0 && srv->started &&
       !uv_is_closing((uv_handle_t *)&srv->sweep)) {
     uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
     return; /* back here from on_handle_closed */
   }
-  if (srv->shutting_down && srv->handles_open == 0 && srv->nconns == 0 && srv->shutdown_cb) {
+  if (srv->shutting_down && srv->handles_open == 0 && srv->nconns == 0 && srv->shutdown_cb &&
+      !uvws__group_busy(srv) && !uvws__redis_busy(srv)) {
     void (*cb)(uvws_server_t *) = srv->shutdown_cb;
     srv->shutdown_cb = NULL;
     cb(srv);
@@ -623,14 +715,15 @@ void uvws__server_conn_closed(uvws_server_t *srv, uvws_conn_t *c) {
   else srv->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   srv->nconns--;
+  uvws__server_count_conn(srv, -1);
   if (srv->corked == c) srv->corked = NULL;
-  maybe_done(srv);
+  uvws__server_maybe_done(srv);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
   uvws_server_t *srv = h->data;
   srv->handles_open--;
-  maybe_done(srv);
+  uvws__server_maybe_done(srv);
 }
 
 void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv)) {
@@ -639,7 +732,10 @@ void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv)) {
   srv->shutting_down = 1;
   srv->shutdown_cb = cb;
   srv->shutdown_deadline = uv_now(srv->loop) + srv->opts.shutdown_timeout_ms;
-  uvws__log(UVWS_LOG_INFO, "shutting down: %zu connection(s) open", srv->nconns);
+  if (srv->index == 0)
+    uvws__log(UVWS_LOG_INFO, "shutting down: %zu connection(s) open", uvws__server_total_conns(srv));
+  if (srv->group && srv->index == 0) uvws__group_shutdown(srv);
+  if (srv->redis) uvws__redis_stop(srv);
   /* The sweep keeps running until the last connection is gone: closing
    * handshakes still need their timeouts. */
   if (srv->listening_plain) uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
@@ -653,7 +749,7 @@ void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv)) {
       uvws__conn_finish(c);
     }
   }
-  maybe_done(srv);
+  uvws__server_maybe_done(srv);
 }
 
 uv_loop_t *uvws_server_loop(const uvws_server_t *srv) { return srv->loop; }

@@ -25,7 +25,7 @@ static const int ciphersuites[] = {
 static const char *alpn[] = {"http/1.1", NULL};
 
 const char *uvws__tls_strerror(int err) {
-  static char buf[160];
+  static _Thread_local char buf[160]; /* per thread: loops log on their own */
   mbedtls_strerror(err, buf, sizeof(buf));
   return buf;
 }
@@ -59,7 +59,7 @@ void uvws__tls_rng_free(uvws__tls_rng_t *rng) {
 static uvws__tls_conf_t *conf_alloc(void) {
   uvws__tls_conf_t *c = calloc(1, sizeof(*c));
   if (c == NULL) return NULL;
-  c->refs = 1;
+  atomic_init(&c->refs, 1);
   mbedtls_ssl_config_init(&c->conf);
   mbedtls_x509_crt_init(&c->chain);
   mbedtls_pk_init(&c->key);
@@ -75,10 +75,18 @@ static void conf_free(uvws__tls_conf_t *c) {
   free(c);
 }
 
-void uvws__tls_conf_ref(uvws__tls_conf_t *c) { c->refs++; }
+void uvws__tls_conf_ref(uvws__tls_conf_t *c) { atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed); }
 
 void uvws__tls_conf_unref(uvws__tls_conf_t *c) {
-  if (c && --c->refs == 0) conf_free(c);
+  if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) conf_free(c);
+}
+
+int uvws__tls_thread_safe(void) {
+#if defined(MBEDTLS_THREADING_C)
+  return 1;
+#else
+  return 0;
+#endif
 }
 
 static void fingerprint(uvws__tls_conf_t *c) {

@@ -4,6 +4,7 @@
 #ifndef UVWS_TLS_H
 #define UVWS_TLS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,7 +22,7 @@ typedef struct {
  * its handshake with, so a reload (SIGHUP) swaps in a new one while old
  * connections keep theirs until they close. */
 typedef struct {
-  int refs;
+  _Atomic int refs;          /* connections on every loop share it */
   mbedtls_ssl_config conf;
   mbedtls_x509_crt chain;
   mbedtls_pk_context key;
@@ -41,6 +42,10 @@ int uvws__tls_conf_load(uvws__tls_rng_t *rng, const char *cert, const char *key,
 int uvws__tls_conf_self_signed(uvws__tls_rng_t *rng, const char *cn, uvws__tls_conf_t **out,
                                char *err, size_t errsz);
 void uvws__tls_conf_ref(uvws__tls_conf_t *c);
+/* 1 if mbedTLS locks its random generator and ticket keys itself
+ * (MBEDTLS_THREADING_C), so loops on several threads may share a
+ * configuration. */
+int uvws__tls_thread_safe(void);
 void uvws__tls_conf_unref(uvws__tls_conf_t *c);
 
 /* Writes ciphertext for the peer (the connection's raw write). */

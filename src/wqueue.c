@@ -10,15 +10,50 @@ uvws__sbuf_t *uvws__sbuf_new(size_t cap) {
   if (b == NULL) return NULL;
   b->refs = 1;
   b->priv = 0;
+  b->xshared = 0;
+  atomic_init(&b->xrefs, 1); /* the owning loop's references, as one */
+  b->parent = NULL;
   b->cap = cap;
   b->len = 0;
+  b->data = (char *)(b + 1);
   return b;
 }
 
 void uvws__sbuf_ref(uvws__sbuf_t *b) { b->refs++; }
 
+void uvws__sbuf_xref(uvws__sbuf_t *b, uint32_t n) {
+  b->xshared = 1;
+  atomic_fetch_add_explicit(&b->xrefs, n, memory_order_relaxed);
+}
+
+void uvws__sbuf_xunref(uvws__sbuf_t *b) {
+  /* acq_rel: whoever frees must see every other thread done with it. */
+  if (atomic_fetch_sub_explicit(&b->xrefs, 1, memory_order_acq_rel) == 1) free(b);
+}
+
 void uvws__sbuf_unref(uvws__sbuf_t *b) {
-  if (b && --b->refs == 0) free(b);
+  if (b == NULL || --b->refs != 0) return;
+  if (b->parent) {
+    uvws__sbuf_xunref(b->parent);
+    free(b);
+  } else if (b->xshared) {
+    uvws__sbuf_xunref(b);
+  } else {
+    free(b);
+  }
+}
+
+uvws__sbuf_t *uvws__sbuf_view(uvws__sbuf_t *shared) {
+  uvws__sbuf_t *v = malloc(sizeof(*v));
+  if (v == NULL) return NULL;
+  v->refs = 1;
+  v->priv = 0;
+  v->xshared = 0;
+  atomic_init(&v->xrefs, 1);
+  v->parent = shared;
+  v->cap = v->len = shared->len;
+  v->data = shared->data;
+  return v;
 }
 
 static int push(uvws__wq_t *q, uvws__sbuf_t *b, size_t off, size_t end) {

@@ -8,21 +8,37 @@
 #define UVWS_WQUEUE_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
+/* `refs` counts holders on the buffer's own loop and is never touched by
+ * another thread. A frame published to several loops is shared across
+ * threads this way: each other loop holds one cross-thread reference
+ * (`xrefs`, atomic) and wraps the bytes in a view of its own (`parent`),
+ * so a fan-out costs one atomic operation per loop, not per receiver. */
 typedef struct uvws__sbuf_s {
   uint32_t refs;
   uint8_t priv;   /* private to one queue: its tail may still grow */
+  uint8_t xshared; /* other loops hold references: freed through xrefs */
+  _Atomic uint32_t xrefs;
+  struct uvws__sbuf_s *parent; /* a view: data belongs to parent */
   size_t cap;
   size_t len;
-  char data[];
+  char *data;     /* the bytes after the struct, or the parent's */
 } uvws__sbuf_t;
 
 /* A new buffer with one reference, `cap` bytes of room, len 0. */
 uvws__sbuf_t *uvws__sbuf_new(size_t cap);
 void uvws__sbuf_ref(uvws__sbuf_t *b);
 void uvws__sbuf_unref(uvws__sbuf_t *b);
+/* Before handing `b` to `n` other loops: adds n cross-thread references. */
+void uvws__sbuf_xref(uvws__sbuf_t *b, uint32_t n);
+/* Drops one cross-thread reference (from any thread). */
+void uvws__sbuf_xunref(uvws__sbuf_t *b);
+/* On the receiving loop: a view of `shared` with one local reference; it
+ * takes over the cross-thread reference the caller held. */
+uvws__sbuf_t *uvws__sbuf_view(uvws__sbuf_t *shared);
 
 typedef struct uvws__chunk_s {
   struct uvws__chunk_s *next;

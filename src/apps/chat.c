@@ -4,7 +4,13 @@
  * and published, so every member's connection shares one frame.
  *
  * Ownership: the app owns its rooms (a list) and each connection's state
- * (uvws_conn_set_data); a room lives while it has members. */
+ * (uvws_conn_set_data); a room lives while it has members.
+ *
+ * Threads: with --threads the handlers run on every loop, so rooms are
+ * shared state under one lock. Publishing happens under it too: the order
+ * of ids, of the history and of publishes is then the same, and since a
+ * subscription only receives what was published after it began, a newcomer
+ * gets each message exactly once, either in "history" or live. */
 #include "apps.h"
 
 #include <jansson.h>
@@ -35,6 +41,7 @@ typedef struct chat_room_s {
 } chat_room_t;
 
 typedef struct {
+  uv_mutex_t lock; /* rooms and everything in them */
   chat_room_t *rooms;
   size_t history; /* messages kept per room */
 } chat_app_t;
@@ -267,6 +274,7 @@ static void chat_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, siz
     return error_msg(c, "bad_json", "not a JSON object");
   }
   json_unpack(req, "{s?s, s?s, s?s, s?s}", "type", &type, "room", &room, "nick", &nick, "text", &text);
+  uv_mutex_lock(&app->lock);
   if (type == NULL) {
     error_msg(c, "bad_request", "missing type");
   } else if (strcmp(type, "join") == 0) {
@@ -286,6 +294,7 @@ static void chat_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, siz
   } else {
     error_msg(c, "unknown_type", "type must be join, leave or send");
   }
+  uv_mutex_unlock(&app->lock);
   json_decref(req);
 }
 
@@ -296,9 +305,11 @@ static void chat_close(uvws_conn_t *c, int code, const char *reason, size_t reas
   chat_conn_t *cc = uvws_conn_get_data(c);
   (void)code, (void)reason, (void)reason_len;
   if (cc == NULL) return;
+  uv_mutex_lock(&app->lock);
   while (cc->n > 0) {
     leave(c, app, cc, &cc->in[cc->n - 1], 1);
   }
+  uv_mutex_unlock(&app->lock);
   free(cc);
 }
 
@@ -310,6 +321,10 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
   int r;
   *handle = NULL;
   if (app == NULL) return UV_ENOMEM;
+  if ((r = uv_mutex_init(&app->lock)) != 0) {
+    free(app);
+    return r;
+  }
   app->history = history;
   route.path = path;
   route.handlers.on_open = chat_open;
@@ -321,8 +336,12 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
    * member than holding up, or disconnecting, anyone. */
   route.drop_on_backpressure = 1;
   r = uvws_server_route(srv, &route);
-  if (r != 0) free(app);
-  else *handle = app;
+  if (r != 0) {
+    uv_mutex_destroy(&app->lock);
+    free(app);
+  } else {
+    *handle = app;
+  }
   return r;
 }
 
@@ -330,5 +349,6 @@ void uvws_app_chat_free(void *handle) {
   chat_app_t *app = handle;
   if (app == NULL) return;
   while (app->rooms) drop_room(app, app->rooms);
+  uv_mutex_destroy(&app->lock);
   free(app);
 }

@@ -1,8 +1,10 @@
 """The /chat route: the JSON protocol in the README, on publish/subscribe.
 
 Protocol cases with Python websockets, then the fan-out case the issue asks
-for: 200 clients in one room each send 50 messages; every client receives
-all 10 000, in per-sender order, none twice."""
+for: 200 clients across 4 event loops (--threads 4) in one room each send
+50 messages; every client receives all 10 000, in per-sender order, none
+twice; and the exactly-once rule for newcomers (history or live, not both)
+while other threads keep publishing."""
 import asyncio
 import json
 import os
@@ -119,19 +121,29 @@ class ChatProtocolTest(unittest.TestCase):
 
 
 class ChatFanOutTest(unittest.TestCase):
-    def test_200_clients_50_messages(self):
-        clients, per = 200, 50
+    def test_200_clients_50_messages_on_4_threads(self):
+        """The issue's case: 200 clients across 4 event loops in one room."""
+        clients, per, threads = 200, 50, 4
 
-        async def go(port):
+        async def go(srv):
+            port = srv.port
             socks = []
             for i in range(clients):
                 ws = await connect(port)
                 await send(ws, type="join", room="big", nick="u%d" % i)
+                # Joins in a known order: client i then hears of exactly the later ones.
+                self.assertEqual((await recv(ws))["type"], "joined")
                 socks.append(ws)
-            # drain: each client gets "joined" and then a presence per later joiner
+            spread = await asyncio.to_thread(thread_connections, port)
+            print("connections per thread:", spread, file=sys.stderr)
+            self.assertEqual(len(spread), threads)
+            self.assertEqual(sum(spread), clients + 1)  # + the /metrics request itself
+            for n in spread:  # SO_REUSEPORT hashes source ports: ~50 each
+                self.assertGreaterEqual(n, 20, spread)
             for i, ws in enumerate(socks):
-                for _ in range(1 + clients - 1 - i):
-                    await recv(ws)
+                for _ in range(clients - 1 - i):
+                    p = await recv(ws)
+                    self.assertEqual((p["type"], p["event"]), ("presence", "join"))
 
             async def sender(i, ws):
                 for k in range(per):
@@ -139,13 +151,15 @@ class ChatFanOutTest(unittest.TestCase):
 
             async def receiver(ws):
                 last = {}
-                count = 0
+                count, last_id = 0, 0
                 while count < clients * per:
                     m = await recv(ws)
                     self.assertEqual(m["type"], "message")
                     who, k = map(int, m["text"].split(":"))
                     self.assertEqual(k, last.get(who, -1) + 1, "out of order or duplicate")
-                    last[who] = k
+                    # One order for the whole room, on every loop: ids only grow.
+                    self.assertGreater(m["id"], last_id)
+                    last[who], last_id = k, m["id"]
                     count += 1
                 return count
 
@@ -155,8 +169,76 @@ class ChatFanOutTest(unittest.TestCase):
             for ws in socks:
                 await ws.close()
 
-        with UvwsServer("--chat-history", "0") as srv:
-            asyncio.run(asyncio.wait_for(go(srv.port), 240))
+        with UvwsServer("--chat-history", "0", "--threads", str(threads)) as srv:
+            asyncio.run(asyncio.wait_for(go(srv), 240))
+
+    def test_history_and_live_exactly_once_across_threads(self):
+        """Senders on other threads keep sending while newcomers join: each
+        message reaches a newcomer once, in its history or live, never both."""
+        async def go(port):
+            senders = []
+            for i in range(4):
+                ws = await connect(port)
+                await send(ws, type="join", room="r", nick="s%d" % i)
+                await recv(ws)
+                senders.append(ws)
+            stop = asyncio.Event()
+
+            async def keep_sending(i, ws):
+                k = 0
+                while not stop.is_set():
+                    await send(ws, type="send", room="r", text="%d:%d" % (i, k))
+                    k += 1
+                    await asyncio.sleep(0.001)
+                return k
+
+            tasks = [asyncio.create_task(keep_sending(i, ws)) for i, ws in enumerate(senders)]
+            newcomers = []
+            for j in range(20):
+                ws = await connect(port)
+                await send(ws, type="join", room="r", nick="n%d" % j)
+                while True:
+                    m = await recv(ws)
+                    if m["type"] == "joined":
+                        break
+                newcomers.append((ws, [h["id"] for h in m["history"]]))
+                await asyncio.sleep(0.01)
+            stop.set()
+            sent = sum(await asyncio.gather(*tasks))
+            # A last message from each sender marks the end of its stream.
+            for i, ws in enumerate(senders):
+                await send(ws, type="send", room="r", text="%d:end" % i)
+            for ws, ids in newcomers:
+                ends = 0
+                while ends < len(senders):
+                    m = await recv(ws)
+                    if m["type"] != "message":
+                        continue
+                    if m["text"].endswith(":end"):
+                        ends += 1
+                    ids.append(m["id"])
+                self.assertEqual(len(ids), len(set(ids)), "a message came twice")
+                self.assertEqual(ids, sorted(ids), "history, then live, in id order")
+                # Nothing missing: every id from the first in the history to the last.
+                self.assertEqual(sorted(ids), list(range(min(ids), max(ids) + 1)))
+            self.assertGreater(sent, 50)
+            for ws in senders + [w for w, _ in newcomers]:
+                await ws.close()
+
+        with UvwsServer("--chat-history", "100000", "--threads", "4") as srv:
+            asyncio.run(asyncio.wait_for(go(srv.port), 120))
+
+
+def thread_connections(port):
+    """uvws_thread_connections{thread="N"} from /metrics, in thread order."""
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=T).read().decode()
+    found = {}
+    for line in text.splitlines():
+        if line.startswith('uvws_thread_connections{thread="'):
+            name, value = line.rsplit(" ", 1)
+            found[int(name.split('"')[1])] = int(value)
+    return [found[k] for k in sorted(found)]
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ Connection headers, X-Forwarded-For $proxy_add_x_forwarded_for) in these server 
     perip      ws://nginx    -> http://uvws        (--trusted-proxy 127.0.0.1
                                                     --max-connections-per-ip 1)
 
+The /chat route (README, "Chat") runs through plain, tls and tls2tls as well: two members
+(joined, presence, messages, history, leave), a fan-out of 30 clients x 20 messages, and a bad
+request that gets an error while the connection stays open. The tests never assume that uvws
+runs on one thread: each step waits for the reply that makes the next one causal.
+
 Clients: Python websockets (asyncio), curl, raw sockets. Every wait is bounded; loopback only.
 A missing nginx, openssl or curl FAILS the tests. At the end nginx gets SIGQUIT and uvws
 SIGTERM; both must exit 0.
@@ -29,6 +34,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,11 +70,20 @@ def insecure_ctx():
     return ctx
 
 
-def connect(url, headers=None, compression=None, subprotocols=None):
+def connect(url, headers=None, compression=None, subprotocols=None, max_queue=32):
     return websockets.connect(url, ssl=insecure_ctx() if url.startswith("wss:") else None,
                               extra_headers=headers or {}, compression=compression,
                               subprotocols=subprotocols, max_size=None, open_timeout=T,
-                              close_timeout=T, ping_interval=None)
+                              close_timeout=T, ping_interval=None, max_queue=max_queue)
+
+
+async def chat_recv(ws, timeout=T):
+    """The next /chat message, parsed (a JSON object), within `timeout`."""
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def chat_send(ws, **obj):
+    await ws.send(json.dumps(obj))
 
 
 class Curl:
@@ -313,6 +328,200 @@ class NginxTest(unittest.TestCase):
             async with connect(self.url("plain"), subprotocols=["uvws-echo"]) as ws:
                 self.assertEqual(ws.subprotocol, "uvws-echo")
         run(go())
+
+    # ---- /chat through nginx --------------------------------------------------------------
+    # plain and tls reach the same uvws (cls.main) over HTTP, tls2tls over its TLS port: the
+    # rooms are that server's, so every test uses rooms of its own (name + site).
+
+    def chat_connect(self, site, subprotocols=None):
+        # max_queue=None: a client that falls behind must not push back through nginx into
+        # uvws's --max-backpressure (which would drop lines for it).
+        return connect(self.url(site, "/chat"), subprotocols=subprotocols, max_queue=None)
+
+    def check_message(self, m, room, nick, text):
+        """A "message" line as the README documents it; returns its id."""
+        self.assertEqual((m.get("type"), m.get("room"), m.get("nick"), m.get("text")),
+                         ("message", room, nick, text), m)
+        self.assertIsInstance(m.get("id"), int, m)
+        self.assertIsInstance(m.get("ts"), int, m)
+        self.assertLess(abs(m["ts"] - time.time() * 1000), 60000, m)
+        return m["id"]
+
+    def _chat_pair(self, site):
+        room = "pair-" + site
+
+        async def go():
+            a = await self.chat_connect(site, subprotocols=["uvws-chat"])
+            b = await self.chat_connect(site)
+            try:
+                self.assertEqual(a.subprotocol, "uvws-chat")
+                await chat_send(a, type="join", room=room, nick="ada")
+                self.assertEqual(await chat_recv(a), {"type": "joined", "room": room, "nick": "ada",
+                                                      "members": ["ada"], "history": []})
+                await chat_send(a, type="send", room=room, text="first")
+                m1 = await chat_recv(a)
+                id1 = self.check_message(m1, room, "ada", "first")
+                self.assertGreaterEqual(id1, 1)
+
+                await chat_send(b, type="join", room=room, nick="bob")
+                j = await chat_recv(b)
+                self.assertEqual((j["type"], j["room"], j["nick"]), ("joined", room, "bob"), j)
+                self.assertEqual(sorted(j["members"]), ["ada", "bob"], j)
+                self.assertEqual(j["history"], [m1], j)
+                self.assertEqual(await chat_recv(a), {"type": "presence", "room": room,
+                                                      "nick": "bob", "event": "join"})
+
+                # each member's line reaches both, the sender included, with the same id
+                last = id1
+                for sender, nick, text in ((a, "ada", "hello from ada"),
+                                           (b, "bob", "héllo from bob 𝄞 " * 50)):
+                    await chat_send(sender, type="send", room=room, text=text)
+                    got = [await chat_recv(ws) for ws in (a, b)]
+                    ids = [self.check_message(m, room, nick, text) for m in got]
+                    self.assertEqual(ids[0], ids[1], got)
+                    self.assertGreater(ids[0], last, got)
+                    last = ids[0]
+
+                await chat_send(b, type="leave", room=room)
+                self.assertEqual(await chat_recv(a), {"type": "presence", "room": room,
+                                                      "nick": "bob", "event": "leave"})
+                # bob is out: his send is refused, ada's lines no longer reach him
+                await chat_send(b, type="send", room=room, text="gone")
+                e = await chat_recv(b)
+                self.assertEqual((e["type"], e["code"]), ("error", "not_joined"), e)
+                await chat_send(a, type="send", room=room, text="alone")
+                self.assertGreater(self.check_message(await chat_recv(a), room, "ada", "alone"),
+                                   last)
+                with self.assertRaises(asyncio.TimeoutError):
+                    await asyncio.wait_for(b.recv(), 0.3)
+            finally:
+                await asyncio.gather(a.close(), b.close())
+        try:
+            run(go())
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.diag(self.main))) from None
+
+    def test_chat_two_clients_ws(self):
+        self._chat_pair("plain")
+
+    def test_chat_two_clients_wss_tls_at_nginx(self):
+        self._chat_pair("tls")
+
+    def test_chat_two_clients_wss_tls_to_uvws_tls(self):
+        self._chat_pair("tls2tls")
+
+    def _chat_fan_out(self, site, clients=30, per=20):
+        """`clients` members of one room each send `per` lines at once: every member receives
+        all clients*per lines, each sender's in order (and with increasing ids), none twice,
+        and every line carries the same id, unique in the room, at every member. The room has
+        one order: every member receives the lines in increasing id order, whichever loop
+        (--threads) its connection and each sender's are on."""
+        room = "fan-" + site
+        total = clients * per
+
+        async def go():
+            socks = []
+            try:
+                # one by one, each join answered before the next client connects: member i
+                # then hears exactly the presence joins of members i+1..clients-1
+                for i in range(clients):
+                    ws = await self.chat_connect(site)
+                    socks.append(ws)
+                    await chat_send(ws, type="join", room=room, nick="u%d" % i)
+                    j = await chat_recv(ws)
+                    self.assertEqual((j["type"], j["nick"], j["history"]),
+                                     ("joined", "u%d" % i, []), j)
+                    self.assertEqual(sorted(j["members"]),
+                                     sorted("u%d" % k for k in range(i + 1)), j)
+                for i, ws in enumerate(socks):
+                    heard = [await chat_recv(ws) for _ in range(clients - 1 - i)]
+                    self.assertEqual([(p["type"], p["event"], p["nick"]) for p in heard],
+                                     [("presence", "join", "u%d" % k)
+                                      for k in range(i + 1, clients)])
+
+                async def sender(i, ws):
+                    for k in range(per):
+                        await chat_send(ws, type="send", room=room, text="%d:%d" % (i, k))
+
+                async def receiver(ws):
+                    last_k, last_id, ids, room_id = {}, {}, {}, 0
+                    while len(ids) < total:
+                        m = await chat_recv(ws, 30)
+                        self.assertEqual((m["type"], m["room"]), ("message", room), m)
+                        who, k = map(int, m["text"].split(":"))
+                        self.assertEqual(m["nick"], "u%d" % who, m)
+                        self.assertEqual(k, last_k.get(who, -1) + 1,
+                                         "out of order, lost or duplicate: %r" % m)
+                        self.assertGreater(m["id"], last_id.get(who, 0), m)
+                        self.assertGreater(m["id"], room_id, "room order broken: %r" % m)
+                        last_k[who], last_id[who], room_id = k, m["id"], m["id"]
+                        ids[m["text"]] = m["id"]
+                    return ids
+
+                seen = await asyncio.gather(*[receiver(ws) for ws in socks],
+                                            *[sender(i, ws) for i, ws in enumerate(socks)])
+                seen = seen[:clients]
+                for ids in seen:
+                    self.assertEqual(len(ids), total)
+                    self.assertEqual(ids, seen[0], "members saw different ids for one line")
+                self.assertEqual(len(set(seen[0].values())), total)
+                # nothing else is queued: the next line each member gets is this marker
+                await chat_send(socks[0], type="send", room=room, text="end")
+                for ws in socks:
+                    self.check_message(await chat_recv(ws), room, "u0", "end")
+            finally:
+                await asyncio.gather(*[ws.close() for ws in socks])
+        try:
+            run(go(), timeout=120)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.diag(self.main))) from None
+
+    def test_chat_fan_out_ws(self):
+        self._chat_fan_out("plain")
+
+    def test_chat_fan_out_wss_tls_at_nginx(self):
+        self._chat_fan_out("tls")
+
+    def test_chat_fan_out_wss_tls_to_uvws_tls(self):
+        self._chat_fan_out("tls2tls")
+
+    def test_chat_bad_json_gets_error_and_stays_open(self):
+        for site in ("plain", "tls", "tls2tls"):
+            with self.subTest(site=site):
+                room = "bad-" + site
+
+                async def go():
+                    a = await self.chat_connect(site)
+                    b = await self.chat_connect(site)
+                    try:
+                        await chat_send(a, type="join", room=room, nick="ada")
+                        self.assertEqual((await chat_recv(a))["type"], "joined")
+                        for raw, code in (("{not json", "bad_json"),
+                                          ('{"type":"join","room":"%s"' % room, "bad_json"),
+                                          ('"just a string"', "bad_json")):
+                            await b.send(raw)
+                            e = await chat_recv(b)
+                            self.assertEqual((e.get("type"), e.get("code")), ("error", code),
+                                             (raw, e))
+                            self.assertIsInstance(e.get("message"), str, e)
+                        # still open, through nginx and in uvws: b joins and talks
+                        await chat_send(b, type="join", room=room, nick="bob")
+                        j = await chat_recv(b)
+                        self.assertEqual((j["type"], sorted(j["members"])),
+                                         ("joined", ["ada", "bob"]), j)
+                        self.assertEqual(await chat_recv(a), {"type": "presence", "room": room,
+                                                              "nick": "bob", "event": "join"})
+                        await chat_send(b, type="send", room=room, text="still here")
+                        for ws in (a, b):
+                            self.check_message(await chat_recv(ws), room, "bob", "still here")
+                        self.assertIsNone(b.close_code)
+                    finally:
+                        await asyncio.gather(a.close(), b.close())
+                    self.assertEqual((a.close_code, b.close_code), (1000, 1000))
+                try:
+                    run(go())
+                except AssertionError as e:
+                    raise AssertionError("%s\n%s" % (e, self.diag(self.main))) from None
 
     # ---- what uvws sees -------------------------------------------------------------------
 
