@@ -328,6 +328,17 @@ UVWS_EXTERN int uvws_unsubscribe(uvws_conn_t *conn, const char *topic);
  * also goes to the other instances on that Redis. */
 UVWS_EXTERN int uvws_publish(uvws_server_t *srv, const char *topic, uvws_opcode_t op,
                              const void *data, size_t len);
+/** A message another uvws instance published (options.redis): the topic
+ * (`topic_len` bytes, not NUL-terminated), the opcode and the payload, valid
+ * during the call. */
+typedef void (*uvws_remote_cb)(uvws_server_t *srv, const char *topic, size_t topic_len,
+                               uvws_opcode_t op, const void *data, size_t len, void *user);
+/** Calls `cb` for every message that arrives from another instance through
+ * Redis, on the loop of the server given (the one the user created), before
+ * it is delivered to the local subscribers; lets an application keep state
+ * (a chat's history, say) in step across instances. Set it before
+ * uvws_server_start(). UVWS_ESTATE without options.redis. */
+UVWS_EXTERN int uvws_server_on_remote(uvws_server_t *srv, uvws_remote_cb cb, void *user);
 /** Subscribers of `topic` right now. */
 UVWS_EXTERN size_t uvws_topic_subscribers(const uvws_server_t *srv, const char *topic);
 

@@ -192,6 +192,8 @@ struct uvws_server_s {
   uint8_t exit_when_stopped; /* worker: freed without shutdown, just end */
   uvws__redis_t *redis;      /* primary only; NULL without Redis */
   uint64_t pub_seq;          /* publish numbers without a group */
+  uvws_remote_cb on_remote;  /* primary: messages from other instances */
+  void *on_remote_user;
   char date[40];             /* cached IMF-fixdate for the Date header */
   int64_t date_sec;
 };
@@ -218,6 +220,10 @@ void uvws__pubsub_conn_closed(uvws_conn_t *c);
 void uvws__pubsub_free(uvws_server_t *srv);
 /* Queues `frame` (header_len header bytes, then the payload) on this loop's
  * subscribers of the topic. Returns how many took it. */
+/* A message from another instance (redis.c, primary's loop): to every
+ * loop's subscribers, not back to Redis. */
+void uvws__pubsub_from_remote(uvws_server_t *srv, const char *topic, size_t n, uvws__sbuf_t *frame,
+                              size_t header_len);
 int uvws__pubsub_has(uvws_server_t *srv, const char *topic, size_t n);
 int uvws__pubsub_deliver(uvws_server_t *srv, const char *topic, size_t n, uvws__sbuf_t *frame,
                          size_t header_len, uint64_t seq);

@@ -206,6 +206,20 @@ int uvws_publish(uvws_server_t *srv, const char *topic, uvws_opcode_t op, const 
   return delivered;
 }
 
+void uvws__pubsub_from_remote(uvws_server_t *srv, const char *topic, size_t n, uvws__sbuf_t *frame,
+                              size_t header_len) {
+  uint64_t seq = uvws__pubsub_seq(srv, 1);
+  if (srv->group) uvws__group_forward(srv, topic, n, frame, header_len, seq, 0);
+  else uvws__pubsub_deliver(srv, topic, n, frame, header_len, seq);
+}
+
+int uvws_server_on_remote(uvws_server_t *srv, uvws_remote_cb cb, void *user) {
+  if (srv->opts.redis == NULL) return UVWS_ESTATE;
+  srv->on_remote = cb;
+  srv->on_remote_user = user;
+  return 0;
+}
+
 size_t uvws_topic_subscribers(const uvws_server_t *srv, const char *topic) {
   size_t n = topic ? strlen(topic) : 0;
   const uvws__topic_t *t;

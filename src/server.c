@@ -656,8 +656,10 @@ int uvws_server_start(uvws_server_t *srv) {
   srv->handles_open++;
   uv_timer_start(&srv->sweep, sweep, UVWS__SWEEP_MS, UVWS__SWEEP_MS);
   uv_unref((uv_handle_t *)&srv->sweep); /* the timer alone keeps no loop alive */
+  /* Redis first: the other threads read srv->redis from their start on. */
+  if (srv->index == 0 && srv->group == NULL && srv->opts.redis && (r = uvws__redis_start(srv)) != 0)
+    return r;
   if (srv->opts.threads > 1 && srv->group == NULL && (r = uvws__group_start(srv)) != 0) return r;
-  if (srv->index == 0 && srv->opts.redis && (r = uvws__redis_start(srv)) != 0) return r;
   return 0;
 }
 

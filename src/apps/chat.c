@@ -10,7 +10,15 @@
  * shared state under one lock. Publishing happens under it too: the order
  * of ids, of the history and of publishes is then the same, and since a
  * subscription only receives what was published after it began, a newcomer
- * gets each message exactly once, either in "history" or live. */
+ * gets each message exactly once, either in "history" or live.
+ *
+ * Instances (--redis): messages and presence events cross through Redis;
+ * uvws_server_on_remote() shows us the other instances' ones, so members
+ * and history include them (from the moment this instance was connected).
+ * Ids must stay unique per room across instances without asking anyone:
+ * id = counter << 16 | tag, a Lamport counter (always past every id seen in
+ * the room) and this instance's random 16-bit tag; a tag seen from another
+ * instance is redrawn. Without Redis the tag is 0 and ids are 1, 2, 3... */
 #include "apps.h"
 
 #include <jansson.h>
@@ -26,6 +34,7 @@
 
 typedef struct member_s {
   struct member_s *next;
+  int remote; /* on another instance */
   char nick[NAME_MAX_LEN + 1];
 } member_t;
 
@@ -33,8 +42,8 @@ typedef struct chat_room_s {
   struct chat_room_s *next;
   char name[NAME_MAX_LEN + 1];
   char topic[NAME_MAX_LEN + 6];
-  uint64_t next_id;
-  size_t members;
+  uint64_t next_id;      /* the counter part of the next id */
+  size_t members;        /* local members; remote ones are only in the list */
   member_t *member_list; /* owned, newest first */
   char **history;        /* ring of serialised "message" objects, owned */
   size_t hist_len, hist_head;
@@ -44,6 +53,7 @@ typedef struct {
   uv_mutex_t lock; /* rooms and everything in them */
   chat_room_t *rooms;
   size_t history; /* messages kept per room */
+  unsigned tag;   /* 1-65535 with Redis, else 0 */
 } chat_app_t;
 
 typedef struct {
@@ -135,18 +145,19 @@ static void drop_room(chat_app_t *app, chat_room_t *r) {
   }
 }
 
-static void members_add(chat_room_t *r, const char *nick) {
+static void members_add(chat_room_t *r, const char *nick, int remote) {
   member_t *m = calloc(1, sizeof(*m));
   if (m == NULL) return;
+  m->remote = remote;
   snprintf(m->nick, sizeof(m->nick), "%s", nick);
   m->next = r->member_list;
   r->member_list = m;
 }
 
-static void members_remove(chat_room_t *r, const char *nick) {
+static void members_remove(chat_room_t *r, const char *nick, int remote) {
   member_t **p;
   for (p = &r->member_list; *p; p = &(*p)->next) {
-    if (strcmp((*p)->nick, nick) == 0) {
+    if ((*p)->remote == remote && strcmp((*p)->nick, nick) == 0) {
       member_t *m = *p;
       *p = m->next;
       free(m);
@@ -180,10 +191,10 @@ static void leave(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, membership_t
   chat_room_t *r = m->room;
   char nick[NAME_MAX_LEN + 1];
   snprintf(nick, sizeof(nick), "%s", m->nick);
-  members_remove(r, nick);
+  members_remove(r, nick, 0);
   uvws_unsubscribe(c, r->topic);
   *m = cc->in[--cc->n];
-  if (--r->members == 0) {
+  if (--r->members == 0 && r->member_list == NULL) {
     drop_room(app, r);
     return;
   }
@@ -213,14 +224,14 @@ static void on_join(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char
   if (member_of(cc, r)) return error_msg(c, "already_joined", "already in this room");
   if (cc->n == MAX_ROOMS_PER_CONN) return error_msg(c, "too_many_rooms", "leave a room first");
   if (nick_taken(r, nick)) {
-    if (r->members == 0) drop_room(app, r);
+    if (r->member_list == NULL) drop_room(app, r);
     return error_msg(c, "nick_taken", "someone in this room has that nick");
   }
   /* Others hear of the newcomer; the newcomer gets the room's state. */
   publish_json(uvws_conn_server(c), r,
                json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick, "event",
                          "join"));
-  members_add(r, nick);
+  members_add(r, nick, 0);
   r->members++;
   m = &cc->in[cc->n++];
   m->room = r;
@@ -228,6 +239,24 @@ static void on_join(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char
   send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", nick,
                          "members", members_json(r), "history", history_json(app, r)));
   if (uvws_subscribe(c, r->topic) != 0) error_msg(c, "internal", "cannot subscribe");
+}
+
+/* The ring keeps the last N serialised messages; takes `serial`. */
+static void history_add(chat_app_t *app, chat_room_t *r, char *serial) {
+  size_t slot;
+  if (app->history == 0) {
+    free(serial);
+    return;
+  }
+  slot = (r->hist_head + r->hist_len) % app->history;
+  if (r->hist_len == app->history) {
+    free(r->history[r->hist_head]);
+    r->hist_head = (r->hist_head + 1) % app->history;
+    slot = (r->hist_head + r->hist_len - 1) % app->history;
+  } else {
+    r->hist_len++;
+  }
+  r->history[slot] = serial;
 }
 
 static void on_send(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char *room, const char *text) {
@@ -238,25 +267,14 @@ static void on_send(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char
   if (m == NULL) return error_msg(c, "not_joined", "join the room first");
   if (strlen(text) > TEXT_MAX_LEN) return error_msg(c, "too_long", "text over 4096 bytes");
   msg = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "type", "message", "room", r->name, "nick", m->nick,
-                  "text", text, "id", (json_int_t)r->next_id++, "ts", (json_int_t)now_ms());
+                  "text", text, "id", (json_int_t)(r->next_id++ << (app->tag ? 16 : 0) | app->tag),
+                  "ts", (json_int_t)now_ms());
   if (msg == NULL) return error_msg(c, "internal", "out of memory");
   serial = json_dumps(msg, JSON_COMPACT);
   json_decref(msg);
   if (serial == NULL) return;
   uvws_publish(uvws_conn_server(c), r->topic, UVWS_OP_TEXT, serial, strlen(serial));
-  if (app->history) { /* the ring keeps the last N serialised messages */
-    size_t slot = (r->hist_head + r->hist_len) % app->history;
-    if (r->hist_len == app->history) {
-      free(r->history[r->hist_head]);
-      r->hist_head = (r->hist_head + 1) % app->history;
-      slot = (r->hist_head + r->hist_len - 1) % app->history;
-    } else {
-      r->hist_len++;
-    }
-    r->history[slot] = serial;
-  } else {
-    free(serial);
-  }
+  history_add(app, r, serial);
 }
 
 static void chat_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {
@@ -313,6 +331,55 @@ static void chat_close(uvws_conn_t *c, int code, const char *reason, size_t reas
   free(cc);
 }
 
+static unsigned draw_tag(void) {
+  uint16_t t = 0;
+  while (t == 0)
+    if (uv_random(NULL, NULL, &t, sizeof(t), 0, NULL) != 0) t = (uint16_t)(uv_hrtime() | 1);
+  return t;
+}
+
+/* Another instance's presence event or message (primary's loop). */
+static void chat_remote(uvws_server_t *srv, const char *topic, size_t topic_len, uvws_opcode_t op,
+                        const void *data, size_t len, void *user) {
+  chat_app_t *app = user;
+  json_t *obj;
+  const char *type = NULL, *room = NULL, *nick = NULL, *event = NULL;
+  json_int_t id = 0;
+  chat_room_t *r;
+  (void)srv;
+  if (op != UVWS_OP_TEXT || topic_len < 6 || memcmp(topic, "chat:", 5) != 0) return;
+  if ((obj = json_loadb(data, len, 0, NULL)) == NULL) return;
+  json_unpack(obj, "{s?s, s?s, s?s, s?s, s?I}", "type", &type, "room", &room, "nick", &nick, "event",
+              &event, "id", &id);
+  if (type == NULL || !valid_name(room) || !valid_name(nick)) goto out;
+  uv_mutex_lock(&app->lock);
+  r = find_room(app, room, 1);
+  if (r == NULL) goto unlock;
+  if (strcmp(type, "presence") == 0 && event && strcmp(event, "join") == 0) {
+    if (!nick_taken(r, nick)) members_add(r, nick, 1);
+  } else if (strcmp(type, "presence") == 0 && event && strcmp(event, "leave") == 0) {
+    members_remove(r, nick, 1);
+  } else if (strcmp(type, "message") == 0 && id > 0) {
+    char *copy = malloc(len + 1);
+    if ((unsigned)(id & 0xffff) == app->tag) {
+      unsigned old = app->tag;
+      app->tag = draw_tag();
+      fprintf(stderr, "chat: another instance uses id tag %u; this one now uses %u\n", old, app->tag);
+    }
+    if ((uint64_t)id >> 16 >= r->next_id) r->next_id = ((uint64_t)id >> 16) + 1;
+    if (copy) {
+      memcpy(copy, data, len);
+      copy[len] = '\0';
+      history_add(app, r, copy);
+    }
+  }
+  if (r->members == 0 && r->member_list == NULL) drop_room(app, r);
+unlock:
+  uv_mutex_unlock(&app->lock);
+out:
+  json_decref(obj);
+}
+
 static const char *const chat_protocols[] = {"uvws-chat", NULL};
 
 int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **handle) {
@@ -336,6 +403,7 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
    * member than holding up, or disconnecting, anyone. */
   route.drop_on_backpressure = 1;
   r = uvws_server_route(srv, &route);
+  if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0) app->tag = draw_tag();
   if (r != 0) {
     uv_mutex_destroy(&app->lock);
     free(app);
