@@ -2,7 +2,8 @@
 # Builds uvws twice and runs every test under ctest in each build:
 #   build/default  RelWithDebInfo, -Wall -Wextra -Werror
 #   build/asan     Debug with AddressSanitizer + UndefinedBehaviorSanitizer
-# then runs each libFuzzer target for FUZZ_SECONDS (default 20) in build/fuzz.
+# then the threaded parts under ThreadSanitizer (build/tsan: unit.threads and
+# the chat and Redis integration tests, the server on several loops), then runs each libFuzzer target for FUZZ_SECONDS (default 20) in build/fuzz.
 # Dependencies come from deps/install.sh --test (the README's test command
 # runs both). Any failing test fails the script.
 set -euo pipefail
@@ -19,6 +20,13 @@ for preset in default asan; do
     status=1
   fi
 done
+# The threaded parts under ThreadSanitizer (the test preset selects them).
+echo "==> configure, build and ctest: tsan"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$jobs"
+if ! ctest --preset tsan -j "$jobs"; then
+  status=1
+fi
 # Bounded fuzzing of the engine (clang, libFuzzer, ASan+UBSan).
 echo "==> fuzzing (${FUZZ_SECONDS:-20}s per target)"
 if ! FUZZ_SECONDS=${FUZZ_SECONDS:-20} ./test/fuzz/run.sh; then
