@@ -569,7 +569,11 @@ static int ws_on_data(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len, int fi
     }
     if (fin) {
       deliver(c, opcode, uvws__buf_data(&c->msg), c->msg.len);
-      uvws__buf_free(&c->msg);
+      /* Kept for the next one (no allocation per message in steady state);
+       * a big one is given back now, a small one when the connection goes
+       * quiet (uvws__conn_keepalive). */
+      if (c->msg.cap > UVWS__MSG_KEEP) uvws__buf_free(&c->msg);
+      else c->msg.len = c->msg.off = 0;
     }
   }
   return ws_stopped(c);
@@ -686,6 +690,7 @@ void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now) {
       if (c->state != UVWS__CONN_WS) return;
     }
   }
+  if (c->msg.cap && c->msg.len == 0 && now - c->last_rx >= UVWS__MSG_KEEP_MS) uvws__buf_free(&c->msg);
   if (o->idle_timeout_ms && now - c->last_msg >= o->idle_timeout_ms) {
     uvws__log(UVWS_LOG_INFO, "ws %s %s: no message for %ums; closing", c->peer, c->route->path,
               o->idle_timeout_ms);
@@ -865,6 +870,40 @@ int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len,
 /* One frame (header and payload in `frame`) built once for many receivers:
  * queued by reference, never copied, unless TLS must encrypt it for this
  * connection or the kernel takes it whole right away. */
+/* The flusher (a uv_check, after each iteration's I/O callbacks): one write
+ * per connection that received shared frames. */
+void uvws__conn_flush_all(uvws_server_t *srv) {
+  uvws_conn_t *c = srv->flush_head, *next;
+  srv->flush_head = NULL;
+  for (; c; c = next) {
+    uv_buf_t bufs[WRITE_BUFS];
+    size_t bytes;
+    unsigned n;
+    int r;
+    next = c->flush_next;
+    c->flush_pending = 0;
+    c->flush_next = NULL;
+    if (c->state == UVWS__CONN_CLOSED || c->write_inflight || c->q.bytes == 0) continue;
+    n = uvws__wq_peek(&c->q, bufs, WRITE_BUFS, &bytes);
+    if ((r = try_write_now(c, bufs, n)) < 0) continue;
+    uvws__wq_consume(&c->q, (size_t)r);
+    if (c->q.bytes) start_write(c);
+  }
+}
+
+/* A connection freed while waiting for the flusher leaves its list. */
+void uvws__conn_flush_forget(uvws_conn_t *c) {
+  uvws_conn_t **p;
+  if (!c->flush_pending) return;
+  for (p = &c->srv->flush_head; *p; p = &(*p)->flush_next) {
+    if (*p == c) {
+      *p = c->flush_next;
+      break;
+    }
+  }
+  c->flush_pending = 0;
+}
+
 int uvws__conn_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_len) {
   uvws_server_t *srv = c->srv;
   size_t len = frame->len, payload = len - header_len;
@@ -885,10 +924,17 @@ int uvws__conn_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_le
     if (uvws__wq_copy(&c->q, uvws__buf_data(&srv->cork), srv->cork.len) != 0) goto nomem;
     uvws__buf_consume(&srv->cork, srv->cork.len);
   }
-  r = (!c->write_inflight && c->q.bytes == 0) ? try_write_now(c, &b, 1) : 0;
-  if (r < 0) return r;
-  if ((size_t)r < len && uvws__wq_share(&c->q, frame, (size_t)r, len) != 0) goto nomem;
-  queued(c);
+  /* Not written now: every publish of this loop iteration gathers in the
+   * queue and leaves in one write per subscriber, after the I/O callbacks
+   * (flush_all). Under load, publishes arrive in batches and the syscalls
+   * per delivery fall. */
+  if (uvws__wq_share(&c->q, frame, 0, len) != 0) goto nomem;
+  if (!c->flush_pending && !c->write_inflight) {
+    c->flush_pending = 1;
+    c->flush_next = srv->flush_head;
+    srv->flush_head = c;
+  }
+  if (uvws__conn_queued(c) > UVWS__QUEUE_HIGH) uvws__conn_update_reading(c);
   return 0;
 nomem:
   uvws__conn_abort(c, "out of memory");

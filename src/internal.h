@@ -22,6 +22,12 @@
  * directly (one writev of header + payload), saving a copy. */
 #define UVWS__DIRECT_WRITE_MIN (16u * 1024u)
 #define UVWS__READ_BUF_SIZE (64u * 1024u)
+/* A connection keeps its reassembly buffer (fragmented, split or inflated
+ * messages) between messages up to this size, and gives it back after
+ * UVWS__MSG_KEEP_MS without input: no allocation per message while busy,
+ * none held while idle. */
+#define UVWS__MSG_KEEP (256u * 1024u)
+#define UVWS__MSG_KEEP_MS 2000
 #define UVWS__SWEEP_MS 250
 
 typedef struct {
@@ -88,6 +94,7 @@ struct uvws_conn_s {
   uv_tcp_t tcp;              /* tcp.data == this */
   uvws_server_t *srv;
   uvws_conn_t *prev, *next;  /* srv->conns list */
+  uvws_conn_t *flush_next;   /* srv->flush_head list */
   uint8_t state;             /* uvws__conn_state_t */
   uint8_t reading;           /* uv_read_start is active */
   uint8_t write_inflight;    /* a uv_write (malloc'd request) is with libuv */
@@ -103,6 +110,7 @@ struct uvws_conn_s {
   uint8_t peer_eof;          /* the peer half-closed while we still answer */
   uint8_t has_addr;          /* addr is counted in srv->ips */
   uint8_t via_proxy;         /* a trusted proxy named the client: addr and peer are its */
+  uint8_t flush_pending;     /* in srv->flush_head: shared frames wait in q */
   uint8_t addr[16];          /* peer address (IPv4 mapped into IPv6) */
   uint64_t last_rx;          /* uv_now() of the last bytes received */
   uint64_t last_msg;         /* uv_now() of the last message received */
@@ -140,6 +148,8 @@ struct uvws_server_s {
   uv_loop_t *loop;
   uv_tcp_t listener;
   uv_timer_t sweep;          /* timeouts: one timer for all connections */
+  uv_check_t flusher;        /* after each iteration's I/O: uvws__conn_flush_all */
+  uvws_conn_t *flush_head;   /* connections with published frames to write */
   uvws_options_t opts;       /* strings below are owned copies */
   char *host;
   char *web_root;
@@ -214,6 +224,8 @@ void uvws__conn_upgrade(uvws_conn_t *c, const uvws__route_t *route, const char *
 void uvws__conn_timeout(uvws_conn_t *c);
 void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now);
 int uvws__conn_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_len);
+void uvws__conn_flush_all(uvws_server_t *srv);
+void uvws__conn_flush_forget(uvws_conn_t *c);
 
 /* pubsub.c */
 void uvws__pubsub_conn_closed(uvws_conn_t *c);

@@ -52,6 +52,7 @@ static void usage(FILE *f) {
           "Routes: /echo     WebSocket echo (subprotocols echo, uvws-echo)\n"
           "        /inspect  echo that also reports every frame as JSON\n"
           "        /chat     chat rooms (JSON protocol, see the README)\n"
+          "        /broadcast every message to every client of the route\n"
           "        anything else: a static file from --web\n"
           "\n"
           "Options:\n"
@@ -462,6 +463,7 @@ int main(int argc, char **argv) {
   if ((docs && (r = uvws_server_mount(prog.srv, "/docs", docs)) != 0) ||
       (r = uvws_app_echo(prog.srv, "/echo")) != 0 ||
       (r = uvws_app_inspect(prog.srv, "/inspect")) != 0 ||
+      (r = uvws_app_broadcast(prog.srv, "/broadcast")) != 0 ||
       (r = uvws_app_chat(prog.srv, "/chat", chat_history, &chat)) != 0) {
     fprintf(stderr, "uvws: adding routes: %s\n", uvws_strerror(r));
     return 1;

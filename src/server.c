@@ -337,6 +337,11 @@ static void on_connection(uv_stream_t *listener, int status) {
   if (r < 0) uvws__log(UVWS_LOG_WARN, "accept: %s", uv_strerror(r));
 }
 
+static void on_check(uv_check_t *h) {
+  uvws_server_t *srv = h->data;
+  if (srv->flush_head) uvws__conn_flush_all(srv);
+}
+
 static void sweep(uv_timer_t *t) {
   uvws_server_t *srv = t->data;
   uint64_t now = uv_now(srv->loop);
@@ -656,6 +661,12 @@ int uvws_server_start(uvws_server_t *srv) {
   srv->handles_open++;
   uv_timer_start(&srv->sweep, sweep, UVWS__SWEEP_MS, UVWS__SWEEP_MS);
   uv_unref((uv_handle_t *)&srv->sweep); /* the timer alone keeps no loop alive */
+  r = uv_check_init(srv->loop, &srv->flusher);
+  if (r < 0) return r;
+  srv->flusher.data = srv;
+  srv->handles_open++;
+  uv_check_start(&srv->flusher, on_check);
+  uv_unref((uv_handle_t *)&srv->flusher);
   /* Redis first: the other threads read srv->redis from their start on. */
   if (srv->index == 0 && srv->group == NULL && srv->opts.redis && (r = uvws__redis_start(srv)) != 0)
     return r;
@@ -702,6 +713,7 @@ void uvws__server_maybe_done(uvws_server_t *srv) {
   if (srv->shutting_down && srv->nconns == 0 && srv->started &&
       !uv_is_closing((uv_handle_t *)&srv->sweep)) {
     uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
+    uv_close((uv_handle_t *)&srv->flusher, on_handle_closed);
     return; /* back here from on_handle_closed */
   }
   if (srv->shutting_down && srv->handles_open == 0 && srv->nconns == 0 && srv->shutdown_cb &&
@@ -718,6 +730,7 @@ void uvws__server_conn_closed(uvws_server_t *srv, uvws_conn_t *c) {
   if (c->next) c->next->prev = c->prev;
   srv->nconns--;
   uvws__server_count_conn(srv, -1);
+  uvws__conn_flush_forget(c);
   if (srv->corked == c) srv->corked = NULL;
   uvws__server_maybe_done(srv);
 }

@@ -49,6 +49,7 @@ static struct {
   char pub_host[256];
   int connections;
   int inflight;
+  double rate; /* broadcast: publications per second, 0 = as fast as deliveries allow */
   size_t size;
   int binary;
   double duration;
@@ -178,6 +179,7 @@ struct worker {
   /* broadcast publisher (worker 0 only) */
   conn_t *pub;
   uint64_t published, pub_extra, pub_last_completed, pub_last_progress;
+  uint64_t pub_t0;        /* --rate: when publishing began */
 };
 
 static worker_t *g_workers;
@@ -454,7 +456,12 @@ static void publish_more(worker_t *w) {
     w->pub_last_progress = now;
   }
   uint8_t *msg = g_payload;
-  while (w->published < completed + w->pub_extra + (uint64_t)opt.inflight) {
+  uint64_t allowed = UINT64_MAX;
+  if (opt.rate > 0) {
+    if (!w->pub_t0) w->pub_t0 = now;
+    allowed = (uint64_t)((double)(now - w->pub_t0) * opt.rate / 1e9) + 1;
+  }
+  while (w->published < completed + w->pub_extra + (uint64_t)opt.inflight && w->published < allowed) {
     char h[BCAST_HDR];
     now = now_ns();
     hex16(h, w->published);
@@ -754,7 +761,8 @@ static void worker_main(void *arg) {
   w->tick.data = w;
   uv_async_init(&w->loop, &w->async, on_async);
   w->async.data = w;
-  uv_timer_start(&w->tick, on_tick, 5, 5);
+  /* A paced publisher (--rate) needs a finer clock than the 5 ms tick. */
+  uv_timer_start(&w->tick, on_tick, 1, opt.rate > 0 && opt.mode == MODE_BROADCAST && w == &g_workers[0] ? 1 : 5);
   start_connects(w);
   check_ready(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -770,6 +778,8 @@ static void usage(FILE *f) {
           "  --connections N             client connections (broadcast: subscribers) (default 100)\n"
           "  --inflight K                messages in flight per connection; broadcast: publications\n"
           "                              whose deliveries are not all in (default 1)\n"
+          "  --rate N                    broadcast: publish at most N messages per second\n"
+          "                              (default 0: as fast as --inflight allows)\n"
           "  --size BYTES                message payload size (default 32; broadcast >= 34)\n"
           "  --binary                    binary messages (default text)\n"
           "  --duration S                measured seconds (default 5)\n"
@@ -845,6 +855,7 @@ int main(int argc, char **argv) {
     else if (ARG("--pub-url")) pub_url = v;
     else if (ARG("--connections")) opt.connections = atoi(v);
     else if (ARG("--inflight")) opt.inflight = atoi(v);
+    else if (ARG("--rate")) opt.rate = atof(v);
     else if (ARG("--size")) opt.size = (size_t)strtoull(v, NULL, 10);
     else if (ARG("--duration")) opt.duration = atof(v);
     else if (ARG("--warmup")) opt.warmup = atof(v);

@@ -11,6 +11,9 @@ int uvws_app_echo(uvws_server_t *srv, const char *path);
  * JSON text messages (format in inspect.c). */
 int uvws_app_inspect(uvws_server_t *srv, const char *path);
 
+/* Broadcast: each message goes to every connection of the route. */
+int uvws_app_broadcast(uvws_server_t *srv, const char *path);
+
 /* Chat rooms on publish/subscribe (protocol in the README). `history`
  * messages are kept per room. *handle is freed with uvws_app_chat_free
  * after the server is. */
