@@ -230,7 +230,9 @@ typedef struct {
 } uvws_route_t;
 
 /** Creates a server on `loop` (not started). The options and the strings they
- * point to are copied. */
+ * point to are copied. With `loop` NULL the server runs on threads of its
+ * own: uvws_server_start() returns at once with every loop running
+ * (options.threads of them), and uvws_server_stop() ends it. */
 UVWS_EXTERN int uvws_server_new(uvws_server_t **out, uv_loop_t *loop,
                                 const uvws_options_t *opts);
 
@@ -262,6 +264,11 @@ UVWS_EXTERN const char *uvws_server_tls_fingerprint(const uvws_server_t *srv);
  * connections, and calls `cb` once every handle is closed; after that the
  * server may be freed with uvws_server_free(). */
 UVWS_EXTERN void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv));
+/** For a server created without a loop: from any thread, shuts it down
+ * gracefully (as uvws_server_shutdown) and returns when every one of its
+ * threads has ended; then uvws_server_free(). UVWS_ESTATE for a server on
+ * the caller's loop. */
+UVWS_EXTERN int uvws_server_stop(uvws_server_t *srv);
 /** Frees a server that was never started, or whose shutdown callback ran. */
 UVWS_EXTERN void uvws_server_free(uvws_server_t *srv);
 

@@ -201,6 +201,11 @@ struct uvws_server_s {
   uint8_t stopped;           /* worker: shutdown done, STOPPED posted */
   uint8_t exit_when_stopped; /* worker: freed without shutdown, just end */
   uvws__redis_t *redis;      /* primary only; NULL without Redis */
+  /* uvws_server_new(..., NULL, ...): the loop, its thread and the stop
+   * signal are the server's own. */
+  uint8_t own_loop, own_thread_started;
+  uv_thread_t own_thread;
+  uv_async_t stop_async;
   uint64_t pub_seq;          /* publish numbers without a group */
   uvws_remote_cb on_remote;  /* primary: messages from other instances */
   void *on_remote_user;

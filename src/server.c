@@ -122,6 +122,15 @@ int uvws_server_new(uvws_server_t **out, uv_loop_t *loop, const uvws_options_t *
     return UV_EINVAL;
   srv = calloc(1, sizeof(*srv));
   if (srv == NULL) return UV_ENOMEM;
+  if (loop == NULL) { /* a server on threads of its own: it owns this loop too */
+    loop = malloc(sizeof(*loop));
+    if (loop == NULL || uv_loop_init(loop) != 0) {
+      free(loop);
+      free(srv);
+      return UV_ENOMEM;
+    }
+    srv->own_loop = 1;
+  }
   srv->loop = loop;
   srv->opts = *opts;
   srv->host = dup_str(opts->host ? opts->host : "127.0.0.1");
@@ -207,6 +216,11 @@ void uvws_server_free(uvws_server_t *srv) {
   free(srv->mounts);
   free(srv->readbuf);
   free(srv->filebuf);
+  if (srv->own_loop) {
+    if (srv->own_thread_started) uv_thread_join(&srv->own_thread);
+    if (uv_loop_close(srv->loop) == 0) free(srv->loop);
+    else uvws__log(UVWS_LOG_ERROR, "free: the server's loop still has handles (uvws_server_stop first)");
+  }
   uvws__buf_free(&srv->cork);
   uvws__buf_free(&srv->zbuf);
   if (srv->shared_def) {
@@ -612,6 +626,19 @@ static int listen_on(uvws_server_t *srv, uv_tcp_t *h, int port, int tls) {
   return 0;
 }
 
+/* ---- a server on its own threads (uvws_server_new with no loop) ---------- */
+
+static void own_thread_main(void *arg) {
+  uvws_server_t *srv = arg;
+  uv_run(srv->loop, UV_RUN_DEFAULT);
+}
+
+static void on_own_shutdown(uvws_server_t *srv) {
+  uv_close((uv_handle_t *)&srv->stop_async, NULL); /* the loop's last handle */
+}
+
+static void on_stop_async(uv_async_t *a) { uvws_server_shutdown(a->data, on_own_shutdown); }
+
 int uvws_server_start(uvws_server_t *srv) {
   int r;
   size_t i;
@@ -671,6 +698,23 @@ int uvws_server_start(uvws_server_t *srv) {
   if (srv->index == 0 && srv->group == NULL && srv->opts.redis && (r = uvws__redis_start(srv)) != 0)
     return r;
   if (srv->opts.threads > 1 && srv->group == NULL && (r = uvws__group_start(srv)) != 0) return r;
+  if (srv->own_loop && srv->index == 0) {
+    if ((r = uv_async_init(srv->loop, &srv->stop_async, on_stop_async)) != 0) return r;
+    srv->stop_async.data = srv;
+    if ((r = uv_thread_create(&srv->own_thread, own_thread_main, srv)) != 0) {
+      uv_close((uv_handle_t *)&srv->stop_async, NULL);
+      return r;
+    }
+    srv->own_thread_started = 1;
+  }
+  return 0;
+}
+
+int uvws_server_stop(uvws_server_t *srv) {
+  if (!srv->own_loop || !srv->own_thread_started) return UVWS_ESTATE;
+  uv_async_send(&srv->stop_async);
+  uv_thread_join(&srv->own_thread);
+  srv->own_thread_started = 0;
   return 0;
 }
 

@@ -346,12 +346,55 @@ static void test_server_on_four_loops(void **state) {
   uv_barrier_destroy(&all_subscribed);
 }
 
+/* No loop given: the server runs on threads of its own, and
+ * uvws_server_stop() from this thread ends it. */
+static void test_server_on_its_own_threads(void **state) {
+  uvws_server_t *own;
+  uvws_options_t o;
+  uvws_route_t route;
+  char buf[64];
+  int fd, k;
+  (void)state;
+  atomic_init(&opened, 0);
+  atomic_init(&closed, 0);
+  uvws_options_init(&o);
+  o.port = 0;
+  o.threads = 2;
+  o.log_connections = 0;
+  assert_int_equal(uvws_server_new(&own, NULL, &o), 0);
+  memset(&route, 0, sizeof(route));
+  route.path = "/all";
+  route.handlers.on_open = t_open;
+  route.handlers.on_message = t_message;
+  route.handlers.on_close = t_close;
+  assert_int_equal(uvws_server_route(own, &route), 0);
+  assert_int_equal(uvws_server_start(own), 0); /* returns with the loops running */
+  fd = ws_connect(uvws_server_port(own), "/all");
+  for (k = 0; k < 20; k++) {
+    char want[16];
+    snprintf(want, sizeof(want), "m%d", k);
+    ws_send_text(fd, want);
+    ws_recv_text(fd, buf, sizeof(buf));
+    assert_string_equal(buf, want);
+  }
+  assert_int_equal(uvws_server_stop(own), 0); /* closes the WebSocket with 1001 */
+  {
+    uint8_t h[2];
+    read_full(fd, h, 2);
+    assert_int_equal(h[0], 0x88); /* the close frame */
+  }
+  close(fd);
+  assert_int_equal(atomic_load(&closed), 1);
+  uvws_server_free(own);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_xq_single_thread_order_and_wake),
       cmocka_unit_test(test_xq_fifo_per_producer),
       cmocka_unit_test(test_sbuf_views_across_threads),
       cmocka_unit_test(test_server_on_four_loops),
+      cmocka_unit_test(test_server_on_its_own_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
