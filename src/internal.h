@@ -230,6 +230,8 @@ void uvws__conn_timeout(uvws_conn_t *c);
 void uvws__conn_keepalive(uvws_conn_t *c, uint64_t now);
 int uvws__conn_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_len);
 void uvws__conn_flush_all(uvws_server_t *srv);
+/* conn_ws.c: WebSocket bytes from the socket (or TLS) into the engine. */
+void uvws__conn_ws_feed(uvws_conn_t *c, char *data, size_t len);
 void uvws__conn_flush_forget(uvws_conn_t *c);
 
 /* pubsub.c */
