@@ -165,10 +165,11 @@ static void go_down(uvws__redis_t *r, const char *why) {
   if (pub) redisAsyncFree(pub);
   r->in_down = 0;
   if (r->stopping) return;
+  if (why == NULL) why = "closed";
   if (was_up)
     uvws__log(UVWS_LOG_WARN, "redis: connection to %s:%d lost (%s); local delivery continues, retrying in %u ms",
               r->host, r->port, why, r->backoff_ms);
-  else if (why)
+  else
     uvws__log(r->was_up || r->backoff_ms > BACKOFF_MIN_MS ? UVWS_LOG_DEBUG : UVWS_LOG_WARN,
               "redis: %s:%d unreachable (%s); local delivery continues, retrying in %u ms", r->host,
               r->port, why, r->backoff_ms);
