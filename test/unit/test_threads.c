@@ -177,6 +177,17 @@ static void t_close(uvws_conn_t *c, int code, const char *reason, size_t reason_
   atomic_fetch_add(&closed, 1);
 }
 
+/* /all: each connection subscribes to "all" and publishes what it gets. */
+static void add_all_route(uvws_server_t *s) {
+  uvws_route_t route;
+  memset(&route, 0, sizeof(route));
+  route.path = "/all";
+  route.handlers.on_open = t_open;
+  route.handlers.on_message = t_message;
+  route.handlers.on_close = t_close;
+  assert_int_equal(uvws_server_route(s, &route), 0);
+}
+
 static void on_shutdown(uvws_server_t *s) { (void)s; }
 
 static void on_stop(uv_async_t *a) {
@@ -294,7 +305,6 @@ static void test_server_on_four_loops(void **state) {
   uv_loop_t loop;
   uv_thread_t loop_thread, clients[CLIENTS];
   uvws_options_t o;
-  uvws_route_t route;
   static char metrics[65536];
   int i;
   (void)state;
@@ -308,12 +318,7 @@ static void test_server_on_four_loops(void **state) {
   o.metrics = 1;
   o.log_connections = 0;
   assert_int_equal(uvws_server_new(&srv, &loop, &o), 0);
-  memset(&route, 0, sizeof(route));
-  route.path = "/all";
-  route.handlers.on_open = t_open;
-  route.handlers.on_message = t_message;
-  route.handlers.on_close = t_close;
-  assert_int_equal(uvws_server_route(srv, &route), 0);
+  add_all_route(srv);
   assert_int_equal(uvws_server_start(srv), 0);
   srv_port = uvws_server_port(srv);
   assert_true(srv_port > 0);
@@ -351,7 +356,6 @@ static void test_server_on_four_loops(void **state) {
 static void test_server_on_its_own_threads(void **state) {
   uvws_server_t *own;
   uvws_options_t o;
-  uvws_route_t route;
   char buf[64];
   int fd, k;
   (void)state;
@@ -362,12 +366,7 @@ static void test_server_on_its_own_threads(void **state) {
   o.threads = 2;
   o.log_connections = 0;
   assert_int_equal(uvws_server_new(&own, NULL, &o), 0);
-  memset(&route, 0, sizeof(route));
-  route.path = "/all";
-  route.handlers.on_open = t_open;
-  route.handlers.on_message = t_message;
-  route.handlers.on_close = t_close;
-  assert_int_equal(uvws_server_route(own, &route), 0);
+  add_all_route(own);
   assert_int_equal(uvws_server_start(own), 0); /* returns with the loops running */
   fd = ws_connect(uvws_server_port(own), "/all");
   for (k = 0; k < 20; k++) {
