@@ -200,6 +200,7 @@ void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws_
 static void thread_main(void *arg) {
   uvws_server_t *srv = arg;
   uv_run(srv->loop, UV_RUN_DEFAULT);
+  uvws__wq_cache_drain();
 }
 
 static void close_any(uv_handle_t *h, void *arg) {

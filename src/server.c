@@ -178,6 +178,7 @@ void uvws_server_free(uvws_server_t *srv) {
   size_t i;
   if (srv == NULL) return;
   uvws__group_free(srv); /* joins the other threads first */
+  uvws__wq_cache_drain();   /* this thread's spare queue chunks */
   uvws__redis_free(srv);
   free(srv->redis_url);
   for (i = 0; i < srv->nroutes; i++) {
@@ -631,6 +632,7 @@ static int listen_on(uvws_server_t *srv, uv_tcp_t *h, int port, int tls) {
 static void own_thread_main(void *arg) {
   uvws_server_t *srv = arg;
   uv_run(srv->loop, UV_RUN_DEFAULT);
+  uvws__wq_cache_drain();
 }
 
 static void on_own_shutdown(uvws_server_t *srv) {

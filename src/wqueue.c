@@ -1,5 +1,6 @@
 #include "wqueue.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,8 +57,59 @@ uvws__sbuf_t *uvws__sbuf_view(uvws__sbuf_t *shared) {
   return v;
 }
 
+/* Chunks come and go once per queued frame (a broadcast queues one per
+ * subscriber): each thread keeps up to CHUNK_CACHE spare ones instead of
+ * calling malloc and free every time. A queue is only touched by its own
+ * loop's thread, so no lock; uvws__wq_cache_drain() gives them back when a
+ * loop ends. */
+#define CHUNK_CACHE 4096
+static _Thread_local uvws__chunk_t *spare;
+static _Thread_local unsigned nspare;
+/* A thread that ran a loop may end without telling us (an embedder's):
+ * a key destructor frees its spares at thread exit. */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_thread_exit(void *unused) {
+  (void)unused;
+  uvws__wq_cache_drain();
+}
+
+static void spare_key_init(void) { pthread_key_create(&spare_key, spare_thread_exit); }
+
+static uvws__chunk_t *chunk_get(void) {
+  uvws__chunk_t *c = spare;
+  if (c == NULL) return malloc(sizeof(*c));
+  spare = c->next;
+  nspare--;
+  return c;
+}
+
+static void chunk_put(uvws__chunk_t *c) {
+  if (nspare >= CHUNK_CACHE) {
+    free(c);
+    return;
+  }
+  if (spare == NULL) { /* arm the thread-exit destructor (non-NULL value) */
+    pthread_once(&spare_once, spare_key_init);
+    pthread_setspecific(spare_key, &spare_key);
+  }
+  c->next = spare;
+  spare = c;
+  nspare++;
+}
+
+void uvws__wq_cache_drain(void) {
+  while (spare) {
+    uvws__chunk_t *c = spare;
+    spare = c->next;
+    free(c);
+  }
+  nspare = 0;
+}
+
 static int push(uvws__wq_t *q, uvws__sbuf_t *b, size_t off, size_t end) {
-  uvws__chunk_t *c = malloc(sizeof(*c));
+  uvws__chunk_t *c = chunk_get();
   if (c == NULL) return UV_ENOMEM;
   c->next = NULL;
   c->b = b;
@@ -135,7 +187,7 @@ void uvws__wq_consume(uvws__wq_t *q, size_t n) {
     q->head = c->next;
     if (q->head == NULL) q->tail = NULL;
     uvws__sbuf_unref(c->b);
-    free(c);
+    chunk_put(c);
   }
 }
 

@@ -60,5 +60,7 @@ unsigned uvws__wq_peek(const uvws__wq_t *q, uv_buf_t *bufs, unsigned max, size_t
 /* Drops `n` bytes from the head, releasing emptied chunks. */
 void uvws__wq_consume(uvws__wq_t *q, size_t n);
 void uvws__wq_free(uvws__wq_t *q);
+/* Frees this thread's spare chunks (when its loop is done). */
+void uvws__wq_cache_drain(void);
 
 #endif
