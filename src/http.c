@@ -1,8 +1,7 @@
-/* HTTP/1.1 on llhttp: requests, static files, error answers and the
- * decision to upgrade. One request is handled at a time; pipelined bytes
+/* HTTP/1.1 on llhttp: requests, error answers, the builtins and the
+ * decision to upgrade (static files are in http_files.c). One request is handled at a time; pipelined bytes
  * wait in `pending` while a file response streams. */
-#include "handshake.h"
-#include "internal.h"
+#include "http.h"
 #include "log.h"
 #include "path.h"
 
@@ -17,37 +16,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#define MAX_HEADERS 100
-#define FILE_CHUNK (64u * 1024u)
-#define FILE_QUEUE_MAX (256u * 1024u) /* read the file only this far ahead */
-
-typedef struct {
-  uint32_t name_off, name_len, val_off, val_len;
-} hdr_t;
-
-/* Per-connection HTTP state, owned by the connection while it speaks HTTP
- * and freed at the upgrade (WebSocket connections do not pay for it). */
-struct uvws__http_s {
-  llhttp_t parser;
-  uvws__buf_t hbuf;      /* URL, header names and values of the request */
-  hdr_t hdrs[MAX_HEADERS];
-  unsigned nhdrs;
-  uint32_t url_len;
-  size_t head_bytes;     /* request line + headers so far, for 431 */
-  uint8_t last_cb;       /* 1 after a header name chunk, 2 after a value chunk */
-  uint16_t error_status; /* 414 or 431 decided inside a callback */
-  uint8_t in_message;
-  uint8_t responding;    /* a file body is still being sent */
-  uint8_t keep_alive;
-  int fd;
-  uint64_t remaining;    /* file bytes still to send */
-  uvws__buf_t pending;   /* input that arrived while responding */
-  const char *resp_head; /* the 101 response, during on_open only */
-  /* for the access log */
-  int status;
-  uint64_t body_bytes;
-};
 
 /* ---- llhttp callbacks: collect the request ------------------------------ */
 
@@ -159,14 +127,7 @@ static const llhttp_settings_t settings = {
 
 /* ---- header lookup ---------------------------------------------------------- */
 
-/* Finds a header (case-insensitive); repeated ones are joined with ", "
- * (RFC 9110 section 5.3) at the end of hbuf. Offsets rather than pointers:
- * joining may move hbuf unless handle_request reserved room first (it
- * does, for all lookups of a request). */
-typedef struct {
-  int found;
-  size_t off, len;
-} hfind_t;
+
 
 static void trim(const char *base, size_t *off, size_t *len) {
   while (*len && (base[*off] == ' ' || base[*off] == '\t')) (*off)++, (*len)--;
@@ -184,7 +145,7 @@ static int append_own(uvws__buf_t *b, size_t off, size_t len) {
   return 0;
 }
 
-static hfind_t hfind(uvws__http_t *h, const char *name) {
+hfind_t uvws__http_hfind(uvws__http_t *h, const char *name) {
   hfind_t r = {0, 0, 0};
   size_t nlen = strlen(name), joined_off = 0;
   unsigned i, count = 0;
@@ -221,7 +182,7 @@ static unsigned hfind_count(const uvws__http_t *h, const char *name) {
   return count;
 }
 
-static uvws__hval_t hval_ptr(const uvws__http_t *h, hfind_t f) {
+uvws__hval_t uvws__http_hval(const uvws__http_t *h, hfind_t f) {
   uvws__hval_t v = {NULL, 0};
   if (f.found) {
     v.p = h->hbuf.base + f.off;
@@ -304,8 +265,8 @@ static void access_log(uvws_conn_t *c, const char *method, int status) {
 
 /* Queues a complete response head (and a small body). `extra` holds whole
  * header lines, each ending in CRLF. */
-static int respond(uvws_conn_t *c, int status, const char *extra, const char *ctype,
-                   const char *body, size_t body_len, uint64_t content_length, int head_only) {
+int uvws__http_respond(uvws_conn_t *c, int status, const char *extra, const char *ctype,
+                       const char *body, size_t body_len, uint64_t content_length, int head_only) {
   uvws__http_t *h = c->http;
   char head[1024];
   int n;
@@ -335,169 +296,14 @@ static int respond(uvws_conn_t *c, int status, const char *extra, const char *ct
 }
 
 /* A short text answer; `why` becomes the one-line body. */
-static void respond_text(uvws_conn_t *c, int status, const char *extra, const char *why,
-                         int head_only) {
+void uvws__http_respond_text(uvws_conn_t *c, int status, const char *extra, const char *why,
+                             int head_only) {
   char body[256];
   int n = snprintf(body, sizeof(body), "%d %s%s%s\n", status, status_text(status),
                    why ? ": " : "", why ? why : "");
   if (n < 0) n = 0;
   if ((size_t)n >= sizeof(body)) n = sizeof(body) - 1;
-  respond(c, status, extra, "text/plain; charset=utf-8", body, (size_t)n, (uint64_t)n, head_only);
-}
-
-/* ---- static files --------------------------------------------------------------- */
-
-static void fmt_http_date(time_t t, char out[40]) {
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
-/* Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); -1 if it is not
- * one (the obsolete formats are not worth the code: clients send this one). */
-static time_t parse_http_date(const char *s, size_t len) {
-  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  char buf[40];
-  struct tm tm;
-  int day, year, hh, mm, ss, i;
-  char mon[4];
-  if (len < 29 || len >= sizeof(buf)) return -1;
-  memcpy(buf, s, len);
-  buf[len] = '\0';
-  if (sscanf(buf + 5, "%2d %3s %4d %2d:%2d:%2d GMT", &day, mon, &year, &hh, &mm, &ss) != 6)
-    return -1;
-  memset(&tm, 0, sizeof(tm));
-  for (i = 0; i < 12; i++)
-    if (strncmp(mon, months + 3 * i, 3) == 0) break;
-  if (i == 12) return -1;
-  tm.tm_mday = day;
-  tm.tm_mon = i;
-  tm.tm_year = year - 1900;
-  tm.tm_hour = hh;
-  tm.tm_min = mm;
-  tm.tm_sec = ss;
-  return timegm(&tm);
-}
-
-static void close_file(uvws__http_t *h) {
-  if (h->fd >= 0) close(h->fd);
-  h->fd = -1;
-  h->remaining = 0;
-  h->responding = 0;
-}
-
-/* Sends file chunks until the queue holds FILE_QUEUE_MAX or the file ends.
- * Returns 1 when the body is complete, 0 while more is to come, -1 if the
- * connection had to be aborted. */
-static int pump_file(uvws_conn_t *c) {
-  uvws__http_t *h = c->http;
-  uvws_server_t *srv = c->srv;
-
-  while (h->remaining > 0 && uvws__conn_queued(c) < FILE_QUEUE_MAX) {
-    size_t want = h->remaining < FILE_CHUNK ? (size_t)h->remaining : FILE_CHUNK;
-    ssize_t n;
-    uv_buf_t b;
-    if (srv->filebuf == NULL && (srv->filebuf = malloc(FILE_CHUNK)) == NULL) {
-      uvws__conn_abort(c, "out of memory");
-      return -1;
-    }
-    /* Synchronous reads of at most 64 KiB, paced by the socket: the web
-     * root is expected on a local disk, where this costs microseconds and
-     * saves a thread-pool round trip per chunk. */
-    do n = read(h->fd, srv->filebuf, want);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0) {
-      uvws__log(UVWS_LOG_ERROR, "http %s: file read failed mid-response: %s", c->peer,
-                n < 0 ? strerror(errno) : "file shrank");
-      close_file(h);
-      uvws__conn_abort(c, "file read failed");
-      return -1;
-    }
-    b = uv_buf_init(srv->filebuf, (unsigned)n);
-    h->remaining -= (uint64_t)n;
-    h->body_bytes += (uint64_t)n;
-    if (uvws__conn_write(c, &b, 1) != 0) return -1;
-  }
-  if (h->remaining > 0) return 0;
-  close_file(h);
-  return 1;
-}
-
-typedef enum { A_CONTINUE, A_WAIT, A_CLOSE, A_UPGRADED } action_t;
-
-static action_t serve_file(uvws_conn_t *c, const char *target, size_t tlen, int head_only) {
-  uvws__http_t *h = c->http;
-  uvws_server_t *srv = c->srv;
-  char rel[PATH_MAX], full[PATH_MAX], real[PATH_MAX];
-  char lastmod[40], extra[PATH_MAX + 64];
-  struct stat st;
-  int dir, r, fd;
-  hfind_t ims_f;
-  const uvws__mount_t *mount;
-  const char *sub;
-
-  r = uvws__path_resolve(target, tlen, rel, sizeof(rel), &dir);
-  if (r == 414) goto not_found; /* longer than any path the filesystem has */
-  if (r != 0) {
-    h->keep_alive = 0;
-    respond_text(c, r, NULL, "invalid path", head_only);
-    return A_CLOSE;
-  }
-  mount = uvws__server_mount_for(srv, rel, &sub);
-  if (mount == NULL || mount->real == NULL) goto not_found;
-  r = snprintf(full, sizeof(full), "%s/%s%s%s", mount->real, sub, (dir && sub[0]) ? "/" : "",
-               dir ? "index.html" : "");
-  if (r < 0 || (size_t)r >= sizeof(full)) goto not_found;
-  if (realpath(full, real) == NULL) goto not_found;
-  /* Symlinks are followed, but only to places inside the folder served. */
-  if (strncmp(real, mount->real, mount->real_len) != 0 ||
-      (real[mount->real_len] != '/' && real[mount->real_len] != '\0')) {
-    uvws__log(UVWS_LOG_WARN, "http %s: %s resolves outside the folder served; refused", c->peer, rel);
-    goto not_found;
-  }
-  if (stat(real, &st) != 0) goto not_found;
-  if (S_ISDIR(st.st_mode) && !dir) {
-    size_t plen = uvws__path_len(target, tlen);
-    r = snprintf(extra, sizeof(extra), "Location: %.*s/%.*s\r\n", (int)plen, target,
-                 (int)(tlen - plen), target + plen);
-    if (r < 0 || (size_t)r >= sizeof(extra)) goto not_found;
-    respond_text(c, 301, extra, NULL, head_only);
-    return A_CONTINUE;
-  }
-  if (!S_ISREG(st.st_mode)) goto not_found;
-  fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    if (fd >= 0) close(fd);
-    goto not_found;
-  }
-  fmt_http_date(st.st_mtime, lastmod);
-  snprintf(extra, sizeof(extra), "Last-Modified: %s\r\nCache-Control: no-cache\r\n", lastmod);
-
-  ims_f = hfind(h, "If-Modified-Since");
-  if (ims_f.found) {
-    uvws__hval_t ims = hval_ptr(h, ims_f);
-    time_t t = parse_http_date(ims.p, ims.len);
-    if (t != (time_t)-1 && st.st_mtime <= t) {
-      close(fd);
-      respond(c, 304, extra, NULL, NULL, 0, 0, 1);
-      return A_CONTINUE;
-    }
-  }
-  respond(c, 200, extra, uvws__mime_type(real), NULL, 0, (uint64_t)st.st_size, 1);
-  if (head_only || st.st_size == 0) {
-    close(fd);
-    return A_CONTINUE;
-  }
-  h->fd = fd;
-  h->remaining = (uint64_t)st.st_size;
-  h->responding = 1;
-  r = pump_file(c);
-  if (r < 0) return A_CLOSE;
-  return r == 1 ? A_CONTINUE : A_WAIT;
-
-not_found:
-  respond_text(c, 404, NULL, NULL, head_only);
-  return A_CONTINUE;
+  uvws__http_respond(c, status, extra, "text/plain; charset=utf-8", body, (size_t)n, (uint64_t)n, head_only);
 }
 
 /* ---- one request --------------------------------------------------------------- */
@@ -515,7 +321,7 @@ static action_t upgrade(uvws_conn_t *c, const uvws__route_t *route, const uvws__
 
   if (uvws__accept_key(req->key.p, req->key.len, accept, NULL) != 0) {
     c->http->keep_alive = 0;
-    respond_text(c, 500, NULL, "cannot compute Sec-WebSocket-Accept", 0);
+    uvws__http_respond_text(c, 500, NULL, "cannot compute Sec-WebSocket-Accept", 0);
     return A_CLOSE;
   }
   if (route->subprotocols)
@@ -614,13 +420,13 @@ static int builtin(uvws_conn_t *c, const char *path, size_t plen, int method) {
   uvws__buf_t body = {NULL, 0, 0, 0};
   if (!c->srv->opts.metrics || (method != HTTP_GET && method != HTTP_HEAD)) return 0;
   if (plen == 8 && memcmp(path, "/healthz", 8) == 0) {
-    if (c->srv->shutting_down) respond_text(c, 503, NULL, "shutting down", method == HTTP_HEAD);
-    else respond(c, 200, NULL, "text/plain; charset=utf-8", "ok\n", 3, 3, method == HTTP_HEAD);
+    if (c->srv->shutting_down) uvws__http_respond_text(c, 503, NULL, "shutting down", method == HTTP_HEAD);
+    else uvws__http_respond(c, 200, NULL, "text/plain; charset=utf-8", "ok\n", 3, 3, method == HTTP_HEAD);
     return 1;
   }
   if (plen == 8 && memcmp(path, "/metrics", 8) == 0) {
     uvws__metrics_render(c->srv, &body);
-    respond(c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", uvws__buf_data(&body),
+    uvws__http_respond(c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", uvws__buf_data(&body),
             body.len, body.len, method == HTTP_HEAD);
     uvws__buf_free(&body);
     return 1;
@@ -645,7 +451,7 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
   h->keep_alive = (uint8_t)llhttp_should_keep_alive(p) && !c->srv->shutting_down;
   if (p->http_major != 1) {
     h->keep_alive = 0;
-    respond_text(c, 505, NULL, "only HTTP/1.0 and HTTP/1.1 are served", 0);
+    uvws__http_respond_text(c, 505, NULL, "only HTTP/1.0 and HTTP/1.1 are served", 0);
     access_log(c, mname, 505);
     return A_CLOSE;
   }
@@ -655,28 +461,28 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
    * under pointers taken earlier (the fuzzer found two such bugs). */
   if (uvws__buf_reserve(&h->hbuf, h->hbuf.len + 2 * h->nhdrs + 64) != 0) {
     h->keep_alive = 0;
-    respond_text(c, 500, NULL, "out of memory", 0);
+    uvws__http_respond_text(c, 500, NULL, "out of memory", 0);
     return A_CLOSE;
   }
-  fhost = hfind(h, "Host");
-  fup = hfind(h, "Upgrade");
-  fconn = hfind(h, "Connection");
-  fkey = hfind(h, "Sec-WebSocket-Key");
-  fver = hfind(h, "Sec-WebSocket-Version");
-  fproto = hfind(h, "Sec-WebSocket-Protocol");
-  fext = hfind(h, "Sec-WebSocket-Extensions");
+  fhost = uvws__http_hfind(h, "Host");
+  fup = uvws__http_hfind(h, "Upgrade");
+  fconn = uvws__http_hfind(h, "Connection");
+  fkey = uvws__http_hfind(h, "Sec-WebSocket-Key");
+  fver = uvws__http_hfind(h, "Sec-WebSocket-Version");
+  fproto = uvws__http_hfind(h, "Sec-WebSocket-Protocol");
+  fext = uvws__http_hfind(h, "Sec-WebSocket-Extensions");
   target = h->hbuf.base; /* hfind may have moved hbuf */
   memset(&req, 0, sizeof(req));
   req.is_get = method == HTTP_GET;
   req.http_major = p->http_major;
   req.http_minor = p->http_minor;
-  req.host = hval_ptr(h, fhost);
-  req.upgrade = hval_ptr(h, fup);
-  req.connection = hval_ptr(h, fconn);
-  req.key = hval_ptr(h, fkey);
-  req.version = hval_ptr(h, fver);
-  protocols = hval_ptr(h, fproto);
-  extensions = hval_ptr(h, fext);
+  req.host = uvws__http_hval(h, fhost);
+  req.upgrade = uvws__http_hval(h, fup);
+  req.connection = uvws__http_hval(h, fconn);
+  req.key = uvws__http_hval(h, fkey);
+  req.version = uvws__http_hval(h, fver);
+  protocols = uvws__http_hval(h, fproto);
+  extensions = uvws__http_hval(h, fext);
 
   plen = uvws__path_len(target, tlen);
   route = uvws__server_route(c->srv, target, plen);
@@ -686,12 +492,12 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
   if (c->srv->ntrusted && (c->via_proxy || uvws__server_is_trusted(c->srv, c->addr))) {
     uint8_t client[16];
     /* Both lookups first: joining repeated headers may move hbuf. */
-    hfind_t fxff = hfind(h, "X-Forwarded-For"), ffwd = hfind(h, "Forwarded");
-    if (forwarded_client(c->srv, hval_ptr(h, fxff), hval_ptr(h, ffwd), client) &&
+    hfind_t fxff = uvws__http_hfind(h, "X-Forwarded-For"), ffwd = uvws__http_hfind(h, "Forwarded");
+    if (forwarded_client(c->srv, uvws__http_hval(h, fxff), uvws__http_hval(h, ffwd), client) &&
         memcmp(client, c->addr, 16) != 0) {
       if (uvws__conn_set_client(c, client) != 0) {
         h->keep_alive = 0;
-        respond_text(c, 429, NULL, "too many connections from your address", head_only);
+        uvws__http_respond_text(c, 429, NULL, "too many connections from your address", head_only);
         access_log(c, mname, 429);
         return A_CLOSE;
       }
@@ -703,7 +509,7 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
    * field is answered 400 (a joined value means there were several). */
   if (p->http_minor >= 1 && (!fhost.found || hfind_count(h, "Host") != 1)) {
     h->keep_alive = 0;
-    respond_text(c, 400, NULL, fhost.found ? "more than one Host header" : "missing Host header", head_only);
+    uvws__http_respond_text(c, 400, NULL, fhost.found ? "more than one Host header" : "missing Host header", head_only);
     access_log(c, mname, 400);
     return A_CLOSE;
   }
@@ -719,7 +525,7 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
       why = "no WebSocket endpoint at this path";
     } else {
       status = uvws__upgrade_check(&req, &why);
-      if (status == 0 && !origin_allowed(c->srv, hval_ptr(h, hfind(h, "Origin")))) {
+      if (status == 0 && !origin_allowed(c->srv, uvws__http_hval(h, uvws__http_hfind(h, "Origin")))) {
         status = 403;
         why = "Origin not allowed";
       }
@@ -733,7 +539,7 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
     /* A refused upgrade leaves the parser in its upgrade state and the
      * client expecting another protocol: answer, then end the connection. */
     h->keep_alive = 0;
-    respond_text(c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, why, 0);
+    uvws__http_respond_text(c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, why, 0);
     if (c->srv->opts.log_json)
       uvws__log(UVWS_LOG_INFO, "{\"event\":\"upgrade_refused\",\"peer\":\"%s\",\"status\":%d,\"reason\":\"%s\"}",
                 c->peer, status, why);
@@ -746,13 +552,13 @@ static action_t handle_request(uvws_conn_t *c, char *rest, size_t rest_len) {
   if (builtin(c, target, plen, method)) {
     a = A_CONTINUE;
   } else if (route != NULL) {
-    respond_text(c, 426, "Upgrade: websocket\r\n", "this is a WebSocket endpoint", head_only);
+    uvws__http_respond_text(c, 426, "Upgrade: websocket\r\n", "this is a WebSocket endpoint", head_only);
     a = A_CONTINUE;
   } else if (method != HTTP_GET && method != HTTP_HEAD) {
-    respond_text(c, 405, "Allow: GET, HEAD\r\n", NULL, 0);
+    uvws__http_respond_text(c, 405, "Allow: GET, HEAD\r\n", NULL, 0);
     a = A_CONTINUE;
   } else {
-    a = serve_file(c, target, tlen, head_only);
+    a = uvws__http_serve_file(c, target, tlen, head_only);
   }
   if (c->state != UVWS__CONN_HTTP) return A_CLOSE;
   access_log(c, mname, h->status);
@@ -801,7 +607,7 @@ void uvws__http_feed(uvws_conn_t *c, char *data, size_t len) {
       uvws__log(UVWS_LOG_INFO, "http %s %d: %s (%s)", c->peer, status, why ? why : "bad request",
                 llhttp_errno_name(err));
       h->keep_alive = 0;
-      respond_text(c, status, NULL, status == 400 ? "malformed request" : NULL, 0);
+      uvws__http_respond_text(c, status, NULL, status == 400 ? "malformed request" : NULL, 0);
       uvws__conn_finish(c);
       return;
     }
@@ -831,7 +637,7 @@ void uvws__http_writable(uvws_conn_t *c) {
 
   if (!h->responding || c->state != UVWS__CONN_HTTP) return;
   c->deadline = uv_now(c->srv->loop) + c->srv->opts.handshake_timeout_ms;
-  r = pump_file(c);
+  r = uvws__http_pump_file(c);
   if (r <= 0) return;
   if (!h->keep_alive || c->srv->shutting_down) {
     uvws__conn_finish(c);
@@ -855,7 +661,7 @@ void uvws__http_timeout(uvws_conn_t *c) {
   if (h->in_message) {
     uvws__log(UVWS_LOG_INFO, "http %s: request not complete in time", c->peer);
     h->keep_alive = 0;
-    respond_text(c, 408, NULL, NULL, 0);
+    uvws__http_respond_text(c, 408, NULL, NULL, 0);
     uvws__conn_finish(c);
   } else if (h->responding) {
     uvws__conn_abort(c, "response stalled");
@@ -873,7 +679,7 @@ int uvws__http_busy(const uvws_conn_t *c) { return c->http->responding; }
 void uvws__http_reject(uvws_conn_t *c, int status, const char *why) {
   UVWS__ADD(c->srv->m.conns_rejected, 1);
   c->http->keep_alive = 0;
-  respond_text(c, status, status == 503 ? "Retry-After: 1\r\n" : NULL, why, 0);
+  uvws__http_respond_text(c, status, status == 503 ? "Retry-After: 1\r\n" : NULL, why, 0);
   uvws__conn_finish(c);
 }
 
@@ -890,7 +696,7 @@ int uvws__http_init(uvws_conn_t *c) {
 void uvws__http_free(uvws_conn_t *c) {
   uvws__http_t *h = c->http;
   if (h == NULL) return;
-  close_file(h);
+  uvws__http_close_file(h);
   uvws__buf_free(&h->hbuf);
   uvws__buf_free(&h->pending);
   free(h);
