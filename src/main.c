@@ -111,8 +111,9 @@ static void usage(FILE *f) {
           "  --threads N           event loops, one per thread, all accepting on the\n"
           "                        same port (SO_REUSEPORT) (default: one per core\n"
           "                        this process may use)\n"
-          "  --redis URL           redis://HOST[:PORT]: /chat rooms and every topic span\n"
-          "                        all uvws instances on that Redis (default: none)\n"
+          "  --redis URL           redis://[[USER]:PASSWORD@]HOST[:PORT]: /chat rooms\n"
+          "                        and every topic span all uvws instances on that\n"
+          "                        Redis (default: none)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
           "\n"
           "Durations T: 10 (seconds), 10s, 500ms or 2m.\n"
@@ -290,7 +291,7 @@ int main(int argc, char **argv) {
       }
       case 'R':
         if (strncmp(optarg, "redis://", 8) != 0 || optarg[8] == '\0')
-          return bad("--redis", optarg, "expected redis://HOST[:PORT]");
+          return bad("--redis", optarg, "expected redis://[[USER]:PASSWORD@]HOST[:PORT]");
         opts.redis = optarg;
         break;
       case 'D':

@@ -51,6 +51,7 @@ struct uvws__redis_s {
   uvws_server_t *srv;
   char host[256];
   int port;
+  char user[128], pass[256];     /* from redis://[user]:pass@host: AUTH first */
   uint8_t id[16];
   redisAsyncContext *sub, *pub; /* NULL when not connecting or connected */
   uint8_t sub_ok, pub_ok;       /* connected */
@@ -58,6 +59,7 @@ struct uvws__redis_s {
   uint8_t was_up;               /* for the "lost" vs "unreachable" warning */
   uint8_t stopping;
   uint8_t in_down;              /* go_down is freeing contexts (their callbacks re-enter) */
+  uint8_t auth_failed;          /* logged once until AUTH succeeds again */
   uv_timer_t timer;             /* reconnect, or connect timeout */
   int timer_open;
   unsigned handles;             /* timer + poll adapters not yet closed */
@@ -69,6 +71,7 @@ struct uvws__redis_s {
 
 static void connect_both(uvws__redis_t *r);
 static void go_down(uvws__redis_t *r, const char *why);
+static int send_auth(uvws__redis_t *r, redisAsyncContext *ac);
 
 /* ---- libuv glue ------------------------------------------------------------- */
 
@@ -138,7 +141,7 @@ static int attach(uvws__redis_t *r, redisAsyncContext *ac) {
 
 static void on_timer(uv_timer_t *t) {
   uvws__redis_t *r = t->data;
-  if (r->sub_ok && r->pub_ok) return;
+  if (r->subscribed) return;
   if (r->sub || r->pub) { /* still connecting: give up on this attempt */
     go_down(r, "connect timeout");
     return;
@@ -157,6 +160,9 @@ static void go_down(uvws__redis_t *r, const char *why) {
   redisAsyncContext *sub = r->sub, *pub = r->pub;
   int was_up = r->subscribed;
   if (r->in_down) return;
+  /* A context we let go from inside its own callback reports its
+   * disconnect afterwards: the retry is already scheduled. */
+  if (!sub && !pub && r->timer_open && uv_is_active((uv_handle_t *)&r->timer)) return;
   r->sub = r->pub = NULL;
   r->sub_ok = r->pub_ok = r->subscribed = 0;
   UVWS__ADD(r->connected, -UVWS__GET(r->connected));
@@ -213,7 +219,13 @@ static void on_connect(const redisAsyncContext *cac, int status) {
     go_down(r, buf);
     return;
   }
+  if (r->pass[0] && send_auth(r, ac) != 0) {
+    forget(r, ac);
+    go_down(r, "AUTH could not be sent");
+    return;
+  }
   if (ac == r->pub) {
+    if (r->pass[0]) return; /* up when AUTH is accepted (on_auth) */
     r->pub_ok = 1;
     check_up(r);
   } else if (ac == r->sub) {
@@ -224,6 +236,36 @@ static void on_connect(const redisAsyncContext *cac, int status) {
       go_down(r, "PSUBSCRIBE failed");
     }
   }
+}
+
+/* AUTH's answer. An error (wrong password, no such user) is logged and
+ * retried like any other failure: the server may be fixed meanwhile. */
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv) {
+  uvws__redis_t *r = priv;
+  redisReply *rep = reply;
+  if (rep == NULL) return; /* the context is going away */
+  if (rep->type == REDIS_REPLY_ERROR) {
+    if (!r->auth_failed)
+      uvws__log(UVWS_LOG_ERROR, "redis: AUTH to %s:%d refused (%s); local delivery continues", r->host,
+                r->port, rep->str);
+    r->auth_failed = 1;
+    go_down(r, "AUTH refused"); /* hiredis frees `ac` once this callback returns */
+    return;
+  }
+  r->auth_failed = 0;
+  if (ac == r->pub) {
+    r->pub_ok = 1;
+    check_up(r);
+  }
+}
+
+static int send_auth(uvws__redis_t *r, redisAsyncContext *ac) {
+  const char *argv[3] = {"AUTH", r->user, r->pass};
+  size_t argl[3] = {4, strlen(r->user), strlen(r->pass)};
+  if (r->user[0]) return redisAsyncCommandArgv(ac, on_auth, r, 3, argv, argl) == REDIS_OK ? 0 : -1;
+  argv[1] = r->pass;
+  argl[1] = argl[2];
+  return redisAsyncCommandArgv(ac, on_auth, r, 2, argv, argl) == REDIS_OK ? 0 : -1;
 }
 
 static redisAsyncContext *open_one(uvws__redis_t *r, const char **why) {
@@ -362,11 +404,41 @@ void uvws__redis_publish(uvws_server_t *srv, const char *topic, size_t n, uvws__
 
 /* ---- start, stop, metrics ----------------------------------------------------- */
 
+/* Decodes %XX escapes of a URL part into out (size cap). */
+static int unescape(const char *p, size_t n, char *out, size_t cap) {
+  size_t i, o = 0;
+  for (i = 0; i < n; i++) {
+    int c = (unsigned char)p[i];
+    if (c == '%') {
+      char hex[3], *e;
+      if (i + 2 >= n) return -1;
+      hex[0] = p[i + 1], hex[1] = p[i + 2], hex[2] = '\0';
+      c = (int)strtol(hex, &e, 16);
+      if (*e || c == 0) return -1;
+      i += 2;
+    }
+    if (o + 1 >= cap) return -1;
+    out[o++] = (char)c;
+  }
+  out[o] = '\0';
+  return 0;
+}
+
+/* redis://[[USER]:PASSWORD@]HOST[:PORT][/...]; HOST may be [IPv6]. */
 static int parse_url(uvws__redis_t *r, const char *url) {
-  const char *h = url + 8, *colon, *end; /* after "redis://" */
+  const char *h = url + 8, *colon, *end, *at = NULL, *p; /* after "redis://" */
   size_t hl;
   if (strncmp(url, "redis://", 8) != 0) return UV_EINVAL;
   end = h + strcspn(h, "/?#");
+  for (p = h; p < end; p++)
+    if (*p == '@') at = p;
+  if (at) { /* user:password */
+    const char *sep = memchr(h, ':', (size_t)(at - h));
+    if (sep == NULL || unescape(h, (size_t)(sep - h), r->user, sizeof(r->user)) != 0 ||
+        unescape(sep + 1, (size_t)(at - sep - 1), r->pass, sizeof(r->pass)) != 0 || r->pass[0] == '\0')
+      return UV_EINVAL;
+    h = at + 1;
+  }
   if (*h == '[') { /* [::1]:6379 */
     const char *close = memchr(h, ']', (size_t)(end - h));
     if (close == NULL) return UV_EINVAL;
@@ -377,7 +449,7 @@ static int parse_url(uvws__redis_t *r, const char *url) {
     colon = memchr(h, ':', (size_t)(end - h));
     hl = (size_t)((colon ? colon : end) - h);
   }
-  if (hl == 0 || hl >= sizeof(r->host) || memchr(h, '@', hl)) return UV_EINVAL; /* no AUTH yet */
+  if (hl == 0 || hl >= sizeof(r->host)) return UV_EINVAL;
   memcpy(r->host, h, hl);
   r->host[hl] = '\0';
   r->port = 6379;
@@ -396,7 +468,7 @@ int uvws__redis_start(uvws_server_t *srv) {
   if (r == NULL) return UV_ENOMEM;
   r->srv = srv;
   if (parse_url(r, srv->opts.redis) != 0) {
-    uvws__log(UVWS_LOG_ERROR, "redis: '%s' is not redis://HOST[:PORT]", srv->opts.redis);
+    uvws__log(UVWS_LOG_ERROR, "redis: the URL is not redis://[[USER]:PASSWORD@]HOST[:PORT]");
     free(r);
     return UV_EINVAL;
   }

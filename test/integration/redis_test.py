@@ -20,6 +20,8 @@ to the Redis channel "uvws:<topic>" and each instance PSUBSCRIBEs "uvws:*", so c
        backoff of 100 ms doubling to 2000 ms, and connects once redis-server starts
     5. --threads 2 on both instances, 20 clients on each in one room, 10 messages each: every
        client receives all 400, in per-sender order, none twice
+    6. AUTH: passwords (percent-encoded, with and without a user name) from the URL; a wrong
+       one is logged as refused and local delivery goes on
 
 The tests never assume timing between instances: each step waits (bounded) for the event that
 makes the next one causal. Clients: Python websockets and raw sockets; loopback only. A missing
@@ -122,12 +124,17 @@ class RespReader:
         raise AssertionError("bad RESP from redis: %r" % line)
 
 
-def redis_ping(port, timeout=1.0):
+def redis_ping(port, timeout=1.0, password=None):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.settimeout(timeout)
+            r = RespReader(s)
+            if password:
+                s.sendall(resp_command("AUTH", password))
+                if r.read() != (b"+", "OK"):
+                    return False
             s.sendall(resp_command("PING"))
-            return RespReader(s).read() == (b"+", "PONG")
+            return r.read() == (b"+", "PONG")
     except (OSError, ConnectionError):
         return False
 
@@ -135,9 +142,10 @@ def redis_ping(port, timeout=1.0):
 class RedisServer:
     """One redis-server on 127.0.0.1:port, no persistence, run from a temporary folder."""
 
-    def __init__(self, port, folder):
+    def __init__(self, port, folder, password=None):
         self.port = port
         self.folder = folder
+        self.password = password
         self.proc = None
         self.starts = 0
 
@@ -159,7 +167,8 @@ class RedisServer:
         try:
             self.proc = subprocess.Popen(
                 [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", self.folder, "--daemonize", "no"],
+                 "--appendonly", "no", "--dir", self.folder, "--daemonize", "no"]
+                + (["--requirepass", self.password] if self.password else []),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         finally:
             log.close()
@@ -168,7 +177,7 @@ class RedisServer:
             if self.proc.poll() is not None:
                 raise AssertionError("redis-server exited with %r at start:\n%s"
                                      % (self.proc.returncode, self.log_text()))
-            if redis_ping(self.port):
+            if redis_ping(self.port, password=self.password):
                 return self
             time.sleep(0.05)
         self.kill()
@@ -823,6 +832,42 @@ async def local_then_close(fn):
     clients = await fn()
     for c in clients:
         await c.close()
+
+
+class RedisAuthTest(RedisTestCase):
+    def test_password_from_the_url(self):
+        """redis://:PASSWORD@ and redis://USER:PASSWORD@ (percent-encoded) authenticate both
+        connections; a wrong password is logged as refused, never connects, and local
+        delivery goes on."""
+        room = "auth"
+        self.redis = RedisServer(self.redis.port, self.folder, password="p@ss word")
+        self.addCleanup(self.redis.stop)  # setUp's cleanup holds the server this replaces
+        self.redis.start()
+        good = "redis://:p%%40ss%%20word@127.0.0.1:%d" % self.redis.port
+        user = "redis://default:p%%40ss%%20word@127.0.0.1:%d" % self.redis.port
+        bad = "redis://:nope@127.0.0.1:%d" % self.redis.port
+        with UvwsServer("--redis", good) as A, UvwsServer("--redis", user) as B, \
+                UvwsServer("--redis", bad) as C:
+            self.servers += [A, B, C]
+            self.wait_connected(A, B)
+            wait_lines(C, re.compile(r"error redis: AUTH to 127\.0\.0\.1:%d refused \(" % self.redis.port), 1)
+            wait_metric(C, CONNECTED, lambda v: v == 0, what="with a wrong password")
+            self.assertNotIn("p@ss", A.log_text() + B.log_text() + C.log_text(), "a password was logged")
+
+            async def go():
+                a1, b1 = await Client.open(A, "a1", "A"), await Client.open(B, "b1", "B")
+                c1, c2 = await Client.open(C, "c1", "C"), await Client.open(C, "c2", "C")
+                await join_all(room, [a1, b1])
+                await join_all(room, [c1, c2])
+                await a1.say(room, "across")
+                await b1.until(is_message("a1", "across"), what="A's message through Redis")
+                await c1.say(room, "local")
+                await c2.until(is_message("c1", "local"), what="C's local delivery")
+                for c in (a1, b1, c1, c2):
+                    await c.close()
+
+            self.run_async(go(), 60)
+            self.assertEqual(metric(C, CONNECTED), 0)
 
 
 class ThreadedFanOutTest(RedisTestCase):
