@@ -127,6 +127,10 @@ typedef struct {
                                 default 30 s */
   unsigned ping_timeout_ms;  /* no pong or data within this after a ping: the
                                 connection is dropped (1006); default 10 s */
+  unsigned shutdown_drain_ms; /* before uvws_server_shutdown closes anything,
+                                keep serving this long with /healthz answering
+                                503, so load balancers stop sending new
+                                clients; default 0 */
   unsigned shutdown_timeout_ms; /* uvws_server_shutdown waits this long for
                                    closing handshakes, then drops; default 5 s */
   unsigned max_connections;  /* more get 503 and are closed; 0 = no limit

@@ -420,7 +420,8 @@ static int builtin(uvws_conn_t *c, const char *path, size_t plen, int method) {
   uvws__buf_t body = {NULL, 0, 0, 0};
   if (!c->srv->opts.metrics || (method != HTTP_GET && method != HTTP_HEAD)) return 0;
   if (plen == 8 && memcmp(path, "/healthz", 8) == 0) {
-    if (c->srv->shutting_down) uvws__http_respond_text(c, 503, NULL, "shutting down", method == HTTP_HEAD);
+    if (c->srv->shutting_down || uvws__server_draining(c->srv))
+      uvws__http_respond_text(c, 503, NULL, "shutting down", method == HTTP_HEAD);
     else uvws__http_respond(c, 200, NULL, "text/plain; charset=utf-8", "ok\n", 3, 3, method == HTTP_HEAD);
     return 1;
   }

@@ -183,6 +183,8 @@ struct uvws_server_s {
   char *filebuf;             /* static file chunks */
   int started;
   int shutting_down;
+  _Atomic int draining;      /* primary: shutdown_drain_ms running, /healthz 503 */
+  uint64_t drain_until;      /* primary: uv_now() when the drain ends; 0 none */
   int handles_open;          /* listener + sweep while they exist */
   void (*shutdown_cb)(uvws_server_t *srv);
   uint64_t shutdown_deadline; /* uv_now() after which closing connections drop */
@@ -305,5 +307,7 @@ const uvws__mount_t *uvws__server_mount_for(const uvws_server_t *srv, const char
                                             const char **rest);
 void uvws__server_conn_closed(uvws_server_t *srv, uvws_conn_t *c);
 void uvws__server_maybe_done(uvws_server_t *srv);
+/* 1 while the process drains before a shutdown (any loop may ask). */
+int uvws__server_draining(uvws_server_t *srv);
 
 #endif

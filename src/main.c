@@ -78,6 +78,9 @@ static void usage(FILE *f) {
           "                        0: never)\n"
           "  --ping-timeout T      drop a WebSocket (1006) with no pong or data within T\n"
           "                        of a ping (default %us)\n"
+          "  --shutdown-drain T    on SIGINT/SIGTERM, first keep serving for T with\n"
+          "                        /healthz answering 503, so load balancers move\n"
+          "                        new clients away (default 0)\n"
           "  --shutdown-timeout T  on SIGINT/SIGTERM, wait at most T for closing\n"
           "                        handshakes (default %us)\n"
           "  --max-connections N   more get 503 (default 0: no limit)\n"
@@ -234,6 +237,7 @@ int main(int argc, char **argv) {
       {"ping-interval", required_argument, NULL, 't' + 512},
       {"ping-timeout", required_argument, NULL, 't' + 768},
       {"shutdown-timeout", required_argument, NULL, 't' + 1024},
+      {"shutdown-drain", required_argument, NULL, 't' + 1280},
       {"max-connections", required_argument, NULL, 'c'},
       {"max-connections-per-ip", required_argument, NULL, 'c' + 256},
       {"allow-origin", required_argument, NULL, 'o'},
@@ -340,6 +344,10 @@ int main(int argc, char **argv) {
       case 't' + 1024:
         if (parse_duration(optarg, &opts.shutdown_timeout_ms) != 0)
           return bad("--shutdown-timeout", optarg, "expected a duration such as 5s");
+        break;
+      case 't' + 1280:
+        if (parse_duration(optarg, &opts.shutdown_drain_ms) != 0)
+          return bad("--shutdown-drain", optarg, "expected a duration such as 10s");
         break;
       case 'c':
       case 'c' + 256: {

@@ -363,6 +363,11 @@ static void sweep(uv_timer_t *t) {
   uvws_conn_t *c = srv->conns, *next;
   int drop = srv->shutting_down && srv->shutdown_deadline && now >= srv->shutdown_deadline;
 
+  if (srv->drain_until && now >= srv->drain_until) {
+    srv->drain_until = 0;
+    uvws_server_shutdown(srv, srv->shutdown_cb); /* the drain is over */
+  }
+
   /* Loop lag: how late this tick runs. A busy loop delays every client. */
   if (srv->last_sweep) {
     uint64_t lag = now - srv->last_sweep > UVWS__SWEEP_MS ? now - srv->last_sweep - UVWS__SWEEP_MS : 0;
@@ -787,9 +792,26 @@ static void on_handle_closed(uv_handle_t *h) {
   uvws__server_maybe_done(srv);
 }
 
+int uvws__server_draining(uvws_server_t *srv) {
+  return atomic_load_explicit(&uvws__group_primary(srv)->draining, memory_order_relaxed);
+}
+
 void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv)) {
   uvws_conn_t *c, *next;
   if (srv->shutting_down) return;
+  if (srv->index == 0 && srv->opts.shutdown_drain_ms && srv->started) {
+    if (srv->drain_until) return; /* already draining */
+    if (!atomic_load(&srv->draining)) {
+      /* Everything keeps working; only /healthz changes. The sweep calls
+       * us again when the time is up. */
+      atomic_store(&srv->draining, 1);
+      srv->shutdown_cb = cb;
+      srv->drain_until = uv_now(srv->loop) + srv->opts.shutdown_drain_ms;
+      uvws__log(UVWS_LOG_INFO, "shutting down: draining for %u ms first (/healthz answers 503)",
+                srv->opts.shutdown_drain_ms);
+      return;
+    }
+  }
   srv->shutting_down = 1;
   srv->shutdown_cb = cb;
   srv->shutdown_deadline = uv_now(srv->loop) + srv->opts.shutdown_timeout_ms;

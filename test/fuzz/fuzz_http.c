@@ -74,6 +74,7 @@ int uvws__conn_set_client(uvws_conn_t *c, const uint8_t addr[16]) {
   return addr[0] == 0x20 ? -1 : 0; /* some addresses are "over the limit" */
 }
 const char *uvws__server_date(uvws_server_t *s) { (void)s; return "Thu, 01 Jan 1970 00:00:00 GMT"; }
+int uvws__server_draining(uvws_server_t *s) { (void)s; return 0; }
 void uvws__metrics_render(uvws_server_t *s, uvws__buf_t *out) { (void)s; uvws__buf_append(out, "m 1\n", 4); }
 
 /* ---- the target --------------------------------------------------------------- */

@@ -270,6 +270,33 @@ class ShutdownTest(unittest.TestCase):
             self.assertLess(took, 1.0)
             srv.wait_log(r"second signal, exiting now")
 
+    def test_shutdown_drain_keeps_serving_with_healthz_503(self):
+        """--shutdown-drain: after SIGTERM the server keeps accepting and serving for the drain
+        time, /healthz answers 503 (so a load balancer takes it out), then the usual graceful
+        shutdown closes every WebSocket with 1001 and the process exits 0."""
+        srv = UvwsServer("--shutdown-drain", "1s", "--shutdown-timeout", "2s", expect_exit=None)
+        with srv:
+            self.assertEqual(http_get(srv.port, "/healthz").status, 200)
+            with WsClient(srv.port) as c:
+                t0 = time.monotonic()
+                srv.proc.send_signal(signal.SIGTERM)
+                srv.wait_log(r"draining for 1000 ms first")
+                self.assertEqual(http_get(srv.port, "/healthz").status, 503)
+                self.assertEqual(http_get(srv.port, "/").status, 200)  # still serving
+                c.send_text("still here")
+                self.assertEqual(c.recv_message(), (1, b"still here"))
+                with WsClient(srv.port) as late:  # new WebSockets are still accepted
+                    late.send_text("late")
+                    self.assertEqual(late.recv_message(), (1, b"late"))
+                    self.assertEqual(c.recv_close(1.0 + SLACK + 1), 1001)
+                    took = time.monotonic() - t0
+                    self.assertGreaterEqual(took, 0.9, "closed before the drain ended")
+                    self.assertEqual(late.recv_close(2), 1001)
+                    late.send(8, close_payload(1000))
+                c.send(8, close_payload(1000))
+                rc = srv.proc.wait(2.0 + SLACK)
+            self.assertEqual(rc, 0, srv.log_text())
+
     def test_new_connections_refused_while_shutting_down(self):
         srv = UvwsServer("--shutdown-timeout", "3s", expect_exit=None)
         with srv:
