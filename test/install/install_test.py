@@ -2,7 +2,8 @@
 prefix, then build examples/echo.c against it with pkg-config and with
 find_package(uvws), run both and echo through them; the installed uvws
 finds its web client; the shared library exports only uvws_* symbols; the
-man page documents every flag --help lists; examples/embed runs its timer,
+man page documents every flag --help lists; examples/threads runs on its own
+threads and stops on SIGTERM; examples/embed runs its timer,
 its TCP service and uvws on one loop.
 
 Env: UVWS_BUILD_DIR (the build tree to install from), UVWS_SOURCE_DIR."""
@@ -196,6 +197,41 @@ class InstallTest(unittest.TestCase):
         finally:
             proc.send_signal(signal.SIGTERM)
             self.assertEqual(proc.wait(10), 0)
+
+
+    def test_threads_example(self):
+        """examples/threads: a server on its own threads, stopped from the main thread."""
+        exe = os.path.join(BUILD, "examples", "threads")
+        proc = subprocess.Popen([exe, "0", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            m = None
+            deadline = time.monotonic() + 10
+            while m is None and time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                m = re.search(r"echo on ws://127\.0\.0\.1:(\d+)/echo, 2 threads", line)
+            self.assertIsNotNone(m, "no 'echo on' line")
+
+            async def go():
+                socks = [await websockets.connect("ws://127.0.0.1:%s/echo" % m.group(1)) for _ in range(4)]
+                for i, ws in enumerate(socks):
+                    for k in range(5):
+                        await ws.send("%d:%d" % (i, k))
+                        self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "%d:%d" % (i, k))
+                proc.send_signal(signal.SIGTERM)
+                for ws in socks:  # the graceful stop closes each with 1001
+                    with self.assertRaises(websockets.exceptions.ConnectionClosed) as cm:
+                        await asyncio.wait_for(ws.recv(), 5)
+                    self.assertEqual(cm.exception.rcvd.code, 1001)
+            asyncio.run(go())
+            out, _ = proc.communicate(timeout=10)
+            self.assertEqual(proc.returncode, 0, out)
+            self.assertIn("20 messages echoed", out)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 if __name__ == "__main__":
