@@ -9,7 +9,6 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,107 +438,6 @@ void uvws__server_ip_del(uvws_server_t *srv, const uint8_t addr[16]) {
     break;
   }
   uvws__group_unlock(srv);
-}
-
-/* ---- metrics ------------------------------------------------------------------ */
-
-int uvws__code_bucket(unsigned code) {
-  if (code >= 1000 && code <= 1015) return (int)(code - 1000);
-  return UVWS__CODE_BUCKETS - 1;
-}
-
-static void put(uvws__buf_t *out, const char *fmt, ...) UVWS__PRINTF(2, 3);
-static void put(uvws__buf_t *out, const char *fmt, ...) {
-  va_list ap;
-  int n;
-  if (uvws__buf_reserve(out, 256) != 0) return;
-  va_start(ap, fmt);
-  n = vsnprintf(uvws__buf_tail(out), 256, fmt, ap);
-  va_end(ap);
-  if (n > 0) out->len += (size_t)(n < 256 ? n : 255);
-}
-
-#define NCOUNTERS (sizeof(uvws__metrics_t) / sizeof(uvws__counter_t))
-#define AT(field) (offsetof(uvws__metrics_t, field) / sizeof(uvws__counter_t))
-
-void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
-  static const char *const fail_reason[6] = {"bad_request", "origin", "not_found", "version", "unavailable", "other"};
-  uint64_t t[NCOUNTERS];
-  size_t http, ws, queued = 0;
-  unsigned k, nthreads = uvws__group_size(srv);
-  uvws_conn_t *c;
-  int i;
-
-  /* Every loop's counters, summed (the lags: the worst loop). This loop's
-   * queue is measured now; the others' were sampled by their last sweep. */
-  memset(t, 0, sizeof(t));
-  for (k = 0; k < nthreads; k++) {
-    const uvws_server_t *s = uvws__group_member(srv, k);
-    const uvws__counter_t *ctr = (const uvws__counter_t *)&s->m;
-    size_t j;
-    for (j = 0; j < NCOUNTERS; j++) {
-      uint64_t v = UVWS__GET(ctr[j]);
-      if (j == AT(loop_lag_ms_last) || j == AT(loop_lag_ms_max)) t[j] = v > t[j] ? v : t[j];
-      else if (j == AT(queued_bytes) && s == srv) continue;
-      else t[j] += v;
-    }
-  }
-  for (c = srv->conns; c; c = c->next) queued += uvws__conn_queued(c);
-  queued += (size_t)t[AT(queued_bytes)];
-  http = (size_t)t[AT(conns_http)];
-  ws = (size_t)t[AT(conns_ws)];
-  put(out, "# HELP uvws_connections Open connections by kind.\n# TYPE uvws_connections gauge\n");
-  put(out, "uvws_connections{kind=\"http\"} %zu\nuvws_connections{kind=\"websocket\"} %zu\n", http, ws);
-  put(out, "# HELP uvws_queued_bytes Bytes waiting to be written, all connections.\n# TYPE uvws_queued_bytes gauge\nuvws_queued_bytes %zu\n", queued);
-  put(out, "# HELP uvws_connections_rejected_total Connections refused by a connection limit.\n# TYPE uvws_connections_rejected_total counter\nuvws_connections_rejected_total %llu\n",
-      (unsigned long long)t[AT(conns_rejected)]);
-  put(out, "# HELP uvws_http_requests_total HTTP requests answered.\n# TYPE uvws_http_requests_total counter\nuvws_http_requests_total %llu\n",
-      (unsigned long long)t[AT(http_requests)]);
-  put(out, "# HELP uvws_http_responses_total HTTP responses by status class.\n# TYPE uvws_http_responses_total counter\n");
-  for (i = 1; i <= 5; i++)
-    put(out, "uvws_http_responses_total{class=\"%dxx\"} %llu\n", i, (unsigned long long)t[AT(http_status) + i]);
-  put(out, "# HELP uvws_handshakes_total WebSocket upgrade requests by result.\n# TYPE uvws_handshakes_total counter\n");
-  put(out, "uvws_handshakes_total{result=\"ok\"} %llu\n", (unsigned long long)t[AT(handshakes_ok)]);
-  for (i = 0; i < 6; i++)
-    put(out, "uvws_handshakes_total{result=\"%s\"} %llu\n", fail_reason[i], (unsigned long long)t[AT(handshakes_failed) + i]);
-  put(out, "# HELP uvws_messages_total WebSocket messages.\n# TYPE uvws_messages_total counter\n");
-  put(out, "uvws_messages_total{dir=\"in\"} %llu\nuvws_messages_total{dir=\"out\"} %llu\n",
-      (unsigned long long)t[AT(messages_in)], (unsigned long long)t[AT(messages_out)]);
-  put(out, "# HELP uvws_message_bytes_total WebSocket message payload bytes (uncompressed).\n# TYPE uvws_message_bytes_total counter\n");
-  put(out, "uvws_message_bytes_total{dir=\"in\"} %llu\nuvws_message_bytes_total{dir=\"out\"} %llu\n",
-      (unsigned long long)t[AT(bytes_in)], (unsigned long long)t[AT(bytes_out)]);
-  put(out, "# HELP uvws_close_frames_total Close frames by code and direction.\n# TYPE uvws_close_frames_total counter\n");
-  for (i = 0; i < UVWS__CODE_BUCKETS; i++) {
-    char code[8];
-    if (i == UVWS__CODE_BUCKETS - 1) snprintf(code, sizeof(code), "other");
-    else snprintf(code, sizeof(code), "%d", 1000 + i);
-    if (t[AT(close_sent) + i])
-      put(out, "uvws_close_frames_total{dir=\"sent\",code=\"%s\"} %llu\n", code, (unsigned long long)t[AT(close_sent) + i]);
-    if (t[AT(close_rcvd) + i])
-      put(out, "uvws_close_frames_total{dir=\"received\",code=\"%s\"} %llu\n", code, (unsigned long long)t[AT(close_rcvd) + i]);
-  }
-  put(out, "# HELP uvws_protocol_failures_total Connections failed for protocol errors.\n# TYPE uvws_protocol_failures_total counter\nuvws_protocol_failures_total %llu\n",
-      (unsigned long long)t[AT(protocol_failures)]);
-  put(out, "# HELP uvws_ping_timeouts_total Connections dropped for an unanswered ping.\n# TYPE uvws_ping_timeouts_total counter\nuvws_ping_timeouts_total %llu\n",
-      (unsigned long long)t[AT(ping_timeouts)]);
-  put(out, "# HELP uvws_idle_closes_total Connections closed by the idle timeout.\n# TYPE uvws_idle_closes_total counter\nuvws_idle_closes_total %llu\n",
-      (unsigned long long)t[AT(idle_closes)]);
-  put(out, "# HELP uvws_backpressure_pauses_total Times reading stopped because a send queue was full.\n# TYPE uvws_backpressure_pauses_total counter\nuvws_backpressure_pauses_total %llu\n",
-      (unsigned long long)t[AT(backpressure_pauses)]);
-  put(out, "# HELP uvws_backpressure_closes_total Connections closed (1013) for a send queue over max_backpressure.\n# TYPE uvws_backpressure_closes_total counter\nuvws_backpressure_closes_total %llu\n",
-      (unsigned long long)t[AT(backpressure_closes)]);
-  put(out, "# HELP uvws_backpressure_drops_total Messages dropped for a send queue over max_backpressure.\n# TYPE uvws_backpressure_drops_total counter\nuvws_backpressure_drops_total %llu\n",
-      (unsigned long long)t[AT(backpressure_drops)]);
-  put(out, "# HELP uvws_loop_lag_milliseconds Event loop lag at the last check, and the largest seen.\n# TYPE uvws_loop_lag_milliseconds gauge\n");
-  put(out, "uvws_loop_lag_milliseconds{which=\"last\"} %llu\nuvws_loop_lag_milliseconds{which=\"max\"} %llu\n",
-      (unsigned long long)t[AT(loop_lag_ms_last)], (unsigned long long)t[AT(loop_lag_ms_max)]);
-  put(out, "# HELP uvws_thread_connections Open connections per event loop thread (how evenly SO_REUSEPORT spreads them).\n# TYPE uvws_thread_connections gauge\n");
-  for (k = 0; k < nthreads; k++) {
-    const uvws__metrics_t *m = &uvws__group_member(srv, k)->m;
-    put(out, "uvws_thread_connections{thread=\"%u\"} %llu\n", k,
-        (unsigned long long)(UVWS__GET(m->conns_http) + UVWS__GET(m->conns_ws)));
-  }
-  uvws__redis_metrics(uvws__group_primary(srv), out);
 }
 
 static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
