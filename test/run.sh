@@ -2,8 +2,9 @@
 # Builds uvws twice and runs every test under ctest in each build:
 #   build/default  RelWithDebInfo, -Wall -Wextra -Werror
 #   build/asan     Debug with AddressSanitizer + UndefinedBehaviorSanitizer
-# then the threaded parts under ThreadSanitizer (build/tsan: unit.threads and
-# the chat and Redis integration tests, the server on several loops), then runs each libFuzzer target for FUZZ_SECONDS (default 20) in build/fuzz.
+# then the threaded parts under ThreadSanitizer (build/tsan: unit.threads,
+# chat, Redis, nginx, TLS, conformance and the chat in Chromium, the server on
+# several loops; the RSS and timing tests stay out), then runs each libFuzzer target for FUZZ_SECONDS (default 20) in build/fuzz.
 # Dependencies come from deps/install.sh --test (the README's test command
 # runs both). Any failing test fails the script.
 set -euo pipefail
