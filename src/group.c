@@ -33,9 +33,14 @@ typedef struct {
   uint64_t seq;       /* PUBLISH: its number (see pubsub.c) */
   unsigned dest;
   uvws__tls_conf_t *conf;
+  uint8_t preallocated; /* a control message made at start: never freed on receipt */
   size_t topic_len;
   char topic[];
 } xmsg_t;
+
+/* The control messages each loop receives or sends once (SHUTDOWN, STOPPED,
+ * EXIT) are allocated at start, so stopping never depends on malloc. */
+enum { CTL_SHUTDOWN, CTL_STOPPED, CTL_EXIT, CTL_COUNT };
 
 struct uvws__group_s {
   uvws_server_t **srv;   /* [0] is the primary (the user's); the rest are owned */
@@ -45,6 +50,9 @@ struct uvws__group_s {
   uv_mutex_t lock;       /* the primary's ips table */
   atomic_size_t conns;   /* connections on every loop, for max_connections */
   _Atomic uint64_t seq;  /* publish numbers, across loops */
+  xmsg_t *(*ctl)[CTL_COUNT]; /* ctl[i]: server i's control messages */
+  unsigned nctl;
+  int shutdown_posted;   /* SHUTDOWN went to the workers */
   unsigned running;      /* primary's loop only: workers not yet STOPPED */
   atomic_int exiting;    /* EXIT sent: nobody may post any more */
 };
@@ -62,7 +70,9 @@ static xmsg_t *msg_new(int kind, size_t topic_len) {
 static void msg_free(xmsg_t *m) {
   if (m->frame) uvws__sbuf_xunref(m->frame);
   if (m->conf) uvws__tls_conf_unref(m->conf);
-  free(m);
+  m->frame = NULL;
+  m->conf = NULL;
+  if (!m->preallocated) free(m);
 }
 
 /* ---- the inbox ------------------------------------------------------------ */
@@ -74,18 +84,12 @@ static void on_wake_closed(uv_handle_t *h) {
 }
 
 static void worker_stopped(uvws_server_t *srv) {
-  xmsg_t *m = msg_new(XM_STOPPED, 0);
   srv->stopped = 1;
-  if (srv->exit_when_stopped) { /* uvws_server_free without a shutdown */
+  if (atomic_load(&srv->exit_when_stopped)) { /* uvws_server_free without a shutdown */
     uv_close((uv_handle_t *)&srv->wake, on_wake_closed);
-    free(m);
     return;
   }
-  if (m == NULL) { /* cannot tell the primary: it would wait forever */
-    uvws__log(UVWS_LOG_ERROR, "thread %u: out of memory at shutdown", srv->index);
-    abort();
-  }
-  post(srv->group->srv[0], m);
+  post(srv->group->srv[0], srv->group->ctl[srv->index][CTL_STOPPED]);
 }
 
 static void primary_worker_stopped(uvws_server_t *primary) {
@@ -94,11 +98,7 @@ static void primary_worker_stopped(uvws_server_t *primary) {
   if (--g->running > 0) return;
   /* Every worker is idle: nobody publishes any more. */
   g->exiting = 1;
-  for (i = 1; i < g->n; i++) {
-    xmsg_t *m = msg_new(XM_EXIT, 0);
-    if (m == NULL) abort(); /* a worker left running would hang uvws_server_free */
-    post(g->srv[i], m);
-  }
+  for (i = 1; i < g->n; i++) post(g->srv[i], g->ctl[i][CTL_EXIT]);
   uv_close((uv_handle_t *)&primary->wake, on_wake_closed);
 }
 
@@ -282,9 +282,11 @@ int uvws__group_start(uvws_server_t *p) {
   if (g == NULL) return UV_ENOMEM;
   g->srv = calloc(n, sizeof(*g->srv));
   g->threads = calloc(n, sizeof(*g->threads));
-  if (g->srv == NULL || g->threads == NULL || uv_mutex_init(&g->lock) != 0) {
+  g->ctl = calloc(n, sizeof(*g->ctl));
+  if (g->srv == NULL || g->threads == NULL || g->ctl == NULL || uv_mutex_init(&g->lock) != 0) {
     free(g->srv);
     free(g->threads);
+    free(g->ctl);
     free(g);
     return UV_ENOMEM;
   }
@@ -293,8 +295,17 @@ int uvws__group_start(uvws_server_t *p) {
   atomic_init(&g->exiting, 0);
   g->srv[0] = p;
   g->n = 1;
-  p->group = g;
+  g->nctl = n;
+  p->group = g; /* from here on uvws_server_free cleans up whatever fails */
   p->index = 0;
+  for (i = 0; i < n; i++) {
+    static const int kinds[CTL_COUNT] = {XM_SHUTDOWN, XM_STOPPED, XM_EXIT};
+    int k;
+    for (k = 0; k < CTL_COUNT; k++) {
+      if ((g->ctl[i][k] = msg_new(kinds[k], 0)) == NULL) return UV_ENOMEM;
+      g->ctl[i][k]->preallocated = 1;
+    }
+  }
   if ((r = inbox_open(p)) != 0) return r;
   /* Workers are built and listening before any thread runs, so a failure
    * (a port taken, no memory) is reported here, synchronously. */
@@ -323,11 +334,8 @@ int uvws__group_start(uvws_server_t *p) {
 
 void uvws__group_shutdown(uvws_server_t *p) {
   unsigned i;
-  for (i = 1; i < p->group->n; i++) {
-    xmsg_t *m = msg_new(XM_SHUTDOWN, 0);
-    if (m == NULL) abort(); /* see primary_worker_stopped */
-    post(p->group->srv[i], m);
-  }
+  p->group->shutdown_posted = 1;
+  for (i = 1; i < p->group->nthreads; i++) post(p->group->srv[i], p->group->ctl[i][CTL_SHUTDOWN]);
   if (p->group->running == 0 && !p->group->exiting) { /* no worker ever ran */
     p->group->exiting = 1;
     uv_close((uv_handle_t *)&p->wake, on_wake_closed);
@@ -342,12 +350,12 @@ void uvws__group_free(uvws_server_t *p) {
   uvws__group_t *g = p->group;
   unsigned i;
   if (g == NULL || g->srv[0] != p) return; /* workers are freed from here */
-  /* Freed without a finished shutdown: stop the workers the short way. */
-  if (g->running > 0) {
+  /* Freed without any shutdown: stop the workers the short way. (Freed in
+   * the middle of one is not supported: uvws.h asks for the callback.) */
+  if (g->running > 0 && !g->shutdown_posted) {
     for (i = 1; i < g->nthreads; i++) {
-      xmsg_t *m = msg_new(XM_SHUTDOWN, 0);
-      g->srv[i]->exit_when_stopped = 1; /* read after the queue's acquire */
-      if (m) post(g->srv[i], m);
+      atomic_store(&g->srv[i]->exit_when_stopped, 1);
+      post(g->srv[i], g->ctl[i][CTL_SHUTDOWN]);
     }
   }
   for (i = 1; i < g->nthreads; i++) uv_thread_join(&g->threads[i]);
@@ -368,6 +376,11 @@ void uvws__group_free(uvws_server_t *p) {
     p->wake_open = 0;
   }
   inbox_drain(p);
+  for (i = 0; i < g->nctl; i++) {
+    int k;
+    for (k = 0; k < CTL_COUNT; k++) free(g->ctl[i][k]);
+  }
+  free(g->ctl);
   uv_mutex_destroy(&g->lock);
   free(g->srv);
   free(g->threads);

@@ -201,7 +201,7 @@ struct uvws_server_s {
   uvws__xq_t inbox;
   uint8_t wake_open;
   uint8_t stopped;           /* worker: shutdown done, STOPPED posted */
-  uint8_t exit_when_stopped; /* worker: freed without shutdown, just end */
+  atomic_int exit_when_stopped; /* worker: freed without shutdown, just end */
   uvws__redis_t *redis;      /* primary only; NULL without Redis */
   /* uvws_server_new(..., NULL, ...): the loop, its thread and the stop
    * signal are the server's own. */
