@@ -25,6 +25,11 @@ static void put(uvws__buf_t *out, const char *fmt, ...) {
   if (n > 0) out->len += (size_t)(n < 256 ? n : 255);
 }
 
+/* One counter without labels. */
+static void put_counter(uvws__buf_t *out, const char *name, const char *help, uint64_t v) {
+  put(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, (unsigned long long)v);
+}
+
 #define NCOUNTERS (sizeof(uvws__metrics_t) / sizeof(uvws__counter_t))
 #define AT(field) (offsetof(uvws__metrics_t, field) / sizeof(uvws__counter_t))
 
@@ -57,10 +62,8 @@ void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
   put(out, "# HELP uvws_connections Open connections by kind.\n# TYPE uvws_connections gauge\n");
   put(out, "uvws_connections{kind=\"http\"} %zu\nuvws_connections{kind=\"websocket\"} %zu\n", http, ws);
   put(out, "# HELP uvws_queued_bytes Bytes waiting to be written, all connections.\n# TYPE uvws_queued_bytes gauge\nuvws_queued_bytes %zu\n", queued);
-  put(out, "# HELP uvws_connections_rejected_total Connections refused by a connection limit.\n# TYPE uvws_connections_rejected_total counter\nuvws_connections_rejected_total %llu\n",
-      (unsigned long long)t[AT(conns_rejected)]);
-  put(out, "# HELP uvws_http_requests_total HTTP requests answered.\n# TYPE uvws_http_requests_total counter\nuvws_http_requests_total %llu\n",
-      (unsigned long long)t[AT(http_requests)]);
+  put_counter(out, "uvws_connections_rejected_total", "Connections refused by a connection limit.", t[AT(conns_rejected)]);
+  put_counter(out, "uvws_http_requests_total", "HTTP requests answered.", t[AT(http_requests)]);
   put(out, "# HELP uvws_http_responses_total HTTP responses by status class.\n# TYPE uvws_http_responses_total counter\n");
   for (i = 1; i <= 5; i++)
     put(out, "uvws_http_responses_total{class=\"%dxx\"} %llu\n", i, (unsigned long long)t[AT(http_status) + i]);
@@ -84,18 +87,12 @@ void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
     if (t[AT(close_rcvd) + i])
       put(out, "uvws_close_frames_total{dir=\"received\",code=\"%s\"} %llu\n", code, (unsigned long long)t[AT(close_rcvd) + i]);
   }
-  put(out, "# HELP uvws_protocol_failures_total Connections failed for protocol errors.\n# TYPE uvws_protocol_failures_total counter\nuvws_protocol_failures_total %llu\n",
-      (unsigned long long)t[AT(protocol_failures)]);
-  put(out, "# HELP uvws_ping_timeouts_total Connections dropped for an unanswered ping.\n# TYPE uvws_ping_timeouts_total counter\nuvws_ping_timeouts_total %llu\n",
-      (unsigned long long)t[AT(ping_timeouts)]);
-  put(out, "# HELP uvws_idle_closes_total Connections closed by the idle timeout.\n# TYPE uvws_idle_closes_total counter\nuvws_idle_closes_total %llu\n",
-      (unsigned long long)t[AT(idle_closes)]);
-  put(out, "# HELP uvws_backpressure_pauses_total Times reading stopped because a send queue was full.\n# TYPE uvws_backpressure_pauses_total counter\nuvws_backpressure_pauses_total %llu\n",
-      (unsigned long long)t[AT(backpressure_pauses)]);
-  put(out, "# HELP uvws_backpressure_closes_total Connections closed (1013) for a send queue over max_backpressure.\n# TYPE uvws_backpressure_closes_total counter\nuvws_backpressure_closes_total %llu\n",
-      (unsigned long long)t[AT(backpressure_closes)]);
-  put(out, "# HELP uvws_backpressure_drops_total Messages dropped for a send queue over max_backpressure.\n# TYPE uvws_backpressure_drops_total counter\nuvws_backpressure_drops_total %llu\n",
-      (unsigned long long)t[AT(backpressure_drops)]);
+  put_counter(out, "uvws_protocol_failures_total", "Connections failed for protocol errors.", t[AT(protocol_failures)]);
+  put_counter(out, "uvws_ping_timeouts_total", "Connections dropped for an unanswered ping.", t[AT(ping_timeouts)]);
+  put_counter(out, "uvws_idle_closes_total", "Connections closed by the idle timeout.", t[AT(idle_closes)]);
+  put_counter(out, "uvws_backpressure_pauses_total", "Times reading stopped because a send queue was full.", t[AT(backpressure_pauses)]);
+  put_counter(out, "uvws_backpressure_closes_total", "Connections closed (1013) for a send queue over max_backpressure.", t[AT(backpressure_closes)]);
+  put_counter(out, "uvws_backpressure_drops_total", "Messages dropped for a send queue over max_backpressure.", t[AT(backpressure_drops)]);
   put(out, "# HELP uvws_loop_lag_milliseconds Event loop lag at the last check, and the largest seen.\n# TYPE uvws_loop_lag_milliseconds gauge\n");
   put(out, "uvws_loop_lag_milliseconds{which=\"last\"} %llu\nuvws_loop_lag_milliseconds{which=\"max\"} %llu\n",
       (unsigned long long)t[AT(loop_lag_ms_last)], (unsigned long long)t[AT(loop_lag_ms_max)]);
