@@ -12,6 +12,7 @@ export const PARTS = [
   ['browser-api', 'The browser API'],
   ['wscat', 'Scripting with wscat'],
   ['inside-uvws', 'Inside uvws'],
+  ['many', 'Many receivers'],
 ];
 
 /** Heading text to id: lower case, only a-z 0-9 space _ -, spaces to "-" (GitHub's rule for ASCII). */
