@@ -177,6 +177,7 @@ struct uvws_server_s {
   char *redis_url;
   int tls_port;
   uint8_t listening_plain, listening_tls;
+  uint8_t sweep_open, flusher_open; /* initialised and not yet closed */
   uvws__pmd_config_t pmd;
   z_stream *shared_def;      /* deflater for connections without takeover */
   uvws__buf_t zbuf;          /* one compressed message, until it is queued */

@@ -591,12 +591,14 @@ int uvws_server_start(uvws_server_t *srv) {
   if (r < 0) return r;
   srv->sweep.data = srv;
   srv->handles_open++;
+  srv->sweep_open = 1;
   uv_timer_start(&srv->sweep, sweep, UVWS__SWEEP_MS, UVWS__SWEEP_MS);
   uv_unref((uv_handle_t *)&srv->sweep); /* the timer alone keeps no loop alive */
   r = uv_check_init(srv->loop, &srv->flusher);
   if (r < 0) return r;
   srv->flusher.data = srv;
   srv->handles_open++;
+  srv->flusher_open = 1;
   uv_check_start(&srv->flusher, on_check);
   uv_unref((uv_handle_t *)&srv->flusher);
   /* Redis first: the other threads read srv->redis from their start on. */
@@ -659,10 +661,12 @@ int uvws_server_tls_reload(uvws_server_t *srv) {
 static void on_handle_closed(uv_handle_t *h);
 
 void uvws__server_maybe_done(uvws_server_t *srv) {
-  if (srv->shutting_down && srv->nconns == 0 && srv->started &&
-      !uv_is_closing((uv_handle_t *)&srv->sweep)) {
-    uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
-    uv_close((uv_handle_t *)&srv->flusher, on_handle_closed);
+  if (srv->shutting_down && srv->nconns == 0 && (srv->sweep_open || srv->flusher_open)) {
+    /* Only handles that were initialised: a start that failed half way
+     * (a port in use) left the others untouched. */
+    if (srv->sweep_open) uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
+    if (srv->flusher_open) uv_close((uv_handle_t *)&srv->flusher, on_handle_closed);
+    srv->sweep_open = srv->flusher_open = 0;
     return; /* back here from on_handle_closed */
   }
   if (srv->shutting_down && srv->handles_open == 0 && srv->nconns == 0 && srv->shutdown_cb &&
@@ -697,7 +701,7 @@ int uvws__server_draining(uvws_server_t *srv) {
 void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv)) {
   uvws_conn_t *c, *next;
   if (srv->shutting_down) return;
-  if (srv->index == 0 && srv->opts.shutdown_drain_ms && srv->started) {
+  if (srv->index == 0 && srv->opts.shutdown_drain_ms && srv->sweep_open) {
     if (srv->drain_until) return; /* already draining */
     if (!atomic_load(&srv->draining)) {
       /* Everything keeps working; only /healthz changes. The sweep calls

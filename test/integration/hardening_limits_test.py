@@ -279,6 +279,36 @@ class MetricsTest(unittest.TestCase):
 LOG_LINE_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (error|warn |info |debug) (.*)$")
 
 
+class PortInUseTest(unittest.TestCase):
+    """A taken port is an error at start (exit 1 with a message), with one loop or several:
+    SO_REUSEPORT must not let a second uvws share a port another uvws already serves."""
+
+    def start_on(self, port, *args):
+        import subprocess
+        from uvwsproc import uvws_bin
+        return subprocess.run([uvws_bin(), "--host", "127.0.0.1", "--port", str(port)] + list(args),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, timeout=20)
+
+    def test_plain_listener_holds_the_port(self):
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = s.getsockname()[1]
+            for threads in ("1", "3"):
+                r = self.start_on(port, "--threads", threads)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn("cannot start: address already in use", r.stderr)
+
+    def test_a_threaded_uvws_holds_the_port(self):
+        with UvwsServer("--threads", "2") as first:
+            r = self.start_on(first.port, "--threads", "2")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("address already in use", r.stderr)
+            echo_roundtrip(first.port)  # the first one is untouched
+
+
 class JsonLogTest(unittest.TestCase):
 
     def test_json_access_and_session_lines(self):
