@@ -150,6 +150,8 @@ struct uvws_server_s {
   uv_timer_t sweep;          /* timeouts: one timer for all connections */
   uv_check_t flusher;        /* after each iteration's I/O: uvws__conn_flush_all */
   uvws_conn_t *flush_head;   /* connections with published frames to write */
+  uv_timer_t flush_timer;    /* a deferred flush (see on_check in server.c) */
+  uint64_t flush_not_before; /* uv_hrtime(); 0: flush at the next check */
   uvws_options_t opts;       /* strings below are owned copies */
   char *host;
   char *web_root;
@@ -177,7 +179,7 @@ struct uvws_server_s {
   char *redis_url;
   int tls_port;
   uint8_t listening_plain, listening_tls;
-  uint8_t sweep_open, flusher_open; /* initialised and not yet closed */
+  uint8_t sweep_open, flusher_open, flush_timer_open; /* initialised, not yet closed */
   uvws__pmd_config_t pmd;
   z_stream *shared_def;      /* deflater for connections without takeover */
   uvws__buf_t zbuf;          /* one compressed message, until it is queued */

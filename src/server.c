@@ -351,9 +351,35 @@ static void on_connection(uv_stream_t *listener, int status) {
   if (r < 0) uvws__log(UVWS_LOG_WARN, "accept: %s", uv_strerror(r));
 }
 
+/* Big fan-outs pace themselves: when a flush round took longer than
+ * FLUSH_BUSY_NS, the next one waits about as long again (at most
+ * FLUSH_DEFER_MAX_NS), so the publishes that arrive meanwhile share each
+ * subscriber's write instead of costing one send each. Small rounds (a
+ * chat room, an echo) are never delayed. */
+#define FLUSH_BUSY_NS 200000u
+#define FLUSH_DEFER_MAX_NS 2000000u
+
+static void flush_now(uvws_server_t *srv) {
+  uint64_t t0 = uv_hrtime(), d;
+  uvws__conn_flush_all(srv);
+  d = uv_hrtime() - t0;
+  srv->flush_not_before = d > FLUSH_BUSY_NS ? t0 + d + (d < FLUSH_DEFER_MAX_NS ? d : FLUSH_DEFER_MAX_NS) : 0;
+}
+
+static void on_flush_timer(uv_timer_t *t) {
+  uvws_server_t *srv = t->data;
+  if (srv->flush_head) flush_now(srv);
+}
+
 static void on_check(uv_check_t *h) {
   uvws_server_t *srv = h->data;
-  if (srv->flush_head) uvws__conn_flush_all(srv);
+  if (srv->flush_head == NULL) return;
+  if (srv->flush_not_before && uv_hrtime() < srv->flush_not_before) {
+    if (!uv_is_active((uv_handle_t *)&srv->flush_timer))
+      uv_timer_start(&srv->flush_timer, on_flush_timer, 1, 0);
+    return;
+  }
+  flush_now(srv);
 }
 
 static void sweep(uv_timer_t *t) {
@@ -601,6 +627,11 @@ int uvws_server_start(uvws_server_t *srv) {
   srv->flusher_open = 1;
   uv_check_start(&srv->flusher, on_check);
   uv_unref((uv_handle_t *)&srv->flusher);
+  r = uv_timer_init(srv->loop, &srv->flush_timer);
+  if (r < 0) return r;
+  srv->flush_timer.data = srv;
+  srv->handles_open++;
+  srv->flush_timer_open = 1;
   /* Redis first: the other threads read srv->redis from their start on. */
   if (srv->index == 0 && srv->group == NULL && srv->opts.redis && (r = uvws__redis_start(srv)) != 0)
     return r;
@@ -661,12 +692,14 @@ int uvws_server_tls_reload(uvws_server_t *srv) {
 static void on_handle_closed(uv_handle_t *h);
 
 void uvws__server_maybe_done(uvws_server_t *srv) {
-  if (srv->shutting_down && srv->nconns == 0 && (srv->sweep_open || srv->flusher_open)) {
+  if (srv->shutting_down && srv->nconns == 0 &&
+      (srv->sweep_open || srv->flusher_open || srv->flush_timer_open)) {
     /* Only handles that were initialised: a start that failed half way
      * (a port in use) left the others untouched. */
     if (srv->sweep_open) uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
     if (srv->flusher_open) uv_close((uv_handle_t *)&srv->flusher, on_handle_closed);
-    srv->sweep_open = srv->flusher_open = 0;
+    if (srv->flush_timer_open) uv_close((uv_handle_t *)&srv->flush_timer, on_handle_closed);
+    srv->sweep_open = srv->flusher_open = srv->flush_timer_open = 0;
     return; /* back here from on_handle_closed */
   }
   if (srv->shutting_down && srv->handles_open == 0 && srv->nconns == 0 && srv->shutdown_cb &&
