@@ -126,6 +126,7 @@ size_t uvws__conn_queued(const uvws_conn_t *c) {
 }
 
 static void on_write(uv_write_t *req, int status);
+static void drain_if_owed(uvws_conn_t *c);
 
 #define WRITE_BUFS 16 /* chunks per uv_write; libuv copies more than 4 to the heap once */
 
@@ -183,8 +184,20 @@ static void on_write(uv_write_t *req, int status) {
       conn_close(c); /* the half-closed client has everything */
   } else if (before > UVWS__QUEUE_LOW && uvws__conn_queued(c) <= UVWS__QUEUE_LOW) {
     uvws__conn_update_reading(c);
+    c->drain_owed = 0;
     if (c->opened && c->route->h.on_drain && c->state == UVWS__CONN_WS) c->route->h.on_drain(c);
+  } else {
+    drain_if_owed(c);
   }
+}
+
+/* A route that was told UVWS_EBACKPRESSURE hears on_drain once the queue is
+ * low again, even if the kernel took the backlog in one write and no
+ * write completion ever crossed the low-water mark. */
+static void drain_if_owed(uvws_conn_t *c) {
+  if (!c->drain_owed || c->state != UVWS__CONN_WS || uvws__conn_queued(c) > UVWS__QUEUE_LOW) return;
+  c->drain_owed = 0;
+  if (c->opened && c->route->h.on_drain) c->route->h.on_drain(c);
 }
 
 /* Moves what the kernel did not take (`done` bytes of `bufs` were written)
@@ -305,6 +318,7 @@ void uvws__conn_uncork(uvws_conn_t *c) {
   if (c->state == UVWS__CONN_CLOSED) return;
   if (c->finishing && !c->fin_sent && !c->write_inflight && c->q.bytes == 0) do_shutdown(c);
   if (uvws__conn_queued(c) > UVWS__QUEUE_HIGH) uvws__conn_update_reading(c);
+  drain_if_owed(c);
 }
 
 /* ---- reading --------------------------------------------------------------- */
@@ -545,6 +559,7 @@ void uvws__conn_flush_all(uvws_server_t *srv) {
     if ((r = try_write_now(c, bufs, n)) < 0) continue;
     uvws__wq_consume(&c->q, (size_t)r);
     if (c->q.bytes) start_write(c);
+    drain_if_owed(c);
   }
 }
 

@@ -318,6 +318,7 @@ static int backpressure(uvws_conn_t *c, size_t len) {
     return 0;
   if (c->route->drop_on_backpressure) {
     UVWS__ADD(c->srv->m.backpressure_drops, 1);
+    c->drain_owed = 1;
     return UVWS_EBACKPRESSURE;
   }
   UVWS__ADD(c->srv->m.backpressure_closes, 1);

@@ -111,6 +111,7 @@ struct uvws_conn_s {
   uint8_t has_addr;          /* addr is counted in srv->ips */
   uint8_t via_proxy;         /* a trusted proxy named the client: addr and peer are its */
   uint8_t flush_pending;     /* in srv->flush_head: shared frames wait in q */
+  uint8_t drain_owed;        /* a send was refused (backpressure): on_drain is owed */
   uint8_t addr[16];          /* peer address (IPv4 mapped into IPv6) */
   uint64_t last_rx;          /* uv_now() of the last bytes received */
   uint64_t last_msg;         /* uv_now() of the last message received */
