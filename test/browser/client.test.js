@@ -13,7 +13,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const zlib = require('node:zlib');
 const path = require('node:path');
-const { startUvws, launchChromium, artifactsDir } = require('./helper');
+const { browserAndServer, artifactsDir } = require('./helper');
 
 const T = { timeout: 60000 }; // per test
 const WAIT = 15000; // per page action or expectation
@@ -24,33 +24,11 @@ let browser;
 let shots;
 
 describe('uvws browser client in Chromium', () => {
-  before(async () => {
+  const env = browserAndServer(before, after);
+  before(() => {
     shots = artifactsDir();
-    browser = await launchChromium(); // first: a missing browser must not leave uvws running
-    try {
-      srv = await startUvws();
-    } catch (err) {
-      await browser.close().catch(() => {});
-      browser = null;
-      throw err;
-    }
-  }, { timeout: 90000 });
-
-  after(async () => {
-    let err = null;
-    try {
-      if (browser) await browser.close();
-    } catch (e) {
-      err = e;
-    }
-    if (srv) {
-      if (!srv.alive()) {
-        throw new Error(`uvws died during the tests (code ${srv.exitCode}, signal ${srv.exitSignal}):\n${srv.log()}`);
-      }
-      await srv.stop(); // SIGTERM: must exit 0 within 10 s
-    }
-    if (err) throw err;
-  }, { timeout: 30000 });
+    ({ browser, srv } = env);
+  });
 
   // Runs `fn(page, ctx)` in a fresh page of the shared browser and always saves a screenshot
   // named after the scenario (with "-FAILED" when it failed). Page errors fail the test.

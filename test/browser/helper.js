@@ -182,13 +182,14 @@ function startUvws({ web = WEB, args = [], timeoutMs = 10000 } = {}) {
   });
 }
 
-/** Registers node:test before/after hooks that launch Chromium, then uvws (a missing browser
- *  must not leave a server running), and stop both; a server that died meanwhile fails the
- *  suite. Returns an object whose `browser` and `srv` are set once the hooks have run. */
-function browserAndServer(before, after, { uvwsArgs = [], timeout = 90000 } = {}) {
+/** Registers node:test before/after hooks that launch Chromium (with `launch`, the options of
+ *  launchChromium), then uvws (a missing browser must not leave a server running), and stop
+ *  both; a browser that fails to close or a server that died meanwhile fails the suite. Returns
+ *  an object whose `browser` and `srv` are set once the hooks have run. */
+function browserAndServer(before, after, { uvwsArgs = [], timeout = 90000, launch = {} } = {}) {
   const env = { browser: null, srv: null };
   before(async () => {
-    env.browser = await launchChromium();
+    env.browser = await launchChromium(launch);
     try {
       env.srv = await startUvws({ args: uvwsArgs });
     } catch (err) {
@@ -198,14 +199,20 @@ function browserAndServer(before, after, { uvwsArgs = [], timeout = 90000 } = {}
     }
   }, { timeout });
   after(async () => {
-    if (env.browser) await env.browser.close().catch(() => {});
+    let err = null;
+    try {
+      if (env.browser) await env.browser.close();
+    } catch (e) {
+      err = e;
+    }
     if (env.srv) {
       if (!env.srv.alive()) {
-        throw new Error(`uvws died during the tests (code ${env.srv.exitCode}):\n${env.srv.log()}`);
+        throw new Error(`uvws died during the tests (code ${env.srv.exitCode}, signal ${env.srv.exitSignal}):\n${env.srv.log()}`);
       }
-      await env.srv.stop();
+      await env.srv.stop(); // SIGTERM: must exit 0 within 10 s
     }
-  }, { timeout });
+    if (err) throw err;
+  }, { timeout: 30000 });
   return env;
 }
 

@@ -10,13 +10,9 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { startUvws, launchChromium, artifactsDir } = require('./helper');
+const { browserAndServer, artifactsDir } = require('./helper');
 
 const WAIT = 15000;
-
-// The certificate is nobody's: this throw-away profile alone ignores certificate errors.
-const launchChromiumIgnoringCertErrors = () =>
-  launchChromium({ extraArgs: ['--ignore-certificate-errors'], viewport: { width: 1280, height: 900 } });
 
 describe('uvws browser client over https:// and wss://', () => {
   let srv;
@@ -24,35 +20,16 @@ describe('uvws browser client over https:// and wss://', () => {
   let tlsPort;
   let shots;
 
+  // The certificate is nobody's: this throw-away profile alone ignores certificate errors.
+  const env = browserAndServer(before, after, {
+    uvwsArgs: ['--tls-self-signed', '--tls-port', '0'],
+    launch: { extraArgs: ['--ignore-certificate-errors'], viewport: { width: 1280, height: 900 } },
+  });
   before(async () => {
     shots = artifactsDir();
-    browser = await launchChromiumIgnoringCertErrors(); // first: a missing browser must not leave uvws running
-    try {
-      srv = await startUvws({ args: ['--tls-self-signed', '--tls-port', '0'] });
-      tlsPort = Number((await srv.waitLog(/listening on https:\/\/\S+:(\d+)/))[1]);
-    } catch (err) {
-      await browser.close().catch(() => {});
-      browser = null;
-      if (srv) await srv.stop().catch(() => {});
-      throw err;
-    }
-  }, { timeout: 90000 });
-
-  after(async () => {
-    let err = null;
-    try {
-      if (browser) await browser.close();
-    } catch (e) {
-      err = e;
-    }
-    if (srv) {
-      if (!srv.alive()) {
-        throw new Error(`uvws died during the tests (code ${srv.exitCode}, signal ${srv.exitSignal}):\n${srv.log()}`);
-      }
-      await srv.stop(); // SIGTERM: must exit 0 within 10 s
-    }
-    if (err) throw err;
-  }, { timeout: 30000 });
+    ({ browser, srv } = env);
+    tlsPort = Number((await srv.waitLog(/listening on https:\/\/\S+:(\d+)/))[1]);
+  });
 
   it('loads the page over https and echoes over wss', { timeout: 90000 }, async () => {
     if (!browser) throw new Error('Chromium did not start (see the before hook error)');

@@ -20,16 +20,9 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from tls_util import (Pki, UvwsServer, WssClient, pem_fingerprint, peer_fingerprint,  # noqa: E402
-                      read_text, s_client)
+                      read_text, replace_file, s_client)
 
 FAILED = "TLS reload failed, keeping the current certificate: "
-
-
-def replace(path, data):
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 class TlsKeyPairTest(unittest.TestCase):
@@ -77,8 +70,8 @@ class TlsKeyPairTest(unittest.TestCase):
                         ("old certificate, new key", p.ec_cert, p.ec_int_key),
                         ("old certificate, RSA key", p.ec_cert, p.rsa_key)):
                     with self.subTest(mismatch=what):
-                        replace(cert, read_text(new_cert))
-                        replace(key, read_text(new_key))
+                        replace_file(cert, read_text(new_cert))
+                        replace_file(key, read_text(new_key))
                         n = srv.log_text().count(FAILED)
                         srv.proc.send_signal(signal.SIGHUP)
                         t0 = time.monotonic()
@@ -96,8 +89,8 @@ class TlsKeyPairTest(unittest.TestCase):
                         self.assertTrue(r.connected, "new handshakes fail after the reload:\n%r" % r)
                         ws.check(1000)
                     # back to the good pair (if the reload was wrongly taken)
-                    replace(cert, read_text(p.ec_cert))
-                    replace(key, read_text(p.ec_key))
+                    replace_file(cert, read_text(p.ec_cert))
+                    replace_file(key, read_text(p.ec_key))
                     srv.proc.send_signal(signal.SIGHUP)
                     srv.wait_log(r"TLS reload: certificate SHA-256 fingerprint|" + FAILED)
                     time.sleep(0.2)

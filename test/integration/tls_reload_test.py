@@ -20,18 +20,10 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from tls_util import (Pki, UvwsServer, WssClient, curl, https_get, peer_fingerprint,  # noqa: E402
-                      pem_fingerprint, read_text, s_client)
+                      pem_fingerprint, read_text, replace_file, s_client)
 
 RELOADED = "TLS reload: certificate SHA-256 fingerprint %s"
 FAILED = "TLS reload failed, keeping the current certificate: "
-
-
-def replace(path, data):
-    """Atomically replaces `path` with `data` (what a certificate renewal should do)."""
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def pem_certs(text):
@@ -103,8 +95,8 @@ class TlsReloadTest(unittest.TestCase):
             new_cert = self.pki.leaf("next", new_key, "rsa")
             fp2 = pem_fingerprint(new_cert)
             self.assertNotEqual(fp1, fp2)
-            replace(self.cert, read_text(new_cert))
-            replace(self.key, read_text(new_key))
+            replace_file(self.cert, read_text(new_cert))
+            replace_file(self.key, read_text(new_key))
             line = self.hup("TLS reload: certificate SHA-256 fingerprint")
             self.assertIn(RELOADED % fp2, line)
             self.assert_serves(fp2, new_cert)
@@ -123,8 +115,8 @@ class TlsReloadTest(unittest.TestCase):
                                                              "-----END PRIVATE KEY-----\n"),
                         ("key instead of certificate", read_text(new_key), read_text(new_key))):
                     with self.subTest(broken=what):
-                        replace(self.cert, cert)
-                        replace(self.key, key)
+                        replace_file(self.cert, cert)
+                        replace_file(self.key, key)
                         line = self.hup(FAILED)
                         self.assertRegex(line, r"TLS reload failed, keeping the current certificate: \S")
                         self.assertEqual(peer_fingerprint(self.srv.tls_port), fp2)
@@ -141,8 +133,8 @@ class TlsReloadTest(unittest.TestCase):
                 mid.check(1000)
 
                 # 3. fixed files again (a chain this time): the reload succeeds
-                replace(self.cert, read_text(self.pki.ec_chain))
-                replace(self.key, read_text(self.pki.ec_int_key))
+                replace_file(self.cert, read_text(self.pki.ec_chain))
+                replace_file(self.key, read_text(self.pki.ec_int_key))
                 fp3 = pem_fingerprint(self.pki.ec_chain)
                 line = self.hup("TLS reload: certificate SHA-256 fingerprint")
                 self.assertIn(RELOADED % fp3, line)
@@ -168,8 +160,8 @@ class TlsReloadTest(unittest.TestCase):
         try:
             for i in range(20):
                 cert, key = certs[(i + 1) % 2]
-                replace(self.cert, read_text(cert))
-                replace(self.key, read_text(key))
+                replace_file(self.cert, read_text(cert))
+                replace_file(self.key, read_text(key))
                 line = self.hup("TLS reload: certificate SHA-256 fingerprint")
                 self.assertIn(RELOADED % pem_fingerprint(cert), line)
                 self.assertEqual(peer_fingerprint(self.srv.tls_port), pem_fingerprint(cert))

@@ -164,6 +164,14 @@ class Pki:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def replace_file(path, data):
+    """Atomically replaces `path` with `data` (what a certificate renewal should do)."""
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def read_text(path):
     with open(path) as f:
         return f.read()
