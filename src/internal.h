@@ -57,6 +57,7 @@ typedef _Atomic uint64_t uvws__counter_t;
   atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (n), \
                         memory_order_relaxed)
 #define UVWS__GET(ctr) atomic_load_explicit(&(ctr), memory_order_relaxed)
+#define UVWS__SET(ctr, v) atomic_store_explicit(&(ctr), (v), memory_order_relaxed) /* gauges */
 typedef struct {
   uvws__counter_t http_requests;
   uvws__counter_t http_status[6];        /* by class: 1xx .. 5xx (index 1..5) */
@@ -311,6 +312,8 @@ const uvws__mount_t *uvws__server_mount_for(const uvws_server_t *srv, const char
                                             const char **rest);
 void uvws__server_conn_closed(uvws_server_t *srv, uvws_conn_t *c);
 void uvws__server_maybe_done(uvws_server_t *srv);
+/* Bytes waiting to be written on this loop's connections. */
+size_t uvws__server_queued(const uvws_server_t *srv);
 /* 1 while the process drains before a shutdown (any loop may ask). */
 int uvws__server_draining(uvws_server_t *srv);
 

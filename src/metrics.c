@@ -36,9 +36,8 @@ static void put_counter(uvws__buf_t *out, const char *name, const char *help, ui
 void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
   static const char *const fail_reason[6] = {"bad_request", "origin", "not_found", "version", "unavailable", "other"};
   uint64_t t[NCOUNTERS];
-  size_t http, ws, queued = 0;
+  size_t http, ws, queued;
   unsigned k, nthreads = uvws__group_size(srv);
-  uvws_conn_t *c;
   int i;
 
   /* Every loop's counters, summed (the lags: the worst loop). This loop's
@@ -55,8 +54,7 @@ void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
       else t[j] += v;
     }
   }
-  for (c = srv->conns; c; c = c->next) queued += uvws__conn_queued(c);
-  queued += (size_t)t[AT(queued_bytes)];
+  queued = uvws__server_queued(srv) + (size_t)t[AT(queued_bytes)];
   http = (size_t)t[AT(conns_http)];
   ws = (size_t)t[AT(conns_ws)];
   put(out, "# HELP uvws_connections Open connections by kind.\n# TYPE uvws_connections gauge\n");

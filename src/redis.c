@@ -165,7 +165,7 @@ static void go_down(uvws__redis_t *r, const char *why) {
   if (!sub && !pub && r->timer_open && uv_is_active((uv_handle_t *)&r->timer)) return;
   r->sub = r->pub = NULL;
   r->sub_ok = r->pub_ok = r->subscribed = 0;
-  UVWS__ADD(r->connected, -UVWS__GET(r->connected));
+  UVWS__SET(r->connected, 0);
   r->in_down = 1;
   if (sub) redisAsyncFree(sub);
   if (pub) redisAsyncFree(pub);
@@ -204,7 +204,7 @@ static void check_up(uvws__redis_t *r) {
   r->subscribed = 1;
   r->was_up = 1;
   r->backoff_ms = BACKOFF_MIN_MS;
-  UVWS__ADD(r->connected, 1);
+  UVWS__SET(r->connected, 1);
   uv_timer_stop(&r->timer);
   uvws__log(UVWS_LOG_INFO, "redis: connected to %s:%d", r->host, r->port);
 }

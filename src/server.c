@@ -371,6 +371,13 @@ static void on_flush_timer(uv_timer_t *t) {
   if (srv->flush_head) flush_now(srv);
 }
 
+size_t uvws__server_queued(const uvws_server_t *srv) {
+  const uvws_conn_t *c;
+  size_t n = 0;
+  for (c = srv->conns; c; c = c->next) n += uvws__conn_queued(c);
+  return n;
+}
+
 static void on_check(uv_check_t *h) {
   uvws_server_t *srv = h->data;
   if (srv->flush_head == NULL) return;
@@ -396,17 +403,11 @@ static void sweep(uv_timer_t *t) {
   /* Loop lag: how late this tick runs. A busy loop delays every client. */
   if (srv->last_sweep) {
     uint64_t lag = now - srv->last_sweep > UVWS__SWEEP_MS ? now - srv->last_sweep - UVWS__SWEEP_MS : 0;
-    UVWS__ADD(srv->m.loop_lag_ms_last, lag - UVWS__GET(srv->m.loop_lag_ms_last));
-    if (lag > UVWS__GET(srv->m.loop_lag_ms_max))
-      UVWS__ADD(srv->m.loop_lag_ms_max, lag - UVWS__GET(srv->m.loop_lag_ms_max));
+    UVWS__SET(srv->m.loop_lag_ms_last, lag);
+    if (lag > UVWS__GET(srv->m.loop_lag_ms_max)) UVWS__SET(srv->m.loop_lag_ms_max, lag);
   }
   srv->last_sweep = now;
-  if (srv->group) { /* for /metrics on the other loops */
-    size_t queued = 0;
-    const uvws_conn_t *q;
-    for (q = srv->conns; q; q = q->next) queued += uvws__conn_queued(q);
-    UVWS__ADD(srv->m.queued_bytes, queued - UVWS__GET(srv->m.queued_bytes));
-  }
+  if (srv->group) UVWS__SET(srv->m.queued_bytes, uvws__server_queued(srv)); /* for the other loops' /metrics */
   for (; c; c = next) {
     next = c->next; /* a timeout closes, but the free comes later */
     if (c->state == UVWS__CONN_CLOSED) continue;
