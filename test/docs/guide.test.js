@@ -16,6 +16,18 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const DOCS = path.join(ROOT, 'docs');
 const T = { timeout: 120000 };
 
+// web/js/guide.js is an ES module for the browser (<script type="module">), but nothing tells
+// Node so: web/js has no package.json with "type": "module" (uvws would serve it, and install it,
+// as one more public file), and Node before 20.19 / 22.7 loads a .js file outside such a package
+// as CommonJS ("SyntaxError: Unexpected token 'export'"). A data: URL of type text/javascript is
+// always loaded as a module; the sourceURL comment keeps web/js/guide.js and its line numbers in
+// stack traces. guide.js imports nothing, so no relative specifier has to resolve from the data:
+// URL (one would fail loudly).
+function importBrowserModule(file) {
+  const source = `${fs.readFileSync(file, 'utf8')}\n//# sourceURL=${pathToFileURL(file).href}\n`;
+  return import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`);
+}
+
 describe('the guide page', () => {
   let srv;
   let browser;
@@ -23,7 +35,7 @@ describe('the guide page', () => {
   let servedByUvws = true;
 
   before(async () => {
-    guide = await import(pathToFileURL(path.join(ROOT, 'web', 'js', 'guide.js')).href);
+    guide = await importBrowserModule(path.join(ROOT, 'web', 'js', 'guide.js'));
     srv = await startUvws();
     browser = await launchChromium();
     const res = await fetch(`${srv.origin}/docs/README.md`);

@@ -1,7 +1,7 @@
 /* Fuzzes the close payload validator: whatever it accepts has a sendable
  * code and a UTF-8 reason inside the payload. */
-#include "utf8.h"
-#include "ws.h"
+#include "proto/utf8.h"
+#include "proto/ws.h"
 
 #include <stdint.h>
 #include <stdlib.h>

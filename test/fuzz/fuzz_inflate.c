@@ -3,7 +3,7 @@
  * finished with the 00 00 ff ff tail, with and without context takeover,
  * under a 64 KiB limit per message. Whatever the bytes, output stays within
  * the limit, errors are reported as UVWS__PMD_EDATA, and nothing leaks. */
-#include "deflate.h"
+#include "proto/deflate.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Fuzzes the request-target resolver: an accepted path never contains a
  * ".." segment, a NUL or a backslash, and never starts with '/'. */
-#include "path.h"
+#include "proto/path.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Fuzzes the UTF-8 validator against a plain reference decoder, whole and
  * fed in two pieces at every split point. */
-#include "utf8.h"
+#include "proto/utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>

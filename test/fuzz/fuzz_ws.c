@@ -1,7 +1,7 @@
 /* Fuzzes the WebSocket engine (frame parser, protocol rules, UTF-8, close
  * payloads). The first input byte picks how the rest is split into feeds,
  * so every split point gets explored; the result must not depend on it. */
-#include "ws.h"
+#include "proto/ws.h"
 
 #include <stdint.h>
 #include <stdlib.h>

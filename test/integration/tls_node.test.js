@@ -7,27 +7,21 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { UvwsServer, requireDev, ROOT } = require('./lib/server');
+const { UvwsServer, requireDev } = require('./lib/server');
 const { withTimeout, openWs, Inbox } = require('./lib/wsutil');
+const { needWscat, runWscat } = require('./lib/wscat');
 
 const T = { timeout: 60000 };
-const WSCAT = process.env.UVWS_WSCAT || path.join(ROOT, 'node_modules', '.bin', 'wscat');
 const PYTHON = process.env.UVWS_PYTHON || '/usr/bin/python3';
 const MiB = 1024 * 1024;
 
 function loadWs() {
   return requireDev('ws');
-}
-
-function needWscat() {
-  if (!fs.existsSync(WSCAT)) {
-    throw new Error(`wscat not found at ${WSCAT}: run "deps/install.sh --test" or "npm ci" in ${ROOT}`);
-  }
 }
 
 // The test PKI (openssl CLI through tls_util.py; a missing openssl throws).
@@ -47,26 +41,6 @@ async function startTls(args) {
   const m = await srv.waitLog(/listening on https:\/\/\S+:(\d+)/);
   const fp = await srv.waitLog(/TLS certificate.* SHA-256 fingerprint ([0-9A-F:]{95})/);
   return { srv, tlsPort: Number(m[1]), fingerprint: fp[1] };
-}
-
-function runWscat(args, { timeoutMs = 20000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WSCAT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`wscat ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
-    child.stdin.on('error', () => {});
-    child.stdin.write(''); // stdin stays open: with -x wscat exits by itself after -w seconds
-  });
 }
 
 // Sends each message in turn and checks its echo (type and bytes).

@@ -7,42 +7,11 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const path = require('node:path');
-const { UvwsServer, makeWebRoot, ROOT } = require('./lib/server');
+const { UvwsServer, makeWebRoot } = require('./lib/server');
 const { withTimeout } = require('./lib/wsutil');
+const { WSCAT, needWscat, runWscat } = require('./lib/wscat');
 
 const T = { timeout: 30000 };
-const WSCAT = process.env.UVWS_WSCAT || path.join(ROOT, 'node_modules', '.bin', 'wscat');
-
-function needWscat() {
-  if (!fs.existsSync(WSCAT)) {
-    throw new Error(`wscat not found at ${WSCAT}: run "deps/install.sh --test" or "npm ci" in ${ROOT}`);
-  }
-}
-
-// Runs wscat with `args` and stdin closed (or fed `input`); resolves {code, signal, stdout, stderr}.
-function runWscat(args, { input = null, timeoutMs = 15000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WSCAT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`wscat ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    // wscat exits as soon as its stdin ends, so with -x we keep stdin open until it exits.
-    if (input !== null) child.stdin.write(input);
-  });
-}
 
 // An interactive wscat session over pipes (no pty): write lines, wait for output lines.
 class WscatSession {
@@ -113,7 +82,7 @@ class WscatSession {
 async function execute(srv, pathName, messages, extra = []) {
   const args = ['-c', srv.url('ws', pathName), '-w', '2', ...extra];
   for (const m of messages) args.push('-x', m);
-  return runWscat(args, { input: '' });
+  return runWscat(args);
 }
 
 describe('uvws with wscat', () => {

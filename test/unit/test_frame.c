@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
+#include "proto/frame.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

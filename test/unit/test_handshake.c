@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "handshake.h"
+#include "proto/handshake.h"
 #include "uvws.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "path.h"
+#include "proto/path.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

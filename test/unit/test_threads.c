@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "uvws.h"
 
 /* cmocka's assertions may only fail on the test's own thread: elsewhere
  * (producers, loops, clients) a failed check aborts the program. */
@@ -30,8 +30,8 @@
     }                                                                             \
   } while (0)
 #define CHECK_EQ(a, b) CHECK((long long)(a) == (long long)(b))
-#include "wqueue.h"
-#include "xq.h"
+#include "util/wqueue.h"
+#include "util/xq.h"
 
 /* ---- the queue --------------------------------------------------------------- */
 

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "utf8.h"
+#include "proto/utf8.h"
 
 typedef struct {
   const char *name;

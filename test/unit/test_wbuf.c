@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "wbuf.h"
+#include "util/wbuf.h"
 
 static void check_invariants(const uvws__buf_t *b) {
   assert_true(b->off + b->len <= b->cap);

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "ws.h"
+#include "proto/ws.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

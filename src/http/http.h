@@ -1,0 +1,61 @@
+/* HTTP/1.1 on a stream (stream.h): requests parsed with llhttp, answers
+ * from memory (errors, /metrics, /healthz), static files, and the decision
+ * to upgrade, after which the stream goes to the WebSocket session through
+ * the runtime (env->upgrade). The session carries no WebSocket state and
+ * is freed at the upgrade. */
+#ifndef UVWS_HTTP_H
+#define UVWS_HTTP_H
+
+#include "net/net.h"
+#include "net/stream.h"
+#include "proto/deflate.h"
+#include "util/counters.h"
+#include "util/httpdate.h"
+#include "util/wbuf.h"
+#include "uvws.h"
+#include "ws/session.h"
+
+/* A folder served as static files: the web root, or one mounted at a URL
+ * prefix (`prefix` holds the path without slashes, "" for the root). Owned
+ * by the server; read-only once it starts. */
+typedef struct {
+  char *prefix;
+  size_t prefix_len;
+  char *dir;   /* as given */
+  char *real;  /* realpath(dir) once started */
+  size_t real_len;
+} uvws__mount_t;
+
+/* What the runtime answers when asked how it is. */
+enum { UVWS__HTTP_SERVING = 0, UVWS__HTTP_DRAINING = 1, UVWS__HTTP_SHUTTING_DOWN = 2 };
+
+/* One loop's HTTP context: configuration and scratch shared by the loop's
+ * sessions, and the runtime's callbacks. Owned by the loop's runtime, used
+ * on its thread only. */
+typedef struct {
+  const uvws_options_t *opts;      /* the server's (read-only) */
+  const uvws__pmd_config_t *pmd;   /* permessage-deflate terms we accept; NULL: none */
+  const uvws__mount_t *mounts;     /* [0] is the web root (dir NULL if none) */
+  size_t nmounts;
+  const uvws__net_shared_t *net;   /* trusted proxies */
+  uvws__metrics_t *m;
+  uvws__httpdate_t date;
+  uvws__buf_t head;                /* scratch: one response head */
+  char *filebuf;                   /* scratch: one static file chunk */
+  /* the runtime's */
+  void *ctx;
+  const uvws__route_t *(*route)(void *ctx, const char *path, size_t len);
+  /* Hands the stream to a WebSocket session; returns 0 or an error (the
+   * stream is then closed). */
+  int (*upgrade)(void *ctx, uvws__stream_t *s, const uvws__ws_open_t *o, char *rest, size_t rest_len);
+  void (*metrics)(void *ctx, uvws__buf_t *out);
+  int (*state)(void *ctx);         /* UVWS__HTTP_SERVING, _DRAINING or _SHUTTING_DOWN */
+} uvws__http_env_t;
+
+/* Starts an HTTP session on `s` (installs its callbacks). With `refuse`
+ * (503 or 429, from the connection limits) it answers that and finishes
+ * instead. 0 or UV_ENOMEM. */
+int uvws__http_open(uvws__http_env_t *env, uvws__stream_t *s, int refuse);
+void uvws__http_env_free(uvws__http_env_t *env);
+
+#endif

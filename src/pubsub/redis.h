@@ -1,0 +1,35 @@
+/* Topics across uvws instances through Redis pub/sub: a link that
+ * publishes frames to Redis and hands what other instances published to
+ * the runtime (hooks). It knows nothing of topics' subscribers or of
+ * threads. One per server, on the primary loop's thread. */
+#ifndef UVWS_REDIS_H
+#define UVWS_REDIS_H
+
+#include "util/wbuf.h"
+#include "util/wqueue.h"
+#include "uvws.h"
+
+typedef struct uvws__redis_s uvws__redis_t;
+
+typedef struct {
+  /* A message another instance published: the topic, the opcode and the
+   * payload, and the same as one frame (header_len header bytes first) for
+   * local delivery. Valid during the call. */
+  void (*on_message)(void *ctx, const char *topic, size_t n, uvws_opcode_t op, const char *data,
+                     size_t len, uvws__sbuf_t *frame, size_t header_len);
+  /* After uvws__redis_stop: the last handle is closed. */
+  void (*on_stopped)(void *ctx);
+  void *ctx;
+} uvws__redis_hooks_t;
+
+/* Parses `url` (redis://[[USER]:PASSWORD@]HOST[:PORT]) and starts
+ * connecting. 0, UV_EINVAL for a bad URL (logged), or a libuv error. */
+int uvws__redis_start(uvws__redis_t **out, uv_loop_t *loop, const char *url, const uvws__redis_hooks_t *hooks);
+void uvws__redis_publish(uvws__redis_t *r, const char *topic, size_t n, uvws__sbuf_t *frame, size_t header_len);
+void uvws__redis_stop(uvws__redis_t *r);
+int uvws__redis_busy(const uvws__redis_t *r);
+void uvws__redis_free(uvws__redis_t *r);
+/* Its /metrics lines. */
+void uvws__redis_metrics(const uvws__redis_t *r, uvws__buf_t *out);
+
+#endif

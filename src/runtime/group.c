@@ -1,0 +1,420 @@
+/* One server on several threads (options.threads > 1).
+ *
+ * The server the user created is the primary: it runs on the user's loop.
+ * uvws_server_start() clones it into threads - 1 workers, each with its own
+ * loop, thread, listening sockets (SO_REUSEPORT on the same port: the kernel
+ * spreads new connections), connections, topics and buffers. Loops share
+ * nothing on the hot path; they talk only through each server's inbox, a
+ * lock-free queue (xq.c) drained when uv_async wakes the owner:
+ *   PUBLISH   a frame published on another loop, for this loop's subscribers
+ *   SHUTDOWN  primary -> worker: start the graceful shutdown
+ *   STOPPED   worker -> primary: my connections are gone
+ *   EXIT      primary -> worker: close your last handle (after every worker
+ *             stopped, so no one posts to a closed inbox)
+ *   TLS       primary -> worker: a reloaded certificate
+ * The only locks are the transport's (per-address counts, at accept and
+ * close) and the subscriber census's (at subscribe and unsubscribe). */
+#include "runtime/runtime.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { XM_PUBLISH, XM_SHUTDOWN, XM_STOPPED, XM_EXIT, XM_TLS };
+
+/* A message between loops. Allocated by the sender, freed by the receiver;
+ * a PUBLISH holds one cross-thread reference on its frame. */
+typedef struct {
+  uvws__xnode_t node; /* first: the queue links through it */
+  int kind;
+  int to_redis;       /* PUBLISH to the primary: also send it to Redis */
+  uvws__sbuf_t *frame;
+  size_t header_len;
+  uint64_t seq;       /* PUBLISH: its number (see pubsub.c) */
+  unsigned dest;
+  uvws__tls_conf_t *conf;
+  uint8_t preallocated; /* a control message made at start: never freed on receipt */
+  size_t topic_len;
+  char topic[];
+} xmsg_t;
+
+/* The control messages each loop receives or sends once (SHUTDOWN, STOPPED,
+ * EXIT) are allocated at start, so stopping never depends on malloc. */
+enum { CTL_SHUTDOWN, CTL_STOPPED, CTL_EXIT, CTL_COUNT };
+
+struct uvws__group_s {
+  uvws_server_t **srv;   /* [0] is the primary (the user's); the rest are owned */
+  unsigned n;            /* servers created so far */
+  uv_thread_t *threads;  /* threads[i] runs srv[i]'s loop, i >= 1 */
+  unsigned nthreads;     /* threads started (1..nthreads-1 valid) */
+  _Atomic uint64_t seq;  /* publish numbers, across loops */
+  xmsg_t *(*ctl)[CTL_COUNT]; /* ctl[i]: server i's control messages */
+  unsigned nctl;
+  int shutdown_posted;   /* SHUTDOWN went to the workers */
+  unsigned running;      /* primary's loop only: workers not yet STOPPED */
+  atomic_int exiting;    /* EXIT sent: nobody may post any more */
+};
+
+static void post(uvws_server_t *to, xmsg_t *m) {
+  if (uvws__xq_push(&to->inbox, &m->node)) uv_async_send(&to->wake);
+}
+
+static xmsg_t *msg_new(int kind, size_t topic_len) {
+  xmsg_t *m = calloc(1, sizeof(*m) + topic_len + 1);
+  if (m) m->kind = kind;
+  return m;
+}
+
+static void msg_free(xmsg_t *m) {
+  if (m->frame) uvws__sbuf_xunref(m->frame);
+  if (m->conf) uvws__tls_conf_unref(m->conf);
+  m->frame = NULL;
+  m->conf = NULL;
+  if (!m->preallocated) free(m);
+}
+
+/* ---- the inbox ------------------------------------------------------------ */
+
+static void on_wake_closed(uv_handle_t *h) {
+  uvws_server_t *srv = h->data;
+  srv->wake_open = 0;
+  if (srv->index == 0) uvws__rt_maybe_done(srv);
+}
+
+static void worker_stopped(uvws_server_t *srv) {
+  srv->stopped = 1;
+  if (atomic_load(&srv->exit_when_stopped)) { /* uvws_server_free without a shutdown */
+    uv_close((uv_handle_t *)&srv->wake, on_wake_closed);
+    return;
+  }
+  post(srv->group->srv[0], srv->group->ctl[srv->index][CTL_STOPPED]);
+}
+
+static void primary_worker_stopped(uvws_server_t *primary) {
+  uvws__group_t *g = primary->group;
+  unsigned i;
+  if (--g->running > 0) return;
+  /* Every worker is idle: nobody publishes any more. */
+  g->exiting = 1;
+  for (i = 1; i < g->n; i++) post(g->srv[i], g->ctl[i][CTL_EXIT]);
+  uv_close((uv_handle_t *)&primary->wake, on_wake_closed);
+}
+
+static void handle(uvws_server_t *srv, xmsg_t *m) {
+  switch (m->kind) {
+    case XM_PUBLISH:
+      if (m->to_redis) uvws__redis_publish(srv->redis, m->topic, m->topic_len, m->frame, m->header_len);
+      if (uvws__pubsub_has(&srv->ps, m->topic, m->topic_len)) {
+        /* This loop counts its receivers on a view of its own; the view
+         * takes over the message's cross-thread reference. */
+        uvws__sbuf_t *view = uvws__sbuf_view(m->frame);
+        if (view == NULL) {
+          uvws__log(UVWS_LOG_ERROR, "publish: out of memory, thread %u misses a message", srv->index);
+          break;
+        }
+        m->frame = NULL;
+        uvws__pubsub_deliver(&srv->ps, m->topic, m->topic_len, view, m->header_len, m->seq);
+        uvws__sbuf_unref(view);
+      }
+      break;
+    case XM_SHUTDOWN:
+      uvws_server_shutdown(srv, worker_stopped);
+      break;
+    case XM_STOPPED:
+      primary_worker_stopped(srv);
+      break;
+    case XM_EXIT:
+      if (srv->wake_open && !uv_is_closing((uv_handle_t *)&srv->wake))
+        uv_close((uv_handle_t *)&srv->wake, on_wake_closed);
+      break;
+    case XM_TLS:
+      uvws__tls_conf_unref(srv->net.tls);
+      srv->net.tls = m->conf;
+      m->conf = NULL;
+      break;
+  }
+  msg_free(m);
+}
+
+static void on_wake(uv_async_t *a) {
+  uvws_server_t *srv = a->data;
+  uvws__xnode_t *n = uvws__xq_take(&srv->inbox), *next;
+  for (; n; n = next) {
+    next = n->next;
+    handle(srv, (xmsg_t *)n);
+  }
+}
+
+static int inbox_open(uvws_server_t *srv) {
+  int r;
+  uvws__xq_init(&srv->inbox);
+  r = uv_async_init(srv->loop, &srv->wake, on_wake);
+  if (r < 0) return r;
+  srv->wake.data = srv;
+  srv->wake_open = 1;
+  return 0;
+}
+
+static void inbox_drain(uvws_server_t *srv) {
+  uvws__xnode_t *n = uvws__xq_take(&srv->inbox), *next;
+  for (; n; n = next) {
+    next = n->next;
+    msg_free((xmsg_t *)n);
+  }
+}
+
+/* ---- publishing across loops ---------------------------------------------- */
+
+/* Posts the frame to every loop's inbox, the publisher's own included. */
+void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *frame,
+                         size_t header_len, uint64_t seq, int to_redis) {
+  uvws__group_t *g = from->group;
+  unsigned i, others = 0;
+  xmsg_t *m[UVWS__MAX_THREADS];
+
+  if (atomic_load(&g->exiting)) return;
+  for (i = 0; i < g->n; i++) {
+    if ((m[others] = msg_new(XM_PUBLISH, n)) == NULL) {
+      uvws__log(UVWS_LOG_ERROR, "publish: out of memory, thread %u misses a message", i);
+      continue;
+    }
+    memcpy(m[others]->topic, topic, n);
+    m[others]->topic_len = n;
+    m[others]->frame = frame;
+    m[others]->header_len = header_len;
+    m[others]->seq = seq;
+    m[others]->to_redis = to_redis && i == 0;
+    m[others]->dest = i;
+    others++;
+  }
+  if (others == 0) return;
+  /* Every reference exists before the first receiver can drop one. */
+  uvws__sbuf_xref(frame, others);
+  for (i = 0; i < others; i++) post(g->srv[m[i]->dest], m[i]);
+}
+
+/* ---- start ------------------------------------------------------------------ */
+
+static void thread_main(void *arg) {
+  uvws_server_t *srv = arg;
+  uv_run(srv->loop, UV_RUN_DEFAULT);
+  uvws__wq_cache_drain();
+}
+
+static void close_any(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* A worker that never ran: close its handles on the caller's thread. */
+static void worker_discard(uvws_server_t *w) {
+  uv_loop_t *loop = w->loop;
+  w->shutting_down = 1;
+  uv_walk(loop, close_any, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  inbox_drain(w);
+  uvws_server_free(w);
+  if (uv_loop_close(loop) == 0) free(loop);
+}
+
+static int clone_server(uvws_server_t *p, unsigned index, uvws_server_t **out) {
+  uvws_options_t o = p->opts;
+  uv_loop_t *loop = malloc(sizeof(*loop));
+  uvws_server_t *w = NULL;
+  size_t i;
+  int r;
+
+  *out = NULL;
+  if (loop == NULL) return UV_ENOMEM;
+  if ((r = uv_loop_init(loop)) != 0) {
+    free(loop);
+    return r;
+  }
+  o.port = p->port >= 0 ? p->port : o.port;
+  o.tls_port = p->tls_port >= 0 ? p->tls_port : o.tls_port;
+  r = uvws_server_new(&w, loop, &o);
+  if (r == 0) {
+    w->index = index;
+    w->data = p->data;
+  }
+  for (i = 0; r == 0 && i < p->nroutes; i++) {
+    const uvws__route_t *pr = &p->routes[i];
+    uvws_route_t route;
+    memset(&route, 0, sizeof(route));
+    route.path = pr->path;
+    route.handlers = pr->h;
+    route.subprotocols = (const char *const *)pr->subprotocols;
+    route.user = pr->user;
+    route.drop_on_backpressure = pr->drop_on_backpressure;
+    r = uvws_server_route(w, &route);
+  }
+  for (i = 1; r == 0 && i < p->nmounts; i++) {
+    char prefix[1024];
+    snprintf(prefix, sizeof(prefix), "/%s", p->mounts[i].prefix);
+    r = uvws_server_mount(w, prefix, p->mounts[i].dir);
+  }
+  if (r != 0) {
+    uvws_server_free(w);
+    uv_loop_close(loop);
+    free(loop);
+    return r;
+  }
+  *out = w;
+  return 0;
+}
+
+int uvws__group_start(uvws_server_t *p) {
+  unsigned n = p->opts.threads, i;
+  uvws__group_t *g;
+  int r;
+
+  if (n > UVWS__MAX_THREADS) {
+    uvws__log(UVWS_LOG_ERROR, "threads: at most %d", UVWS__MAX_THREADS);
+    return UV_EINVAL;
+  }
+  if (p->net.tls && !uvws__tls_thread_safe()) {
+    uvws__log(UVWS_LOG_ERROR, "TLS on several threads needs mbedTLS built with MBEDTLS_THREADING_C");
+    return UV_ENOTSUP;
+  }
+  g = calloc(1, sizeof(*g));
+  if (g == NULL) return UV_ENOMEM;
+  g->srv = calloc(n, sizeof(*g->srv));
+  g->threads = calloc(n, sizeof(*g->threads));
+  g->ctl = calloc(n, sizeof(*g->ctl));
+  if (g->srv == NULL || g->threads == NULL || g->ctl == NULL) {
+    free(g->srv);
+    free(g->threads);
+    free(g->ctl);
+    free(g);
+    return UV_ENOMEM;
+  }
+  atomic_init(&g->seq, p->ps.seq);
+  atomic_init(&g->exiting, 0);
+  g->srv[0] = p;
+  g->n = 1;
+  g->nctl = n;
+  p->group = g; /* from here on uvws_server_free cleans up whatever fails */
+  p->index = 0;
+  for (i = 0; i < n; i++) {
+    static const int kinds[CTL_COUNT] = {XM_SHUTDOWN, XM_STOPPED, XM_EXIT};
+    int k;
+    for (k = 0; k < CTL_COUNT; k++) {
+      if ((g->ctl[i][k] = msg_new(kinds[k], 0)) == NULL) return UV_ENOMEM;
+      g->ctl[i][k]->preallocated = 1;
+    }
+  }
+  /* Workers are built and bound before any thread runs (and before the
+   * primary has a handle on the caller's loop), so a failure (a port
+   * taken, no memory) is reported here, synchronously, and leaves nothing
+   * behind once uvws_server_free runs. */
+  for (i = 1; i < n; i++) {
+    uvws_server_t *w;
+    if ((r = clone_server(p, i, &w)) != 0) return r;
+    g->srv[g->n++] = w;
+    w->group = g;
+    if ((r = inbox_open(w)) != 0) return r;
+    if ((r = uvws_server_start(w)) != 0) return r;
+  }
+  return 0;
+}
+
+/* Once the primary is ready: its inbox, then the workers' threads. */
+int uvws__group_run(uvws_server_t *p) {
+  uvws__group_t *g = p->group;
+  unsigned n = g->nctl, i;
+  int r;
+  if ((r = inbox_open(p)) != 0) return r;
+  for (i = 1; i < n; i++) {
+    if ((r = uv_thread_create(&g->threads[i], thread_main, g->srv[i])) != 0) return r;
+    g->nthreads = i + 1;
+    g->running++;
+  }
+  uvws__log(UVWS_LOG_INFO, "%u threads, one event loop each, accepting on the same port", n);
+  return 0;
+}
+
+/* ---- shutdown and free -------------------------------------------------------- */
+
+void uvws__group_shutdown(uvws_server_t *p) {
+  unsigned i;
+  p->group->shutdown_posted = 1;
+  for (i = 1; i < p->group->nthreads; i++) post(p->group->srv[i], p->group->ctl[i][CTL_SHUTDOWN]);
+  if (p->group->running == 0 && !p->group->exiting) { /* no worker ever ran */
+    p->group->exiting = 1;
+    uv_close((uv_handle_t *)&p->wake, on_wake_closed);
+  }
+}
+
+int uvws__group_busy(const uvws_server_t *p) {
+  return p->group && p->index == 0 && (p->group->running > 0 || p->wake_open);
+}
+
+void uvws__group_free(uvws_server_t *p) {
+  uvws__group_t *g = p->group;
+  unsigned i;
+  if (g == NULL || g->srv[0] != p) return; /* workers are freed from here */
+  /* Freed without any shutdown: stop the workers the short way. (Freed in
+   * the middle of one is not supported: uvws.h asks for the callback.) */
+  if (g->running > 0 && !g->shutdown_posted) {
+    for (i = 1; i < g->nthreads; i++) {
+      atomic_store(&g->srv[i]->exit_when_stopped, 1);
+      post(g->srv[i], g->ctl[i][CTL_SHUTDOWN]);
+    }
+  }
+  for (i = 1; i < g->nthreads; i++) uv_thread_join(&g->threads[i]);
+  for (i = 1; i < g->n; i++) {
+    uvws_server_t *w = g->srv[i];
+    uv_loop_t *loop = w->loop;
+    if (i >= g->nthreads) { /* built but never ran */
+      worker_discard(w);
+      continue;
+    }
+    inbox_drain(w);
+    uvws_server_free(w);
+    if (uv_loop_close(loop) == 0) free(loop);
+    else uvws__log(UVWS_LOG_ERROR, "thread %u: loop still has handles", i);
+  }
+  if (p->wake_open) { /* never shut down: let the close run */
+    uv_close((uv_handle_t *)&p->wake, NULL);
+    p->wake_open = 0;
+  }
+  inbox_drain(p);
+  for (i = 0; i < g->nctl; i++) {
+    int k;
+    for (k = 0; k < CTL_COUNT; k++) free(g->ctl[i][k]);
+  }
+  free(g->ctl);
+  free(g->srv);
+  free(g->threads);
+  free(g);
+  p->group = NULL;
+}
+
+/* ---- shared state ----------------------------------------------------------- */
+
+uint64_t uvws__group_seq(uvws_server_t *srv, int next) {
+  if (srv->group == NULL) return next ? srv->ps.seq++ : srv->ps.seq;
+  if (next) return atomic_fetch_add_explicit(&srv->group->seq, 1, memory_order_relaxed);
+  return atomic_load_explicit(&srv->group->seq, memory_order_relaxed);
+}
+
+unsigned uvws__group_size(const uvws_server_t *srv) { return srv->group ? srv->group->n : 1; }
+
+const uvws_server_t *uvws__group_member(const uvws_server_t *srv, unsigned i) {
+  return srv->group ? srv->group->srv[i] : srv;
+}
+
+void uvws__group_tls(uvws_server_t *p, uvws__tls_conf_t *conf) {
+  unsigned i;
+  if (p->group == NULL) return;
+  for (i = 1; i < p->group->n; i++) {
+    xmsg_t *m = msg_new(XM_TLS, 0);
+    if (m == NULL) {
+      uvws__log(UVWS_LOG_ERROR, "TLS reload: out of memory; thread %u keeps the old certificate", i);
+      continue;
+    }
+    uvws__tls_conf_ref(conf);
+    m->conf = conf;
+    post(p->group->srv[i], m);
+  }
+}

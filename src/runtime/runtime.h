@@ -1,0 +1,131 @@
+/* The runtime: one loop's server (the layers' per-loop contexts wired
+ * together, the sweep, the flusher, shutdown), the thread group that runs
+ * N of them, and /metrics. uvws_server_s is both the public handle and one
+ * loop's runtime: with threads the user's server is the primary (index 0,
+ * the user's loop) and group.c clones it onto each other loop. */
+#ifndef UVWS_RUNTIME_H
+#define UVWS_RUNTIME_H
+
+#include <stdatomic.h>
+
+#include "http/http.h"
+#include "net/net.h"
+#include "pubsub/pubsub.h"
+#include "pubsub/redis.h"
+#include "util/counters.h"
+#include "util/xq.h"
+#include "uvws.h"
+#include "ws/session.h"
+
+#define UVWS__MAX_THREADS 64
+#define UVWS__SWEEP_MS 250
+#define UVWS__MAX_METRICS_SOURCES 4
+
+typedef struct uvws__group_s uvws__group_t;
+
+/* Lines a component adds to /metrics (Redis registers its own). */
+typedef struct {
+  void (*render)(const void *ctx, uvws__buf_t *out);
+  const void *ctx;
+} uvws__metrics_source_t;
+
+/* Who owns what, and which thread touches it:
+ *   [config]  set by the user's calls before uvws_server_start; read-only
+ *             afterwards, read by every loop's thread (workers' copies too).
+ *   [loop]    this loop's thread only.
+ *   [primary] the primary server only (index 0), on the primary's thread,
+ *             unless said otherwise.
+ *   [atomic]  written by its owner, read by any thread (relaxed: counters
+ *             and gauges publish no other memory). */
+struct uvws_server_s {
+  /* [config] the options; their strings are owned copies */
+  uvws_options_t opts;
+  char *host, *web_root, *allow_origin, *trusted_proxies, *tls_cert, *tls_key, *redis_url;
+  uvws__route_t *routes;     /* owned; one loop's copy (workers copy the primary's) */
+  size_t nroutes;
+  uvws__mount_t *mounts;     /* owned; [0] is the web root (dir NULL if none) */
+  size_t nmounts;
+  void *data;                /* the user's */
+  uvws_remote_cb on_remote;  /* [primary] messages from other instances */
+  void *on_remote_user;
+
+  /* [loop] the layers' contexts */
+  uv_loop_t *loop;
+  unsigned index;            /* 0: the primary */
+  uvws__netloop_t net;
+  uvws__http_env_t http;
+  uvws__ws_env_t ws;
+  uvws__pubsub_t ps;
+  uvws__bus_t bus;           /* ps.bus points here when there are threads or Redis */
+  uvws__listen_t listen_plain, listen_tls;
+  int port, tls_port;        /* bound, or -1 */
+
+  /* [loop] the runtime's own handles and state */
+  uv_timer_t sweep;          /* timeouts: one timer for all connections */
+  uv_check_t flusher;        /* after each iteration's I/O: uvws__net_flush */
+  uv_timer_t flush_timer;    /* a deferred flush (see on_check) */
+  uint64_t flush_not_before; /* uv_hrtime(); 0: flush at the next check */
+  uint64_t last_sweep;       /* for the loop lag */
+  uint8_t started, shutting_down;
+  uint8_t sweep_open, flusher_open, flush_timer_open; /* initialised, not yet closed */
+  int handles_open;          /* listeners, sweep and flush handles not yet closed */
+  void (*shutdown_cb)(uvws_server_t *srv);
+  uint64_t shutdown_deadline; /* uv_now() after which closing connections drop */
+  uint64_t drain_until;      /* [primary] uv_now() when the drain ends; 0 none */
+  uvws__metrics_t m;         /* [atomic] this loop's counters */
+
+  /* Threads (group.c) */
+  uvws__group_t *group;      /* NULL on a single loop; owned by the primary */
+  uv_async_t wake;           /* [loop] other threads push to inbox, then wake us */
+  uvws__xq_t inbox;          /* pushed by any thread, taken by this loop */
+  uint8_t wake_open;         /* [loop] */
+  uint8_t stopped;           /* [loop] worker: shutdown done, STOPPED posted */
+  atomic_int exit_when_stopped; /* worker: freed without shutdown, just end */
+
+  /* [primary] shared by every loop, owned by the primary */
+  uvws__net_shared_t netsh;  /* limits and per-address counts (its own lock) */
+  uvws__census_t *census;    /* subscriber counts (its own lock); NULL on one loop */
+  atomic_int draining;       /* [atomic] shutdown_drain_ms running: /healthz 503 */
+  uvws__redis_t *redis;      /* NULL without Redis */
+  uvws__tls_rng_t rng;
+  uvws__metrics_source_t sources[UVWS__MAX_METRICS_SOURCES];
+  unsigned nsources;
+  /* uvws_server_new(..., NULL, ...): the loop, its thread and the stop
+   * signal are the server's own. */
+  uint8_t own_loop, own_thread_started;
+  uv_thread_t own_thread;
+  uv_async_t stop_async;
+};
+
+/* loop.c: one loop's runtime */
+int uvws__rt_init(uvws_server_t *srv);       /* the layers' contexts, at start */
+int uvws__rt_start_handles(uvws_server_t *srv);
+void uvws__rt_free(uvws_server_t *srv);
+void uvws__rt_maybe_done(uvws_server_t *srv);
+uvws_server_t *uvws__rt_primary(uvws_server_t *srv);
+/* redis.c's hooks, on the primary */
+int uvws__rt_redis_start(uvws_server_t *primary);
+void uvws__rt_metrics_add(uvws_server_t *primary, void (*render)(const void *, uvws__buf_t *), const void *ctx);
+
+/* group.c: one server on several threads */
+/* Builds and starts (binds) the workers without running them; then
+ * uvws__group_run opens the primary's inbox and starts their threads. */
+int uvws__group_start(uvws_server_t *primary);
+int uvws__group_run(uvws_server_t *primary);
+void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *frame,
+                         size_t header_len, uint64_t seq, int to_redis);
+uint64_t uvws__group_seq(uvws_server_t *srv, int next);
+void uvws__group_shutdown(uvws_server_t *primary);
+int uvws__group_busy(const uvws_server_t *primary);
+void uvws__group_free(uvws_server_t *primary);
+void uvws__group_tls(uvws_server_t *primary, uvws__tls_conf_t *conf);
+unsigned uvws__group_size(const uvws_server_t *srv);
+const uvws_server_t *uvws__group_member(const uvws_server_t *srv, unsigned i);
+
+/* metrics.c */
+void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out);
+
+/* server.c */
+const uvws__route_t *uvws__server_route(const uvws_server_t *srv, const char *path, size_t len);
+
+#endif
