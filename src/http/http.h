@@ -13,7 +13,7 @@
 #include "util/httpdate.h"
 #include "util/wbuf.h"
 #include "uvws.h"
-#include "ws/session.h"
+#include "ws/open.h"
 
 /* A folder served as static files: the web root, or one mounted at a URL
  * prefix (`prefix` holds the path without slashes, "" for the root). Owned

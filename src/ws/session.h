@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "net/stream.h"
+#include "ws/open.h"
 #include "proto/deflate.h"
 #include "proto/ws.h"
 #include "util/counters.h"
@@ -24,37 +25,6 @@
  * none held while idle. */
 #define UVWS__MSG_KEEP (256u * 1024u)
 #define UVWS__MSG_KEEP_MS 2000
-
-/* A WebSocket route as the server keeps it. Owned by the server's route
- * table; read-only once the server starts (shared by every loop). */
-typedef struct {
-  char *path;             /* owned */
-  size_t path_len;
-  uvws_handlers_t h;
-  char **subprotocols;    /* owned, NULL-terminated (NULL if none) */
-  void *user;
-  int drop_on_backpressure;
-} uvws__route_t;
-
-/* One request header, as the upgrade request carried it. */
-typedef struct {
-  const char *name, *value;
-  size_t name_len, value_len;
-} uvws__header_t;
-
-/* What the upgrade decided, and the request it answered. The strings and
- * arrays belong to the caller and live until uvws__ws_open returns. */
-typedef struct {
-  const uvws__route_t *route;
-  const char *protocol;          /* one of route->subprotocols, or NULL */
-  const uvws__pmd_params_t *pmd; /* permessage-deflate terms, or NULL */
-  const char *extensions;        /* the Sec-WebSocket-Extensions answered, or NULL */
-  const char *target;            /* the request target (not NUL-terminated) */
-  size_t target_len;
-  const uvws__header_t *headers; /* in arrival order */
-  size_t nheaders;
-  const char *response_head;     /* the 101 (or HTTP/2 200) head as sent, NUL-terminated */
-} uvws__ws_open_t;
 
 /* One loop's WebSocket context: configuration, scratch and counters shared
  * by the loop's sessions. Owned by the loop's runtime; used on that loop's
