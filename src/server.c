@@ -159,21 +159,12 @@ void uvws_server_free(uvws_server_t *srv) {
   free(srv);
 }
 
-const uvws__route_t *uvws__server_route(const uvws_server_t *srv, const char *path, size_t len) {
-  size_t i;
-  for (i = 0; i < srv->nroutes; i++) {
-    const uvws__route_t *r = &srv->routes[i];
-    if (r->path_len == len && memcmp(r->path, path, len) == 0) return r;
-  }
-  return NULL;
-}
-
 int uvws_server_route(uvws_server_t *srv, const uvws_route_t *route) {
   uvws__route_t *r, *grown;
   size_t n = 0, i;
 
   if (route == NULL || route->path == NULL || route->path[0] != '/' || srv->started) return UV_EINVAL;
-  if (uvws__server_route(srv, route->path, strlen(route->path))) return UVWS_EEXIST;
+  if (uvws__rt_route(srv, route->path, strlen(route->path))) return UVWS_EEXIST;
   grown = realloc(srv->routes, (srv->nroutes + 1) * sizeof(*grown));
   if (grown == NULL) return UV_ENOMEM;
   srv->routes = grown;
@@ -294,6 +285,64 @@ static int bind_all(uvws_server_t *srv) {
   return 0;
 }
 
+/* ---- workers (runtime/group.c builds them through these) ------------------- */
+
+static int worker_clone(uvws_server_t *p, unsigned index, uvws_server_t **out) {
+  uvws_options_t o = p->opts;
+  uv_loop_t *loop = malloc(sizeof(*loop));
+  uvws_server_t *w = NULL;
+  size_t i;
+  int r;
+
+  *out = NULL;
+  if (loop == NULL) return UV_ENOMEM;
+  if ((r = uv_loop_init(loop)) != 0) {
+    free(loop);
+    return r;
+  }
+  o.port = p->port >= 0 ? p->port : o.port;
+  o.tls_port = p->tls_port >= 0 ? p->tls_port : o.tls_port;
+  r = uvws_server_new(&w, loop, &o);
+  if (r == 0) {
+    w->index = index;
+    w->data = p->data;
+  }
+  for (i = 0; r == 0 && i < p->nroutes; i++) {
+    const uvws__route_t *pr = &p->routes[i];
+    uvws_route_t route;
+    memset(&route, 0, sizeof(route));
+    route.path = pr->path;
+    route.handlers = pr->h;
+    route.subprotocols = (const char *const *)pr->subprotocols;
+    route.user = pr->user;
+    route.drop_on_backpressure = pr->drop_on_backpressure;
+    r = uvws_server_route(w, &route);
+  }
+  for (i = 1; r == 0 && i < p->nmounts; i++) {
+    char prefix[1024];
+    snprintf(prefix, sizeof(prefix), "/%s", p->mounts[i].prefix);
+    r = uvws_server_mount(w, prefix, p->mounts[i].dir);
+  }
+  if (r != 0) {
+    uvws_server_free(w);
+    uv_loop_close(loop);
+    free(loop);
+    return r;
+  }
+  *out = w;
+  return 0;
+}
+
+static void worker_destroy(uvws_server_t *w) {
+  uv_loop_t *loop = w->loop;
+  unsigned i = w->index;
+  uvws_server_free(w);
+  if (uv_loop_close(loop) == 0) free(loop);
+  else uvws__log(UVWS_LOG_ERROR, "thread %u: loop still has handles", i);
+}
+
+static const uvws__group_ops_t worker_ops = {worker_clone, uvws_server_start, worker_destroy};
+
 static void own_thread_main(void *arg) {
   uvws_server_t *srv = arg;
   uv_run(srv->loop, UV_RUN_DEFAULT);
@@ -318,7 +367,7 @@ int uvws_server_start(uvws_server_t *srv) {
   if ((r = resolve_mounts(srv)) != 0 || (r = uvws__rt_init(srv)) != 0 || (r = load_tls(srv)) != 0 ||
       (r = bind_all(srv)) != 0)
     goto fail;
-  if (srv->opts.threads > 1 && srv->group == NULL && (r = uvws__group_start(srv)) != 0) goto fail;
+  if (srv->opts.threads > 1 && srv->group == NULL && (r = uvws__group_start(srv, &worker_ops)) != 0) goto fail;
   /* Redis before the workers run: they read srv->redis from then on. */
   if (srv->index == 0 && srv->opts.redis && (r = uvws__rt_redis_start(srv)) != 0) goto fail;
   srv->started = 1;

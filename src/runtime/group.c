@@ -43,6 +43,7 @@ typedef struct {
 enum { CTL_SHUTDOWN, CTL_STOPPED, CTL_EXIT, CTL_COUNT };
 
 struct uvws__group_s {
+  uvws__group_ops_t ops;  /* the facade's: how a worker is made, started, freed */
   uvws_server_t **srv;   /* [0] is the primary (the user's); the rest are owned */
   unsigned n;            /* servers created so far */
   uv_thread_t *threads;  /* threads[i] runs srv[i]'s loop, i >= 1 */
@@ -213,57 +214,10 @@ static void worker_discard(uvws_server_t *w) {
   uv_walk(loop, close_any, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   inbox_drain(w);
-  uvws_server_free(w);
-  if (uv_loop_close(loop) == 0) free(loop);
+  w->group->ops.destroy(w);
 }
 
-static int clone_server(uvws_server_t *p, unsigned index, uvws_server_t **out) {
-  uvws_options_t o = p->opts;
-  uv_loop_t *loop = malloc(sizeof(*loop));
-  uvws_server_t *w = NULL;
-  size_t i;
-  int r;
-
-  *out = NULL;
-  if (loop == NULL) return UV_ENOMEM;
-  if ((r = uv_loop_init(loop)) != 0) {
-    free(loop);
-    return r;
-  }
-  o.port = p->port >= 0 ? p->port : o.port;
-  o.tls_port = p->tls_port >= 0 ? p->tls_port : o.tls_port;
-  r = uvws_server_new(&w, loop, &o);
-  if (r == 0) {
-    w->index = index;
-    w->data = p->data;
-  }
-  for (i = 0; r == 0 && i < p->nroutes; i++) {
-    const uvws__route_t *pr = &p->routes[i];
-    uvws_route_t route;
-    memset(&route, 0, sizeof(route));
-    route.path = pr->path;
-    route.handlers = pr->h;
-    route.subprotocols = (const char *const *)pr->subprotocols;
-    route.user = pr->user;
-    route.drop_on_backpressure = pr->drop_on_backpressure;
-    r = uvws_server_route(w, &route);
-  }
-  for (i = 1; r == 0 && i < p->nmounts; i++) {
-    char prefix[1024];
-    snprintf(prefix, sizeof(prefix), "/%s", p->mounts[i].prefix);
-    r = uvws_server_mount(w, prefix, p->mounts[i].dir);
-  }
-  if (r != 0) {
-    uvws_server_free(w);
-    uv_loop_close(loop);
-    free(loop);
-    return r;
-  }
-  *out = w;
-  return 0;
-}
-
-int uvws__group_start(uvws_server_t *p) {
+int uvws__group_start(uvws_server_t *p, const uvws__group_ops_t *ops) {
   unsigned n = p->opts.threads, i;
   uvws__group_t *g;
   int r;
@@ -293,6 +247,7 @@ int uvws__group_start(uvws_server_t *p) {
   g->srv[0] = p;
   g->n = 1;
   g->nctl = n;
+  g->ops = *ops;
   p->group = g; /* from here on uvws_server_free cleans up whatever fails */
   p->index = 0;
   for (i = 0; i < n; i++) {
@@ -309,11 +264,11 @@ int uvws__group_start(uvws_server_t *p) {
    * behind once uvws_server_free runs. */
   for (i = 1; i < n; i++) {
     uvws_server_t *w;
-    if ((r = clone_server(p, i, &w)) != 0) return r;
+    if ((r = g->ops.clone(p, i, &w)) != 0) return r;
     g->srv[g->n++] = w;
     w->group = g;
     if ((r = inbox_open(w)) != 0) return r;
-    if ((r = uvws_server_start(w)) != 0) return r;
+    if ((r = g->ops.start(w)) != 0) return r;
   }
   return 0;
 }
@@ -364,15 +319,12 @@ void uvws__group_free(uvws_server_t *p) {
   for (i = 1; i < g->nthreads; i++) uv_thread_join(&g->threads[i]);
   for (i = 1; i < g->n; i++) {
     uvws_server_t *w = g->srv[i];
-    uv_loop_t *loop = w->loop;
     if (i >= g->nthreads) { /* built but never ran */
       worker_discard(w);
       continue;
     }
     inbox_drain(w);
-    uvws_server_free(w);
-    if (uv_loop_close(loop) == 0) free(loop);
-    else uvws__log(UVWS_LOG_ERROR, "thread %u: loop still has handles", i);
+    g->ops.destroy(w);
   }
   if (p->wake_open) { /* never shut down: let the close run */
     uv_close((uv_handle_t *)&p->wake, NULL);

@@ -19,8 +19,17 @@ static void on_freed(void *ctx) { uvws__rt_maybe_done(ctx); }
 
 static const uvws__net_hooks_t net_hooks = {on_accept, on_freed};
 
+const uvws__route_t *uvws__rt_route(const uvws_server_t *srv, const char *path, size_t len) {
+  size_t i;
+  for (i = 0; i < srv->nroutes; i++) {
+    const uvws__route_t *r = &srv->routes[i];
+    if (r->path_len == len && memcmp(r->path, path, len) == 0) return r;
+  }
+  return NULL;
+}
+
 static const uvws__route_t *http_route(void *ctx, const char *path, size_t len) {
-  return uvws__server_route(ctx, path, len);
+  return uvws__rt_route(ctx, path, len);
 }
 
 static int http_upgrade(void *ctx, uvws__stream_t *s, const uvws__ws_open_t *o, char *rest, size_t rest_len) {
@@ -28,7 +37,12 @@ static int http_upgrade(void *ctx, uvws__stream_t *s, const uvws__ws_open_t *o, 
   return uvws__ws_open(&srv->ws, s, o, rest, rest_len);
 }
 
-static void http_metrics(void *ctx, uvws__buf_t *out) { uvws__metrics_render(ctx, out); }
+static void http_metrics(void *ctx, uvws__buf_t *out) {
+  const uvws_server_t *srv = ctx, *loops[UVWS__MAX_THREADS];
+  unsigned n = uvws__group_size(srv), i;
+  for (i = 0; i < n; i++) loops[i] = uvws__group_member(srv, i);
+  uvws__metrics_render(loops, n, srv, out);
+}
 
 static int http_state(void *ctx) {
   uvws_server_t *srv = ctx;

@@ -29,18 +29,19 @@ static void put_counter(uvws__buf_t *out, const char *name, const char *help, ui
 #define NCOUNTERS (sizeof(uvws__metrics_t) / sizeof(uvws__counter_t))
 #define AT(field) (offsetof(uvws__metrics_t, field) / sizeof(uvws__counter_t))
 
-void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
+void uvws__metrics_render(const uvws_server_t *const *loops, unsigned nthreads, const uvws_server_t *srv,
+                          uvws__buf_t *out) {
   static const char *const fail_reason[6] = {"bad_request", "origin", "not_found", "version", "unavailable", "other"};
   uint64_t t[NCOUNTERS];
   size_t http, ws, queued;
-  unsigned k, nthreads = uvws__group_size(srv);
+  unsigned k;
   int i;
 
   /* Every loop's counters, summed (the lags: the worst loop). This loop's
    * queue is measured now; the others' were sampled by their last sweep. */
   memset(t, 0, sizeof(t));
   for (k = 0; k < nthreads; k++) {
-    const uvws_server_t *s = uvws__group_member(srv, k);
+    const uvws_server_t *s = loops[k];
     const uvws__counter_t *ctr = (const uvws__counter_t *)&s->m;
     size_t j;
     for (j = 0; j < NCOUNTERS; j++) {
@@ -92,12 +93,12 @@ void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out) {
       (unsigned long long)t[AT(loop_lag_ms_last)], (unsigned long long)t[AT(loop_lag_ms_max)]);
   put(out, "# HELP uvws_thread_connections Open connections per event loop thread (how evenly SO_REUSEPORT spreads them).\n# TYPE uvws_thread_connections gauge\n");
   for (k = 0; k < nthreads; k++) {
-    const uvws__metrics_t *m = &uvws__group_member(srv, k)->m;
+    const uvws__metrics_t *m = &loops[k]->m;
     put(out, "uvws_thread_connections{thread=\"%u\"} %llu\n", k,
         (unsigned long long)(UVWS__GET(m->conns_http) + UVWS__GET(m->conns_ws)));
   }
   {
-    const uvws_server_t *p = uvws__group_member(srv, 0);
+    const uvws_server_t *p = loops[0];
     for (k = 0; k < p->nsources; k++) p->sources[k].render(p->sources[k].ctx, out);
   }
 }

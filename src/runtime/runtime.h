@@ -108,9 +108,17 @@ int uvws__rt_redis_start(uvws_server_t *primary);
 void uvws__rt_metrics_add(uvws_server_t *primary, void (*render)(const void *, uvws__buf_t *), const void *ctx);
 
 /* group.c: one server on several threads */
+/* How the facade makes a worker: a copy of the primary's configuration on
+ * a loop of its own (not started), its start, and its end (the server,
+ * then its loop). */
+typedef struct {
+  int (*clone)(uvws_server_t *primary, unsigned index, uvws_server_t **out);
+  int (*start)(uvws_server_t *worker);
+  void (*destroy)(uvws_server_t *worker);
+} uvws__group_ops_t;
 /* Builds and starts (binds) the workers without running them; then
  * uvws__group_run opens the primary's inbox and starts their threads. */
-int uvws__group_start(uvws_server_t *primary);
+int uvws__group_start(uvws_server_t *primary, const uvws__group_ops_t *ops);
 int uvws__group_run(uvws_server_t *primary);
 void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *frame,
                          size_t header_len, uint64_t seq, int to_redis);
@@ -122,10 +130,11 @@ void uvws__group_tls(uvws_server_t *primary, uvws__tls_conf_t *conf);
 unsigned uvws__group_size(const uvws_server_t *srv);
 const uvws_server_t *uvws__group_member(const uvws_server_t *srv, unsigned i);
 
-/* metrics.c */
-void uvws__metrics_render(uvws_server_t *srv, uvws__buf_t *out);
-
-/* server.c */
-const uvws__route_t *uvws__server_route(const uvws_server_t *srv, const char *path, size_t len);
+/* metrics.c: the text for `loops` (every loop of the server, [0] the
+ * primary, with its registered sources); `self` is the loop asking, whose
+ * queue is measured now rather than sampled. */
+void uvws__metrics_render(const uvws_server_t *const *loops, unsigned n, const uvws_server_t *self,
+                          uvws__buf_t *out);
+const uvws__route_t *uvws__rt_route(const uvws_server_t *srv, const char *path, size_t len);
 
 #endif
