@@ -111,7 +111,8 @@ typedef struct uvws_server_s uvws_server_t;
 typedef struct uvws_conn_s uvws_conn_t;
 
 typedef struct {
-  const char *host;          /* listen address; default "127.0.0.1" */
+  const char *host;          /* listen address; default "localhost", which
+                                means both 127.0.0.1 and ::1 (two sockets) */
   int port;                  /* default 8080; 0 picks an ephemeral port */
   const char *web_root;      /* static files; NULL serves none (404) */
   size_t max_message;        /* bytes per WebSocket message; default 16 MiB */

@@ -84,7 +84,7 @@ static void on_wake_closed(uv_handle_t *h) {
 
 static void worker_stopped(uvws_server_t *srv) {
   srv->stopped = 1;
-  if (atomic_load(&srv->exit_when_stopped)) { /* uvws_server_free without a shutdown */
+  if (atomic_load_explicit(&srv->exit_when_stopped, memory_order_relaxed)) { /* uvws_server_free without a shutdown */
     uv_close((uv_handle_t *)&srv->wake, on_wake_closed);
     return;
   }
@@ -96,7 +96,7 @@ static void primary_worker_stopped(uvws_server_t *primary) {
   unsigned i;
   if (--g->running > 0) return;
   /* Every worker is idle: nobody publishes any more. */
-  g->exiting = 1;
+  atomic_store_explicit(&g->exiting, 1, memory_order_relaxed);
   for (i = 1; i < g->n; i++) post(g->srv[i], g->ctl[i][CTL_EXIT]);
   uv_close((uv_handle_t *)&primary->wake, on_wake_closed);
 }
@@ -173,7 +173,7 @@ void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws_
   unsigned i, others = 0;
   xmsg_t *m[UVWS__MAX_THREADS];
 
-  if (atomic_load(&g->exiting)) return;
+  if (atomic_load_explicit(&g->exiting, memory_order_relaxed)) return;
   for (i = 0; i < g->n; i++) {
     if ((m[others] = msg_new(XM_PUBLISH, n)) == NULL) {
       uvws__log(UVWS_LOG_ERROR, "publish: out of memory, thread %u misses a message", i);
@@ -294,8 +294,8 @@ void uvws__group_shutdown(uvws_server_t *p) {
   unsigned i;
   p->group->shutdown_posted = 1;
   for (i = 1; i < p->group->nthreads; i++) post(p->group->srv[i], p->group->ctl[i][CTL_SHUTDOWN]);
-  if (p->group->running == 0 && !p->group->exiting) { /* no worker ever ran */
-    p->group->exiting = 1;
+  if (p->group->running == 0 && !atomic_load_explicit(&p->group->exiting, memory_order_relaxed)) { /* no worker ever ran */
+    atomic_store_explicit(&p->group->exiting, 1, memory_order_relaxed);
     uv_close((uv_handle_t *)&p->wake, on_wake_closed);
   }
 }
@@ -312,7 +312,7 @@ void uvws__group_free(uvws_server_t *p) {
    * the middle of one is not supported: uvws.h asks for the callback.) */
   if (g->running > 0 && !g->shutdown_posted) {
     for (i = 1; i < g->nthreads; i++) {
-      atomic_store(&g->srv[i]->exit_when_stopped, 1);
+      atomic_store_explicit(&g->srv[i]->exit_when_stopped, 1, memory_order_relaxed);
       post(g->srv[i], g->ctl[i][CTL_SHUTDOWN]);
     }
   }

@@ -287,10 +287,10 @@ void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server_t *srv)) {
   if (srv->shutting_down) return;
   if (srv->index == 0 && srv->opts.shutdown_drain_ms && srv->sweep_open) {
     if (srv->drain_until) return; /* already draining */
-    if (!atomic_load(&srv->draining)) {
+    if (!atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
       /* Everything keeps working; only /healthz changes. The sweep calls
        * us again when the time is up. */
-      atomic_store(&srv->draining, 1);
+      atomic_store_explicit(&srv->draining, 1, memory_order_relaxed);
       srv->shutdown_cb = cb;
       srv->drain_until = uv_now(srv->loop) + srv->opts.shutdown_drain_ms;
       uvws__log(UVWS_LOG_INFO, "shutting down: draining for %u ms first (/healthz answers 503)",

@@ -35,8 +35,13 @@ typedef struct {
  *   [loop]    this loop's thread only.
  *   [primary] the primary server only (index 0), on the primary's thread,
  *             unless said otherwise.
- *   [atomic]  written by its owner, read by any thread (relaxed: counters
- *             and gauges publish no other memory). */
+ *   [atomic]  written by its owner, read by any thread. Relaxed, all of
+ *             them (counters, gauges, flags, the publish sequence): none
+ *             publishes other memory. What does cross threads with memory
+ *             behind it is ordered where it is handed over: inbox nodes
+ *             by xq.c's release push and acquire take, shared frames and
+ *             TLS configurations by acq_rel reference counts (wqueue.c,
+ *             tls.c). */
 struct uvws_server_s {
   /* [config] the options; their strings are owned copies */
   uvws_options_t opts;
