@@ -350,10 +350,16 @@ static int hold(uvws__http_t *h, const char *data, size_t len) {
   return 0;
 }
 
+/* Requests answered in one turn. A client that pipelines thousands in one
+ * read gets them answered in turns, each after the other connections had
+ * theirs (defer), so nobody waits behind it. */
+#define TURN_REQUESTS 64
+
 /* Parses and answers requests from `data`. Returns 1 if the session is
  * gone (the stream went to a WebSocket session), else 0. */
 static int parse(uvws__http_t *h, char *data, size_t len) {
   uvws__stream_t *s = h->s;
+  unsigned answered = 0;
   while (!s->closing && !s->finishing) {
     llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
     const char *pos;
@@ -389,6 +395,12 @@ static int parse(uvws__http_t *h, char *data, size_t len) {
       }
       s->deadline = uv_now(s->loop) + h->env->opts->keepalive_timeout_ms;
       if (len == 0) return 0;
+      if (++answered == TURN_REQUESTS) {
+        h->waiting = h->deferred = 1;
+        s->ops->defer(s);
+        hold(h, data, len);
+        return 0;
+      }
       continue;
     }
     {
@@ -424,6 +436,7 @@ static void on_writable(uvws__stream_t *s) {
   int r, gone = 0;
 
   if (s->closing || s->finishing) return;
+  h->deferred = 0;
   if (h->responding) {
     s->deadline = uv_now(s->loop) + h->env->opts->handshake_timeout_ms;
     r = uvws__http_pump_file(h);
@@ -453,7 +466,7 @@ static void on_writable(uvws__stream_t *s) {
     }
     uvws__buf_free(&pending);
     if (gone || s->closing || s->finishing || h->responding) return;
-  } while (h->waiting && uvws__stream_queued(s) <= UVWS__QUEUE_LOW);
+  } while (h->waiting && !h->deferred && uvws__stream_queued(s) <= UVWS__QUEUE_LOW);
   if (h->waiting) return;
   if (h->eof) uvws__stream_finish(s); /* everything the half-closed peer asked is answered */
   else s->ops->pause(s, 0);

@@ -34,7 +34,8 @@ typedef struct {
   uint16_t error_status; /* 414 or 431 decided inside a callback */
   uint8_t in_message;
   uint8_t responding;    /* a file body is still being sent */
-  uint8_t waiting;       /* the peer reads too slowly: parsing waits */
+  uint8_t waiting;       /* parsing waits: the peer reads too slowly, or this turn is over */
+  uint8_t deferred;      /* the turn is over: on_writable comes after the others' */
   uint8_t parser_paused; /* llhttp paused at a message end: resume before parsing */
   uint8_t keep_alive;
   uint8_t eof;           /* the peer half-closed; answer what came, then end */

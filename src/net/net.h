@@ -77,10 +77,10 @@ struct uvws__netloop_s {
    * and leave in one write at the end. */
   uvws__buf_t cork;
   uvws__tcp_t *corked;
-  uvws__tcp_t *flush_head;          /* connections with shared frames to write */
+  uvws__tcp_t *flush_head;          /* connections with shared frames to write, or deferred */
   uvws__tcp_t *conns;               /* every connection not yet freed */
   size_t nconns;                    /* in `conns`, closing ones too */
-  size_t nopen;                     /* not closing: what limits count */
+  size_t nopen;                     /* neither finishing nor closing: what limits count */
 };
 
 int uvws__netloop_init(uvws__netloop_t *nl, uv_loop_t *loop);
@@ -105,6 +105,8 @@ struct uvws__tcp_s {
   uint8_t flush_pending;            /* in nl->flush_head */
   uint8_t has_addr;                 /* addr counted in shared->ips */
   uint8_t closed;                   /* uv_close called */
+  uint8_t counted;                  /* counts toward the limits (not finishing, not closed) */
+  uint8_t resume_owed;              /* defer: on_writable at the next flush */
   uvws__wq_t q;                     /* the send queue; its head may be with uv_write */
   size_t q_inflight;                /* bytes at the head that uv_write holds */
   uvws__tls_t *tls;                 /* owned; NULL for plain TCP */
@@ -113,7 +115,8 @@ struct uvws__tcp_s {
 /* Accepts one connection from `listener` (the listener's data is the
  * netloop). */
 int uvws__net_accept(uvws__netloop_t *nl, uv_stream_t *listener, int tls);
-/* The flusher: one write per connection that got shared frames. */
+/* The flusher: one write per connection that got shared frames; then the
+ * deferred get their on_writable. */
 void uvws__net_flush(uvws__netloop_t *nl);
 /* Bytes waiting for the kernel on every connection of the loop. */
 size_t uvws__net_queued(const uvws__netloop_t *nl);

@@ -31,7 +31,8 @@ typedef struct uvws__stream_s uvws__stream_t;
 typedef struct {
   /* Bytes from the peer (plaintext under TLS), in a buffer the stream owns
    * and reuses: valid during the call only, writable (the WebSocket engine
-   * unmasks in place). */
+   * unmasks in place). Pausing is a wish: bytes already read (several TLS
+   * records of one read) may still arrive once after it. */
   void (*on_data)(uvws__stream_t *s, char *data, size_t len);
   /* The queue went above the low-water mark, or the upper asked
    * (want_writable), and is at or below it again. */
@@ -63,6 +64,10 @@ typedef struct {
   void (*pause)(uvws__stream_t *s, int paused);
   /* Asks for on_writable once the queue is at or below the low mark. */
   void (*want_writable)(uvws__stream_t *s);
+  /* Asks for on_writable after this loop iteration's I/O, whatever the
+   * queue: an upper layer with more work than one turn's worth yields to
+   * the other connections and comes back. */
+  void (*defer)(uvws__stream_t *s);
   /* Small writes from now on gather and leave in one write at uncork.
    * Returns 1 if it corked (uncork must follow), 0 if a cork is held. */
   int (*cork)(uvws__stream_t *s);

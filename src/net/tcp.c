@@ -25,6 +25,17 @@ static uvws__tcp_t *tcp_of(uvws__stream_t *s) { return (uvws__tcp_t *)s; }
 
 static void ip_release(uvws__tcp_t *t);
 
+/* A connection whose end has begun (finish or close) no longer counts
+ * toward --max-connections or the per-address limit: its WebSocket or
+ * HTTP exchange is over, only the TCP goodbye is left. */
+static void uncount(uvws__tcp_t *t) {
+  ip_release(t);
+  if (!t->counted) return;
+  t->counted = 0;
+  t->nl->nopen--;
+  atomic_fetch_sub_explicit(&t->nl->shared->open, 1, memory_order_relaxed);
+}
+
 /* Every path that ends a connection comes here once. The upper hears of it
  * in on_close, from the handle's close callback: never re-entrantly from
  * inside one of its own calls. */
@@ -35,9 +46,7 @@ static void tcp_close(uvws__stream_t *s, const char *why) {
   t->closed = 1;
   s->closing = 1;
   s->deadline = 0;
-  t->nl->nopen--;
-  atomic_fetch_sub_explicit(&t->nl->shared->open, 1, memory_order_relaxed);
-  ip_release(t);
+  uncount(t);
   uv_close((uv_handle_t *)&t->tcp, on_closed);
 }
 
@@ -112,6 +121,7 @@ static void tcp_finish(uvws__stream_t *s) {
   if (t->tls) uvws__tls_filter_close_notify(t); /* queued before the FIN */
   s->finishing = 1;
   s->deadline = uv_now(s->loop) + t->nl->close_timeout_ms;
+  uncount(t);
   update_reading(t); /* reading goes on, to see EOF; input is discarded */
   if (t->nl->corked == t) return; /* the uncork comes back here */
   if (!t->write_inflight && t->q.bytes == 0) do_shutdown(t);
@@ -159,6 +169,19 @@ static void shrank(uvws__tcp_t *t) {
 }
 
 static void tcp_want_writable(uvws__stream_t *s) { tcp_of(s)->writable_owed = 1; }
+
+static void flush_list_add(uvws__tcp_t *t) {
+  if (t->flush_pending) return;
+  t->flush_pending = 1;
+  t->flush_next = t->nl->flush_head;
+  t->nl->flush_head = t;
+}
+
+static void tcp_defer(uvws__stream_t *s) {
+  uvws__tcp_t *t = tcp_of(s);
+  t->resume_owed = 1;
+  flush_list_add(t);
+}
 
 /* ---- writing ----------------------------------------------------------------- */
 
@@ -312,11 +335,7 @@ static int tcp_write_shared(uvws__stream_t *s, uvws__sbuf_t *b, size_t off, size
     uvws__buf_consume(&nl->cork, nl->cork.len);
   }
   if (uvws__wq_share(&t->q, b, off, off + len) != 0) goto nomem;
-  if (!t->flush_pending && !t->write_inflight) {
-    t->flush_pending = 1;
-    t->flush_next = nl->flush_head;
-    nl->flush_head = t;
-  }
+  if (!t->write_inflight) flush_list_add(t);
   grew(t);
   return 0;
 nomem:
@@ -442,12 +461,18 @@ void uvws__net_flush(uvws__netloop_t *nl) {
     next = t->flush_next;
     t->flush_pending = 0;
     t->flush_next = NULL;
-    if (t->closed || t->write_inflight || t->q.bytes == 0) continue;
-    n = uvws__wq_peek(&t->q, bufs, WRITE_BUFS, &bytes);
-    if ((r = try_write_now(t, bufs, n)) < 0) continue;
-    uvws__wq_consume(&t->q, (size_t)r);
-    if (t->q.bytes) start_write(t);
-    shrank(t);
+    if (t->closed) continue;
+    if (!t->write_inflight && t->q.bytes) {
+      n = uvws__wq_peek(&t->q, bufs, WRITE_BUFS, &bytes);
+      if ((r = try_write_now(t, bufs, n)) < 0) continue;
+      uvws__wq_consume(&t->q, (size_t)r);
+      if (t->q.bytes) start_write(t);
+      shrank(t);
+    }
+    if (t->resume_owed && !t->closed) {
+      t->resume_owed = 0;
+      if (t->s.cb->on_writable) t->s.cb->on_writable(&t->s);
+    }
   }
 }
 
@@ -511,7 +536,7 @@ static void ip_release(uvws__tcp_t *t) {
 /* Counts the connection's address; 0, or the status to refuse it with. */
 static int ip_limit(uvws__tcp_t *t) {
   int n;
-  if (!t->nl->shared->max_per_ip) return 0;
+  if (!t->nl->shared->max_per_ip || !t->counted) return 0;
   n = ip_add(t->nl->shared, t->s.addr);
   if (n < 0) return 503;
   t->has_addr = 1;
@@ -564,8 +589,17 @@ static void peer_name(uvws__tcp_t *t) {
 }
 
 static const uvws__stream_ops_t tcp_ops = {
-    tcp_write, tcp_write_shared, tcp_queued, tcp_pause, tcp_want_writable,
-    tcp_cork,  tcp_uncork,       tcp_finish, tcp_close, tcp_set_client,
+    .write = tcp_write,
+    .write_shared = tcp_write_shared,
+    .queued = tcp_queued,
+    .pause = tcp_pause,
+    .want_writable = tcp_want_writable,
+    .defer = tcp_defer,
+    .cork = tcp_cork,
+    .uncork = tcp_uncork,
+    .finish = tcp_finish,
+    .close = tcp_close,
+    .set_client = tcp_set_client,
 };
 
 int uvws__net_accept(uvws__netloop_t *nl, uv_stream_t *listener, int tls) {
@@ -591,6 +625,7 @@ int uvws__net_accept(uvws__netloop_t *nl, uv_stream_t *listener, int tls) {
   nl->conns = t;
   nl->nconns++;
   nl->nopen++;
+  t->counted = 1;
   open = atomic_fetch_add_explicit(&nl->shared->open, 1, memory_order_relaxed) + 1;
   r = uv_accept(listener, (uv_stream_t *)&t->tcp);
   if (r == 0 && tls) r = uvws__tls_filter_new(t);

@@ -27,6 +27,7 @@ static int f_write_shared(uvws__stream_t *s, uvws__sbuf_t *b, size_t off, size_t
 static size_t f_queued(const uvws__stream_t *s) { return ((const fake_stream_t *)s)->unread; }
 static void f_pause(uvws__stream_t *s, int paused) { fake_of(s)->paused = paused; }
 static void f_want_writable(uvws__stream_t *s) { fake_of(s)->writable_owed = 1; }
+static void f_defer(uvws__stream_t *s) { fake_of(s)->deferred = 1; }
 static int f_cork(uvws__stream_t *s) {
   if (fake_of(s)->corked) return 0;
   fake_of(s)->corked = 1;
@@ -48,8 +49,19 @@ static int f_set_client(uvws__stream_t *s, const uint8_t addr[16]) {
   return addr[0] == 0x20 ? -1 : 0; /* some addresses are "over the limit" */
 }
 
-static const uvws__stream_ops_t fake_ops = {f_write, f_write_shared, f_queued, f_pause, f_want_writable,
-                                            f_cork,  f_uncork,       f_finish, f_close, f_set_client};
+static const uvws__stream_ops_t fake_ops = {
+    .write = f_write,
+    .write_shared = f_write_shared,
+    .queued = f_queued,
+    .pause = f_pause,
+    .want_writable = f_want_writable,
+    .defer = f_defer,
+    .cork = f_cork,
+    .uncork = f_uncork,
+    .finish = f_finish,
+    .close = f_close,
+    .set_client = f_set_client,
+};
 
 void fake_stream_init(fake_stream_t *f, uv_loop_t *loop) {
   memset(f, 0, sizeof(*f));
@@ -80,6 +92,12 @@ void fake_stream_peer_read(fake_stream_t *f) {
     f->writable_owed = 0;
     if (f->s.cb->on_writable) f->s.cb->on_writable(&f->s);
   }
+}
+
+void fake_stream_run_deferred(fake_stream_t *f) {
+  if (!f->deferred || f->closed) return;
+  f->deferred = 0;
+  if (f->s.cb->on_writable) f->s.cb->on_writable(&f->s);
 }
 
 void fake_stream_eof(fake_stream_t *f) {

@@ -15,7 +15,7 @@ typedef struct {
   uvws__buf_t out;       /* every byte written, in order */
   size_t unread;         /* written, not yet read by the peer: what queued() says */
   int peer_reads;        /* 1: the peer reads everything at once (unread stays 0) */
-  int paused, finished, closed, corked, writable_owed;
+  int paused, finished, closed, corked, writable_owed, deferred;
   unsigned writes, shared_writes;
 } fake_stream_t;
 
@@ -24,6 +24,8 @@ void fake_stream_init(fake_stream_t *f, uv_loop_t *loop);
 void fake_stream_feed(fake_stream_t *f, const char *data, size_t len);
 /* The peer reads everything written so far; on_writable if owed. */
 void fake_stream_peer_read(fake_stream_t *f);
+/* The next loop iteration for a stream that deferred: on_writable. */
+void fake_stream_run_deferred(fake_stream_t *f);
 /* The peer half-closes. */
 void fake_stream_eof(fake_stream_t *f);
 /* Ends the stream (as the transport's close callback would): on_close. */

@@ -111,6 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = size - off < step ? size - off : step;
     fake_stream_feed(&f, (const char *)data + off, n);
     off += n;
+    fake_stream_run_deferred(&f);
     if (f.paused && catch_up) fake_stream_peer_read(&f);
   }
   if (f.out.len && memcmp(uvws__buf_data(&f.out), "HTTP/1.1 ", 9) != 0) abort();

@@ -364,5 +364,50 @@ class MaxConnectionsClosedTest(unittest.TestCase):
                     c.close()
 
 
+def ipv6_loopback():
+    """True if this machine can listen on ::1 (the kernel has IPv6 on lo)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class LocalhostTest(unittest.TestCase):
+    """--host localhost (the default) serves what localhost means: 127.0.0.1 and ::1 on one
+    port, so a client that resolves localhost to either (Node 18 takes the first address of
+    /etc/hosts, often ::1) reaches the server."""
+
+    def get(self, family, addr, port):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect((addr, port))
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data
+
+    def test_both_loopback_addresses(self):
+        with UvwsServer(host="localhost") as srv:
+            self.assertTrue(self.get(socket.AF_INET, "127.0.0.1", srv.port).startswith(b"HTTP/1.1 200 "))
+            if ipv6_loopback():
+                self.assertTrue(self.get(socket.AF_INET6, "::1", srv.port).endswith(b"\r\n\r\nok\n"))
+                srv.wait_log(r"listening on http://\[::1\]:%d" % srv.port)
+            else:  # documented: IPv4 alone is localhost then
+                srv.wait_log(r"IPv4 only")
+
+    def test_one_address_with_host(self):
+        with UvwsServer(host="127.0.0.1") as srv:
+            self.assertTrue(self.get(socket.AF_INET, "127.0.0.1", srv.port).startswith(b"HTTP/1.1 200 "))
+            if ipv6_loopback():
+                with self.assertRaises(ConnectionRefusedError):
+                    self.get(socket.AF_INET6, "::1", srv.port)
+
+
 if __name__ == "__main__":
     unittest.main()
