@@ -329,12 +329,15 @@ static void test_server_on_four_loops(void **state) {
   for (i = 0; i < CLIENTS; i++)
     assert_int_equal(uv_thread_create(&clients[i], client, (void *)(intptr_t)i), 0);
   while (atomic_load(&opened) < CLIENTS) usleep(1000);
+  /* Every loop's subscribers, whichever loop asks (and from any thread). */
+  assert_int_equal(uvws_topic_subscribers(srv, "all"), CLIENTS);
   uv_barrier_wait(&all_subscribed);
   /* /metrics from any loop while every loop is busy: all loops are shown. */
   assert_true(http_get(srv_port, "/metrics", metrics, sizeof(metrics)) > 0);
   assert_non_null(strstr(metrics, "uvws_thread_connections{thread=\"3\"}"));
   for (i = 0; i < CLIENTS; i++) uv_thread_join(&clients[i]);
   while (atomic_load(&closed) < CLIENTS) usleep(1000);
+  assert_int_equal(uvws_topic_subscribers(srv, "all"), 0);
   assert_true(http_get(srv_port, "/metrics", metrics, sizeof(metrics)) > 0);
   {
     char want[64];
