@@ -56,34 +56,33 @@ static void fails_cleanly(uvws_options_t *o) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-static void test_taken_port_one_loop(void **state) {
+/* A taken port for the plain listener (threads loops), or for the TLS one
+ * while the plain one binds (its socket must go too). */
+static void taken_port(unsigned threads, int tls) {
   uvws_options_t o;
   int port, fd = occupy(&port);
-  (void)state;
-  options(&o, port, 1);
+  options(&o, tls ? 0 : port, threads);
+  if (tls) {
+    o.tls_self_signed = 1;
+    o.tls_port = port;
+  }
   fails_cleanly(&o);
   close(fd);
+}
+
+static void test_taken_port_one_loop(void **state) {
+  (void)state;
+  taken_port(1, 0);
 }
 
 static void test_taken_port_three_loops(void **state) {
-  uvws_options_t o;
-  int port, fd = occupy(&port);
   (void)state;
-  options(&o, port, 3);
-  fails_cleanly(&o);
-  close(fd);
+  taken_port(3, 0);
 }
 
-/* The plain port binds, the TLS one is taken: the plain socket goes too. */
 static void test_taken_tls_port(void **state) {
-  uvws_options_t o;
-  int port, fd = occupy(&port);
   (void)state;
-  options(&o, 0, 1);
-  o.tls_self_signed = 1;
-  o.tls_port = port;
-  fails_cleanly(&o);
-  close(fd);
+  taken_port(1, 1);
 }
 
 static void test_missing_web_root(void **state) {
