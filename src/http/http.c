@@ -237,7 +237,7 @@ static action_t handle_request(uvws__http_t *h, char *rest, size_t rest_len) {
   int head_only = method == HTTP_HEAD, state = env->state(env->ctx);
   action_t a;
 
-  h->keep_alive = (uint8_t)llhttp_should_keep_alive(p) && state != UVWS__HTTP_SHUTTING_DOWN && !h->eof;
+  h->keep_alive = (uint8_t)llhttp_should_keep_alive(p) && state != UVWS__HTTP_SHUTTING_DOWN;
   if (p->http_major != 1)
     return answer(h, mname, 505, NULL, "only HTTP/1.0 and HTTP/1.1 are served", 0);
 
@@ -476,8 +476,7 @@ static void on_writable(uvws__stream_t *s) {
  * What it asked is answered, then the connection ends. */
 static void on_eof(uvws__stream_t *s) {
   uvws__http_t *h = s->upper;
-  h->eof = 1;
-  h->keep_alive = 0;
+  h->eof = 1; /* what waits (pipelined requests) is still answered */
   if (!h->responding && !h->waiting) uvws__stream_finish(s);
 }
 

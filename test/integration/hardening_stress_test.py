@@ -315,6 +315,20 @@ class VanishingClientsTest(unittest.TestCase):
                 s.shutdown(socket.SHUT_WR)
                 data = read_to_eof(s, timeout=5)
             self.assertEqual(data.count(b"HTTP/1.1 200"), 2, data[:500])
+            # a big file and a request pipelined behind it, then half-close: the file streams
+            # while the second request waits (a small receive window keeps it streaming when
+            # the FIN arrives), and it is still answered
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.settimeout(30)
+                s.connect(("127.0.0.1", srv.port))
+                s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\nGET /index.html HTTP/1.1\r\nHost: t\r\n\r\n")
+                s.shutdown(socket.SHUT_WR)
+                data = read_to_eof(s, timeout=30)
+            with open(os.path.join(self.root, "index.html"), "rb") as f:
+                index = f.read()
+            self.assertTrue(data.endswith(b"\r\n\r\n" + index), data[-300:])
+            self.assertEqual(data.count(b"HTTP/1.1 200"), 2)
             self.wait_no_connections(srv)
 
     def test_1000_websockets_at_once(self):
