@@ -467,6 +467,7 @@ void uvws__net_flush(uvws__netloop_t *nl) {
       if ((r = try_write_now(t, bufs, n)) < 0) continue;
       uvws__wq_consume(&t->q, (size_t)r);
       if (t->q.bytes) start_write(t);
+      else if (t->s.finishing && !t->fin_sent) do_shutdown(t); /* finish came after a shared write */
       shrank(t);
     }
     if (t->resume_owed && !t->closed) {
