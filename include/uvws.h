@@ -204,8 +204,10 @@ typedef struct {
  * on_message: one complete message (fragments are reassembled, text is
  *   already validated as UTF-8). `data` is valid only during the call: copy
  *   it to keep it. uvws_send() from inside the callback is the cheap path.
- * on_close: the connection is gone; `code` is the peer's close code (1005 if
- *   it sent none, 1006 if the transport died). `reason` is not NUL-terminated.
+ * on_close: the connection is gone; `code` is the code of the close frame the
+ *   peer sent (1005 if it had none), or 1006 if no close frame came (the
+ *   transport died, or the peer never answered ours): RFC 6455 section 7.1.5.
+ *   `reason` is not NUL-terminated.
  * on_drain: the send queue fell below the low-water mark again. */
 typedef struct {
   void (*on_open)(uvws_conn_t *conn);

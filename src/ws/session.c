@@ -231,11 +231,16 @@ static void on_close(uvws__stream_t *s) {
               (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
   if (env->on_session_closed) env->on_session_closed(env->ctx, c);
   if (c->route->h.on_close) {
-    if (c->close_rcvd) { /* the reason still sits in the control buffer */
-      unsigned rc;
-      if (uvws__close_parse(c->ws.ctl, c->ws.ctl_len, &rc, &reason, &rlen) != 0) rlen = 0;
+    /* RFC 6455 section 7.1.5: the connection's close code is the one in
+     * the close frame received; none received (the peer never answered
+     * ours, or the transport died) is 1006. The log above says which
+     * code ended it from our side too. */
+    unsigned rc = UVWS_CLOSE_ABNORMAL;
+    if (c->close_rcvd && uvws__close_parse(c->ws.ctl, c->ws.ctl_len, &rc, &reason, &rlen) != 0) {
+      rc = c->close_code;
+      rlen = 0;
     }
-    c->route->h.on_close(c, (int)code, reason, rlen);
+    c->route->h.on_close(c, (int)rc, reason, rlen);
   }
   uvws__ws_free(&c->ws);
   if (c->def) {
