@@ -168,11 +168,25 @@ void uvws__rt_free(uvws_server_t *srv) {
 #define FLUSH_BUSY_NS 200000u
 #define FLUSH_DEFER_MAX_NS 2000000u
 
+static void on_flush_timer(uv_timer_t *t);
+
+/* Work for the flusher that must not wait for the next I/O event: a paced
+ * round, or what the last round left (a session that deferred came back
+ * and deferred again; publishes made by the callbacks of this round). The
+ * timer keeps the loop from sleeping in poll on it. */
+static void flush_later(uvws_server_t *srv) {
+  uint64_t now = uv_hrtime(), ms = 0;
+  if (srv->net.flush_head == NULL || uv_is_active((uv_handle_t *)&srv->flush_timer)) return;
+  if (srv->flush_not_before > now) ms = (srv->flush_not_before - now + 999999) / 1000000;
+  uv_timer_start(&srv->flush_timer, on_flush_timer, ms, 0);
+}
+
 static void flush_now(uvws_server_t *srv) {
   uint64_t t0 = uv_hrtime(), d;
   uvws__net_flush(&srv->net);
   d = uv_hrtime() - t0;
   srv->flush_not_before = d > FLUSH_BUSY_NS ? t0 + d + (d < FLUSH_DEFER_MAX_NS ? d : FLUSH_DEFER_MAX_NS) : 0;
+  flush_later(srv);
 }
 
 static void on_flush_timer(uv_timer_t *t) {
@@ -183,12 +197,8 @@ static void on_flush_timer(uv_timer_t *t) {
 static void on_check(uv_check_t *h) {
   uvws_server_t *srv = h->data;
   if (srv->net.flush_head == NULL) return;
-  if (srv->flush_not_before && uv_hrtime() < srv->flush_not_before) {
-    if (!uv_is_active((uv_handle_t *)&srv->flush_timer))
-      uv_timer_start(&srv->flush_timer, on_flush_timer, 1, 0);
-    return;
-  }
-  flush_now(srv);
+  if (srv->flush_not_before && uv_hrtime() < srv->flush_not_before) flush_later(srv);
+  else flush_now(srv);
 }
 
 /* ---- the sweep ----------------------------------------------------------------------- */
