@@ -341,7 +341,14 @@ static action_t handle_request(uvws__http_t *h, char *rest, size_t rest_len) {
 /* Input that must wait; reading is paused while any waits, so this holds
  * at most what one read delivered. */
 static int hold(uvws__http_t *h, const char *data, size_t len) {
-  if (len && uvws__buf_append(&h->pending, data, len) != 0) {
+  uvws__buf_t *b = h->parsing;
+  if (b && h->pending.len == 0 && data >= uvws__buf_data(b) && data + len == uvws__buf_tail(b)) {
+    /* The rest of the input being parsed again: kept where it is, not
+     * copied (a deep pipeline would be copied once per turn). */
+    uvws__buf_consume(b, (size_t)(data - uvws__buf_data(b)));
+    h->pending = *b;
+    memset(b, 0, sizeof(*b));
+  } else if (len && uvws__buf_append(&h->pending, data, len) != 0) {
     uvws__log(UVWS_LOG_ERROR, "http %s: out of memory holding %zu bytes of input", h->s->peer, len);
     uvws__stream_close(h->s, "out of memory");
     return -1;
@@ -461,7 +468,9 @@ static void on_writable(uvws__stream_t *s) {
     memset(&h->pending, 0, sizeof(h->pending));
     if (pending.len) {
       int corked = s->ops->cork(s);
+      h->parsing = &pending;
       gone = parse(h, uvws__buf_data(&pending), pending.len);
+      if (!gone) h->parsing = NULL;
       if (corked) s->ops->uncork(s);
     }
     uvws__buf_free(&pending);

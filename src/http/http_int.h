@@ -42,6 +42,7 @@ typedef struct {
   int fd;
   uint64_t remaining;    /* file bytes still to send */
   uvws__buf_t pending;   /* input not parsed yet (while responding or waiting) */
+  uvws__buf_t *parsing;  /* during on_writable: the held input being parsed */
   int status;            /* for the access log */
   uint64_t body_bytes;
 } uvws__http_t;
