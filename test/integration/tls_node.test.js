@@ -36,8 +36,10 @@ function makePki() {
 }
 
 // Starts uvws with `args` plus an ephemeral TLS port; resolves with {srv, tlsPort, fingerprint}.
+// On localhost, the default listen address (127.0.0.1 and ::1): the certificates name
+// localhost, and Node 18 connects to the first address /etc/hosts gives it, often ::1.
 async function startTls(args) {
-  const srv = await UvwsServer.start({ args: [...args, '--tls-port', '0'] });
+  const srv = await UvwsServer.start({ host: 'localhost', args: [...args, '--tls-port', '0'] });
   const m = await srv.waitLog(/listening on https:\/\/\S+:(\d+)/);
   const fp = await srv.waitLog(/TLS certificate.* SHA-256 fingerprint ([0-9A-F:]{95})/);
   return { srv, tlsPort: Number(m[1]), fingerprint: fp[1] };
