@@ -144,7 +144,7 @@ static int backpressure(uvws_conn_t *c, size_t len) {
   c->close_code = UVWS_CLOSE_TRY_AGAIN;
   uvws__ws_send_close(c, UVWS_CLOSE_TRY_AGAIN, "send queue full", 15);
   c->failed = 1;
-  uvws__stream_finish(c->s);
+  uvws__ws_finish(c);
   return UVWS_EBACKPRESSURE;
 }
 

@@ -31,6 +31,26 @@ static void arm(uvws_conn_t *c, uint64_t when) {
   if (c->s->deadline == 0 || when < c->s->deadline) c->s->deadline = when;
 }
 
+/* The session is over for /metrics (uvws_connections{kind="websocket"})
+ * once it ends the stream, not when the transport is finally gone: only
+ * the TCP goodbye is left then, and the transport stops counting it
+ * toward the connection limits at the same moment. */
+static void uncount(uvws_conn_t *c) {
+  if (c->uncounted) return;
+  c->uncounted = 1;
+  UVWS__ADD(c->env->m->conns_ws, -1);
+}
+
+void uvws__ws_finish(uvws_conn_t *c) {
+  uncount(c);
+  uvws__stream_finish(c->s);
+}
+
+static void ws_close_now(uvws_conn_t *c, const char *why) {
+  uncount(c);
+  uvws__stream_close(c->s, why);
+}
+
 /* _Fail the WebSocket Connection_ (section 7.1.7): close frame, FIN, done.
  * Input after this point is discarded. */
 void uvws__ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
@@ -47,7 +67,7 @@ void uvws__ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
   }
   c->failed = 1;
   uvws__buf_free(&c->msg);
-  uvws__stream_finish(c->s);
+  uvws__ws_finish(c);
 }
 
 static void deliver(uvws_conn_t *c, int opcode, const void *p, size_t len) {
@@ -126,7 +146,7 @@ static int ws_on_control(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len) {
       if (!c->close_sent)
         uvws__ws_send_close(c, code == UVWS_CLOSE_NO_STATUS ? UVWS_CLOSE_NORMAL : code, reason, rlen);
       uvws__buf_free(&c->msg);
-      uvws__stream_finish(c->s);
+      uvws__ws_finish(c);
       return 1;
   }
 }
@@ -155,7 +175,7 @@ static void on_eof(uvws__stream_t *s) {
   uvws_conn_t *c = s->upper;
   if (!c->close_rcvd && !c->close_sent)
     uvws__log(UVWS_LOG_DEBUG, "ws %s: connection lost without a close frame", s->peer);
-  uvws__stream_close(s, NULL);
+  ws_close_now(c, NULL);
 }
 
 /* Pings quiet peers, drops those that do not answer, closes idle ones,
@@ -168,7 +188,7 @@ static void on_timeout(uvws__stream_t *s) {
 
   if (c->close_sent) {
     uvws__log(UVWS_LOG_INFO, "ws %s %s: no close frame from the peer in time", s->peer, c->route->path);
-    uvws__stream_finish(s);
+    uvws__ws_finish(c);
     return;
   }
   if (c->failed || c->close_rcvd || s->finishing) return;
@@ -179,7 +199,7 @@ static void on_timeout(uvws__stream_t *s) {
       UVWS__ADD(c->env->m->ping_timeouts, 1);
       c->close_code = UVWS_CLOSE_ABNORMAL;
       c->by_server = 1;
-      uvws__stream_close(s, "ping timeout");
+      ws_close_now(c, "ping timeout");
       return;
     }
     if (!c->awaiting_pong && now - c->last_rx >= o->ping_interval_ms) {
@@ -208,7 +228,7 @@ static void on_timeout(uvws__stream_t *s) {
 
 static void on_shutdown(uvws__stream_t *s) {
   uvws_conn_t *c = s->upper;
-  if (uvws_close(c, UVWS_CLOSE_GOING_AWAY, "server shutting down") != 0) uvws__stream_finish(s);
+  if (uvws_close(c, UVWS_CLOSE_GOING_AWAY, "server shutting down") != 0) uvws__ws_finish(c);
 }
 
 static void on_close(uvws__stream_t *s) {
@@ -219,7 +239,7 @@ static void on_close(uvws__stream_t *s) {
   unsigned code = c->close_code ? c->close_code : UVWS_CLOSE_ABNORMAL;
   uint64_t ms = uv_now(s->loop) - c->started;
 
-  UVWS__ADD(env->m->conns_ws, -1);
+  uncount(c);
   if (env->opts->log_connections && env->opts->log_json)
     uvws__log(UVWS_LOG_INFO,
               "{\"event\":\"ws_close\",\"peer\":\"%s\",\"path\":\"%s\",\"code\":%u,\"by\":\"%s\","

@@ -58,6 +58,7 @@ struct uvws_conn_s {
   uint8_t tracing;           /* inside the route's on_frame */
   uint8_t awaiting_pong;     /* a keep-alive ping is unanswered */
   uint8_t drain_owed;        /* a send was refused (backpressure): on_drain is owed */
+  uint8_t uncounted;         /* no longer in uvws_connections{kind="websocket"} */
   uint16_t close_code;       /* for on_close and the log */
   uint64_t started;          /* uv_now() at open */
   uint64_t last_rx;          /* uv_now() of the last bytes received */
@@ -88,6 +89,8 @@ static inline int uvws__ws_sendable(const uvws_conn_t *c) {
   return !c->s->closing && !c->close_sent && !c->failed;
 }
 
+/* Ends the stream gracefully (stream.h finish): the session's end. */
+void uvws__ws_finish(uvws_conn_t *c);
 /* _Fail the WebSocket Connection_ (RFC 6455 section 7.1.7) with `code`. */
 void uvws__ws_fail(uvws_conn_t *c, unsigned code, const char *why);
 

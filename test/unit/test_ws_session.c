@@ -260,12 +260,16 @@ static void test_ping_is_answered_with_pong(void **state) {
 }
 
 static void test_close_is_echoed_then_finish_and_on_close_reports_the_code(void **state) {
+  uint64_t open_ws;
   (void)state;
   ws_open(NULL, 0);
+  open_ws = UVWS__GET(m.conns_ws);
   send_frame(1, UVWS_OP_CLOSE, "\x03\xe8" "bye", 5);
   expect_out("\x88\x05\x03\xe8" "bye", 7);
   assert_int_equal(f.finished, 1);
   assert_int_equal(closes, 0); /* not before the stream is gone */
+  /* but no longer an open WebSocket for /metrics: only the TCP goodbye is left */
+  assert_int_equal(UVWS__GET(m.conns_ws), open_ws - 1);
   fake_stream_free(&f);
   opened = 0;
   assert_int_equal(closes, 1);
