@@ -292,7 +292,7 @@ int uvws__tcp_raw_write(uvws__tcp_t *t, const uv_buf_t *bufs, unsigned n) {
     for (i = 0; i < n; i++) {
       if (uvws__buf_append(&nl->cork, bufs[i].base, bufs[i].len) != 0) goto nomem;
     }
-    grew(t);
+    if (nl->cork.len > UVWS__QUEUE_LOW) grew(t); /* the queue is empty: the cork is all */
     return 0;
   }
 

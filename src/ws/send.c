@@ -124,11 +124,18 @@ int uvws__ws_send_close(uvws_conn_t *c, unsigned code, const char *reason, size_
 
 /* A receiver that does not keep up must not grow the server's memory nor
  * slow whoever is sending to it: its messages are dropped, or it is told to
- * come back later (1013) with what is already queued. 0 or the error. */
-static int backpressure(uvws_conn_t *c, size_t len) {
-  const uvws_options_t *o = c->env->opts;
-  size_t q = uvws__stream_queued(c->s);
-  if (!o->max_backpressure || q + len <= o->max_backpressure) return 0;
+ * come back later (1013) with what is already queued. 0 or the error. The
+ * check is on every send: the common case stays inline and short. */
+static int over_limit(uvws_conn_t *c, size_t q);
+
+static inline int backpressure(uvws_conn_t *c, size_t len) {
+  size_t max = c->env->opts->max_backpressure, q;
+  if (max == 0 || len > max) return max == 0 ? 0 : over_limit(c, uvws__stream_queued(c->s));
+  q = uvws__stream_queued(c->s);
+  return q <= max - len ? 0 : over_limit(c, q);
+}
+
+static int over_limit(uvws_conn_t *c, size_t q) {
   if (c->route->drop_on_backpressure) {
     UVWS__ADD(c->env->m->backpressure_drops, 1);
     if (!c->drain_owed) {
