@@ -243,16 +243,22 @@ typedef struct {
 UVWS_EXTERN int uvws_server_new(uvws_server_t **out, uv_loop_t *loop,
                                 const uvws_options_t *opts);
 
-/** Adds a WebSocket route. The route struct and its strings are copied; the
- * subprotocol list too. Returns UVWS_EEXIST for a duplicate path. */
+/** Adds a WebSocket route, before uvws_server_start (UV_EINVAL after: open
+ * connections point into the route table). The route struct and its strings
+ * are copied; the subprotocol list too. Returns UVWS_EEXIST for a duplicate
+ * path. */
 UVWS_EXTERN int uvws_server_route(uvws_server_t *srv, const uvws_route_t *route);
 
 /** Serves the files under `dir` at URL `prefix` (e.g. "/docs"), beside the
  * web root; the longest matching prefix wins. Same rules as the web root:
- * GET/HEAD, no escape from `dir`, symlinks only inside it. */
+ * GET/HEAD, no escape from `dir`, symlinks only inside it. Before
+ * uvws_server_start only (UV_EINVAL after). */
 UVWS_EXTERN int uvws_server_mount(uvws_server_t *srv, const char *prefix, const char *dir);
 
-/** Binds and listens. Logs "listening on http://HOST:PORT" at info level. */
+/** Binds and listens. Logs "listening on http://HOST:PORT" at info level. A
+ * start that fails (a port in use, a missing folder, a bad certificate)
+ * leaves nothing in the loop: free the server at once, or fix the cause and
+ * start it again. */
 UVWS_EXTERN int uvws_server_start(uvws_server_t *srv);
 
 /** The port actually bound (useful with port 0), or a negative error. */
@@ -276,7 +282,8 @@ UVWS_EXTERN void uvws_server_shutdown(uvws_server_t *srv, void (*cb)(uvws_server
  * threads has ended; then uvws_server_free(). UVWS_ESTATE for a server on
  * the caller's loop. */
 UVWS_EXTERN int uvws_server_stop(uvws_server_t *srv);
-/** Frees a server that was never started, or whose shutdown callback ran. */
+/** Frees a server that was never started (or whose start failed), or whose
+ * shutdown callback ran. */
 UVWS_EXTERN void uvws_server_free(uvws_server_t *srv);
 
 /** The loop the server runs on. */
