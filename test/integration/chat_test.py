@@ -6,7 +6,6 @@ for: 200 clients across 4 event loops (--threads 4) in one room each send
 twice; and the exactly-once rule for newcomers (history or live, not both)
 while other threads keep publishing."""
 import asyncio
-import json
 import os
 import sys
 import time
@@ -14,8 +13,11 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 from uvwsproc import UvwsServer  # noqa: E402
+from chatjson import receiver, send  # noqa: E402
 
-import websockets  # noqa: E402
+from wsimport import need_websockets, websockets  # noqa: E402
+
+need_websockets()  # a missing python3-websockets fails the tests, it does not skip
 
 T = 10
 
@@ -25,12 +27,7 @@ async def connect(port):
                                     ping_interval=None, max_queue=None)
 
 
-async def recv(ws):
-    return json.loads(await asyncio.wait_for(ws.recv(), T))
-
-
-async def send(ws, **obj):
-    await ws.send(json.dumps(obj))
+recv = receiver(T)
 
 
 class ChatProtocolTest(unittest.TestCase):

@@ -7,7 +7,6 @@ and the server's answers to malformed and multiple offers.
 
 Run: UVWS_BIN=build/default/uvws /usr/bin/python3 test/integration/deflate_python_test.py -v
 """
-import asyncio
 import json
 import os
 import random
@@ -19,16 +18,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
 sys.path.insert(0, os.path.join(HERE, "..", "conformance"))
 from uvwsproc import UvwsServer  # noqa: E402
 import conformance as C  # noqa: E402  (raw-socket framing and the zlib client)
+from wsimport import connector, need_websockets, websockets  # noqa: E402
+from aiohelp import runner, stepper  # noqa: E402
 
-try:
-    import websockets
-    import websockets.exceptions
+if websockets is not None:
     from websockets.extensions.permessage_deflate import (ClientPerMessageDeflateFactory,
                                                           PerMessageDeflate)
-    WS_IMPORT_ERROR = None
-except ImportError as e:  # must FAIL, not skip
-    websockets = None
-    WS_IMPORT_ERROR = e
 
 STEP = 20.0  # seconds: the bound on every single await (1 MiB messages under ASan)
 MiB = 1 << 20
@@ -40,27 +35,9 @@ BITS12_TAKEOVER = ("--deflate-window-bits", "12", "--deflate-takeover", "on")
 CONFIGS = (TAKEOVER_OFF, TAKEOVER_ON, BITS10, BITS12_TAKEOVER)
 
 
-def need_websockets():
-    if websockets is None:
-        raise AssertionError("python websockets is not importable by %s (%s): install Debian's "
-                             "python3-websockets (deps/install.sh --test) and run with /usr/bin/python3"
-                             % (sys.executable, WS_IMPORT_ERROR))
-
-
-async def step(aw, timeout=STEP):
-    return await asyncio.wait_for(aw, timeout)
-
-
-def run(coro, timeout=120.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def connect(url, **kw):
-    kw.setdefault("open_timeout", STEP)
-    kw.setdefault("close_timeout", STEP)
-    kw.setdefault("ping_interval", None)
-    kw.setdefault("max_size", None)
-    return websockets.connect(url, **kw)
+step = stepper(STEP)
+run = runner(120.0)
+connect = connector(STEP)
 
 
 def chat_text(n, seed):

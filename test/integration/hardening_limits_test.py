@@ -19,7 +19,9 @@ from hardening_util import (UvwsServer, WsClient, close_payload, echo_roundtrip,
                             get_metrics, http_get, http_request, metric, parse_metrics,
                             upgrade_request, wait_for)
 
-import websockets  # noqa: E402  (Debian's python3-websockets)
+from wsimport import need_websockets, websockets  # noqa: E402
+
+need_websockets()  # a missing python3-websockets fails the tests, it does not skip
 
 
 def refused_response(port, source=None):

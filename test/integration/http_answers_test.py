@@ -24,14 +24,7 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 from hardening_util import (UvwsServer, WsClient, close_payload, parse_head, read_until,  # noqa: E402
                             upgrade_request, wait_for)
 from ithttp import RawConn  # noqa: E402
-
-try:
-    import websockets
-    import websockets.exceptions
-    WS_IMPORT_ERROR = None
-except ImportError as e:  # must FAIL, not skip
-    websockets = None
-    WS_IMPORT_ERROR = e
+from wsimport import need_websockets, websockets  # noqa: E402
 
 READ_TIMEOUT = 3.0  # a missing answer fails fast instead of hanging
 STEP = 10.0  # the bound on every single await
@@ -145,10 +138,7 @@ class InspectDeflateTest(unittest.TestCase):
     websockets and its default offer (context takeover both ways, client_max_window_bits)."""
 
     def setUp(self):
-        if websockets is None:
-            raise AssertionError("python websockets is not importable by %s (%s): install Debian's "
-                                 "python3-websockets (deps/install.sh --test) and run with "
-                                 "/usr/bin/python3" % (sys.executable, WS_IMPORT_ERROR))
+        need_websockets(self)
 
     @staticmethod
     def messages(seed, count=20):

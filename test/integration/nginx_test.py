@@ -42,12 +42,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
 sys.path.insert(0, HERE)
 from uvwsproc import ROOT, UvwsServer, uvws_bin  # noqa: E402
 from nginx_util import Nginx, Site, need_nginx, need_tool, self_signed_cert  # noqa: E402
-
-try:
-    import websockets
-    import websockets.exceptions
-except ImportError:  # a missing client library fails, it does not skip
-    websockets = None
+from wsimport import need_websockets, websockets  # noqa: E402  (missing: the tests fail)
+from aiohelp import runner  # noqa: E402
+from chatjson import receiver, send as chat_send  # noqa: E402
 
 T = 10.0
 MIB = 1 << 20
@@ -59,8 +56,7 @@ def addr_rx(ip):
     return r"(?<![\w.:])%s(?![\w.])" % re.escape(ip)
 
 
-def run(coro, timeout=60):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+run = runner(60)
 
 
 def insecure_ctx():
@@ -77,13 +73,7 @@ def connect(url, headers=None, compression=None, subprotocols=None, max_queue=32
                               close_timeout=T, ping_interval=None, max_queue=max_queue)
 
 
-async def chat_recv(ws, timeout=T):
-    """The next /chat message, parsed (a JSON object), within `timeout`."""
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def chat_send(ws, **obj):
-    await ws.send(json.dumps(obj))
+chat_recv = receiver(T)  # the next /chat message, parsed (a JSON object), within `timeout`
 
 
 class Curl:
@@ -140,8 +130,7 @@ class NginxTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        if websockets is None:
-            raise AssertionError("python3-websockets is not installed (deps/install.sh --test)")
+        need_websockets()
         need_nginx()
         need_tool("curl")
         if not os.access(uvws_bin(), os.X_OK):

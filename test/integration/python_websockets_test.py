@@ -14,40 +14,15 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
 from uvwsproc import UvwsServer  # noqa: E402
-
-try:
-    import websockets
-    import websockets.exceptions
-    WS_IMPORT_ERROR = None
-except ImportError as e:  # must FAIL, not skip
-    websockets = None
-    WS_IMPORT_ERROR = e
+from wsimport import connector, need_websockets, websockets  # noqa: E402
+from aiohelp import runner, stepper  # noqa: E402
 
 STEP = 10.0  # seconds: the bound on every single await
 
 
-def need_websockets():
-    if websockets is None:
-        raise AssertionError("python websockets is not importable by %s (%s): install Debian's "
-                             "python3-websockets (deps/install.sh --test) and run with /usr/bin/python3"
-                             % (sys.executable, WS_IMPORT_ERROR))
-
-
-async def step(aw, timeout=STEP):
-    return await asyncio.wait_for(aw, timeout)
-
-
-def connect(url, **kw):
-    kw.setdefault("open_timeout", STEP)
-    kw.setdefault("close_timeout", STEP)
-    kw.setdefault("ping_interval", None)  # no keepalive pings interleaved with the test's own
-    kw.setdefault("max_size", None)
-    return websockets.connect(url, **kw)
-
-
-def run(coro, timeout=60.0):
-    """Runs one test coroutine with an overall bound."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+step = stepper(STEP)
+connect = connector(STEP)
+run = runner(60.0)  # one test coroutine
 
 
 def utf8_text(n, seed=1):
@@ -68,7 +43,23 @@ def utf8_text(n, seed=1):
     return s
 
 
-class PythonWebsocketsTest(unittest.TestCase):
+class ServerCase(unittest.TestCase):
+    """setUpClass starts cls.srv on the web root cls.web; tearDownClass stops it (raises unless
+    exit status 0 within 10 s of SIGTERM) and fails if it died during the tests."""
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            alive = cls.srv.alive()
+            log = cls.srv.log_text()
+            cls.srv.stop()
+            if not alive:
+                raise AssertionError("uvws died during the tests:\n" + log)
+        finally:
+            shutil.rmtree(cls.web, ignore_errors=True)
+
+
+class PythonWebsocketsTest(ServerCase):
     @classmethod
     def setUpClass(cls):
         need_websockets()
@@ -77,17 +68,6 @@ class PythonWebsocketsTest(unittest.TestCase):
             f.write("<!doctype html><title>uvws</title>\n")
         cls.srv = UvwsServer(web=cls.web).start()
         cls.url = cls.srv.url("ws", "/echo")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            alive = cls.srv.alive()
-            log = cls.srv.log_text()
-            cls.srv.stop()  # raises unless exit status 0 within 10 s of SIGTERM
-            if not alive:
-                raise AssertionError("uvws died during the tests:\n" + log)
-        finally:
-            shutil.rmtree(cls.web, ignore_errors=True)
 
     def test_text_echo_sizes(self):
         async def go():
@@ -251,7 +231,7 @@ class PythonWebsocketsTest(unittest.TestCase):
         run(go())
 
 
-class PythonWebsocketsLimitsTest(unittest.TestCase):
+class PythonWebsocketsLimitsTest(ServerCase):
     """A server with a small --max-message."""
 
     @classmethod
@@ -260,17 +240,6 @@ class PythonWebsocketsLimitsTest(unittest.TestCase):
         cls.web = tempfile.mkdtemp(prefix="uvws-it-web-")
         cls.srv = UvwsServer("--max-message", "4096", web=cls.web).start()
         cls.url = cls.srv.url("ws", "/echo")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            alive = cls.srv.alive()
-            log = cls.srv.log_text()
-            cls.srv.stop()
-            if not alive:
-                raise AssertionError("uvws died during the tests:\n" + log)
-        finally:
-            shutil.rmtree(cls.web, ignore_errors=True)
 
     def test_limit_exact_is_echoed(self):
         async def go():

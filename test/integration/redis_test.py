@@ -47,11 +47,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
 from uvwsproc import UvwsServer  # noqa: E402
-
-try:
-    import websockets
-except ImportError:  # a missing client library fails, it does not skip
-    websockets = None
+from wsimport import need_websockets, websockets  # noqa: E402  (missing: the tests fail)
 
 REDIS_SERVER = "/usr/bin/redis-server"
 T = 10.0  # one reply
@@ -62,8 +58,7 @@ def need_redis():
     if not (os.path.isfile(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK)):
         raise AssertionError("%s is not installed: these tests need Debian's redis-server "
                              "(apt-get install redis-server; deps/install.sh --test)" % REDIS_SERVER)
-    if websockets is None:
-        raise AssertionError("Python websockets is not installed (apt-get install python3-websockets)")
+    need_websockets()
 
 
 def free_port():

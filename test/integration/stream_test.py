@@ -8,7 +8,9 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 from uvwsproc import UvwsServer  # noqa: E402
 
-import websockets  # noqa: E402
+from wsimport import need_websockets, websockets  # noqa: E402
+
+need_websockets()  # a missing python3-websockets fails the tests, it does not skip
 
 
 class StreamServer(UvwsServer):

@@ -8,7 +8,6 @@ Clients trust only the root, so the chain servers work only if the chain is sent
 
 Run: UVWS_BIN=build/default/uvws /usr/bin/python3 test/integration/tls_clients_test.py -v
 """
-import asyncio
 import os
 import re
 import shutil
@@ -23,13 +22,8 @@ sys.path.insert(0, HERE)
 from tls_util import (Pki, UvwsServer, curl, linked_mbedtls_version, pem_fingerprint,  # noqa: E402
                       s_client, WssClient)
 from uvwsproc import uvws_bin  # noqa: E402
-
-try:
-    import websockets
-    WS_IMPORT_ERROR = None
-except ImportError as e:  # must FAIL, not skip
-    websockets = None
-    WS_IMPORT_ERROR = e
+from wsimport import need_websockets, websockets  # noqa: E402
+from aiohelp import runner, stepper  # noqa: E402
 
 STEP = 10.0
 MiB = 1024 * 1024
@@ -54,19 +48,8 @@ FAILED_RE = re.compile(r"tls 127\.0\.0\.1:\d+: handshake failed: ")
 SUITE_RE = re.compile(r"^ECDHE-(ECDSA|RSA)-(AES128-GCM-SHA256|AES256-GCM-SHA384|CHACHA20-POLY1305)$")
 
 
-def need_websockets():
-    if websockets is None:
-        raise AssertionError("python websockets is not importable by %s (%s): install Debian's "
-                             "python3-websockets (deps/install.sh --test) and run with /usr/bin/python3"
-                             % (sys.executable, WS_IMPORT_ERROR))
-
-
-async def step(aw, timeout=STEP):
-    return await asyncio.wait_for(aw, timeout)
-
-
-def run(coro, timeout=60.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+step = stepper(STEP)
+run = runner(60.0)
 
 
 class Config:
@@ -283,7 +266,7 @@ class TlsClientsTest(unittest.TestCase):
     # ---- WebSockets with Python's websockets ----
 
     def test_python_websockets_echo(self):
-        need_websockets()
+        need_websockets(self)
         ctx = self.pki.client_context()
 
         async def session(url, compression):
@@ -315,7 +298,7 @@ class TlsClientsTest(unittest.TestCase):
                         run(session(url, compression))
 
     def test_python_websockets_refuses_unknown_ca(self):
-        need_websockets()
+        need_websockets(self)
         ctx = ssl.create_default_context()  # the system store: our test CA is not in it
 
         async def attempt(url):
