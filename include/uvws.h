@@ -109,6 +109,7 @@ UVWS_EXTERN int uvws_log_level_parse(const char *name, uvws_log_level_t *out);
 
 typedef struct uvws_server_s uvws_server_t;
 typedef struct uvws_conn_s uvws_conn_t;
+typedef struct uvws_upgrade_s uvws_upgrade_t;
 
 typedef struct {
   const char *host;          /* listen address; default "localhost", which
@@ -224,6 +225,13 @@ typedef struct {
    * and sent (before it is queued). Frames sent from inside on_frame are not
    * traced themselves. */
   void (*on_frame)(uvws_conn_t *conn, const uvws_frame_info_t *frame);
+  /* Deciding: an upgrade request for the route passed uvws's own checks
+   * (method, version, headers, Origin, limits) and the subprotocol was
+   * chosen; nothing was answered yet. Return 0 to accept (the 101 follows,
+   * then on_open), or an HTTP status from 400 to 599 to refuse: the client
+   * gets that status with the uvws_upgrade_add_header() headers, and the
+   * connection is closed. Anything else is answered 500 and logged. */
+  int (*on_upgrade)(uvws_upgrade_t *up);
 } uvws_handlers_t;
 
 typedef struct {
@@ -383,6 +391,47 @@ UVWS_EXTERN int uvws_conn_request_header_at(const uvws_conn_t *conn, size_t inde
                                             const char **value, size_t *value_len);
 /** The 101 response, status line and headers, NUL-terminated. */
 UVWS_EXTERN const char *uvws_conn_response_head(const uvws_conn_t *conn);
+
+/* ---- Upgrade decisions (on_upgrade) ------------------------------------------ */
+
+/** The request being decided, valid during on_upgrade only. Strings are not
+ * NUL-terminated unless said. */
+UVWS_EXTERN const char *uvws_upgrade_target(const uvws_upgrade_t *up, size_t *len);
+/** Header `index` (0-based, arrival order); UV_ENOENT past the last. */
+UVWS_EXTERN int uvws_upgrade_header_at(const uvws_upgrade_t *up, size_t index, const char **name,
+                                       size_t *name_len, const char **value, size_t *value_len);
+/** The first header called `name` (case-insensitive), or NULL. */
+UVWS_EXTERN const char *uvws_upgrade_header(const uvws_upgrade_t *up, const char *name, size_t *len);
+/** "ip:port" of the peer ("[ip]:port" for IPv6), NUL-terminated; the client a
+ * trusted proxy named, if any. */
+UVWS_EXTERN const char *uvws_upgrade_peer(const uvws_upgrade_t *up);
+/** 1 if the connection is TLS. */
+UVWS_EXTERN int uvws_upgrade_secure(const uvws_upgrade_t *up);
+/** The subprotocol the 101 will name (NUL-terminated), or NULL. */
+UVWS_EXTERN const char *uvws_upgrade_protocol(const uvws_upgrade_t *up);
+/** The route's `user` pointer, and the server (the loop's) it arrived on. */
+UVWS_EXTERN void *uvws_upgrade_route_data(const uvws_upgrade_t *up);
+UVWS_EXTERN uvws_server_t *uvws_upgrade_server(const uvws_upgrade_t *up);
+/** Declines permessage-deflate for this connection even if both sides could
+ * use it (for a page that teaches frame lengths, or a route whose messages do
+ * not compress). */
+UVWS_EXTERN void uvws_upgrade_decline_deflate(uvws_upgrade_t *up);
+/** Adds a header to the answer, the 101 or the refusal (Retry-After with a
+ * 503, a cookie with a 101). UV_EINVAL for a name that is not an HTTP token
+ * or a value with CR, LF or NUL; UV_ENOBUFS past 2 KiB of added headers. */
+UVWS_EXTERN int uvws_upgrade_add_header(uvws_upgrade_t *up, const char *name, const char *value);
+/** Gives the connection its user pointer from the start (on_open sees it in
+ * uvws_conn_get_data). If the upgrade is accepted but the connection never
+ * opens (the peer left, memory ran out), `release(data)` is called instead,
+ * so a resource taken while deciding always has an owner. `release` may be
+ * NULL. */
+UVWS_EXTERN void uvws_upgrade_set_data(uvws_upgrade_t *up, void *data, void (*release)(void *data));
+
+/** Stops (1) or resumes (0) reading the connection: a route whose consumer
+ * is slow (a pipe to a process, a database) stops its peer through TCP
+ * instead of buffering. Messages already read (at most one read, 64 KiB)
+ * are still delivered. Pings are not answered while paused either. */
+UVWS_EXTERN int uvws_conn_pause(uvws_conn_t *conn, int paused);
 
 /** Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2): base64 of
  * SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"). Writes 28 characters

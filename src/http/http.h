@@ -43,6 +43,7 @@ typedef struct {
   uvws__buf_t head;                /* scratch: one response head */
   char *filebuf;                   /* scratch: one static file chunk */
   /* the runtime's */
+  uvws_server_t *server;           /* what uvws_upgrade_server() returns; never called */
   void *ctx;
   const uvws__route_t *(*route)(void *ctx, const char *path, size_t len);
   /* Hands the stream to a WebSocket session; returns 0 or an error (the

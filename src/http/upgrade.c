@@ -10,6 +10,25 @@
 #include <string.h>
 #include <strings.h>
 
+/* The route's on_upgrade: 0 to accept, or the HTTP status to answer
+ * (400-599; a handler's other values become 500, logged). */
+static int decide(uvws_upgrade_t *up) {
+  int status;
+  if (up->route->h.on_upgrade == NULL) return 0;
+  status = up->route->h.on_upgrade(up);
+  if (status == 0 || (status >= 400 && status <= 599)) return status;
+  uvws__log(UVWS_LOG_ERROR, "ws %s %s: on_upgrade returned %d, not 0 or 400-599; answering 500", up->peer,
+            up->route->path, status);
+  return 500;
+}
+
+/* An accepted upgrade that will not open: what the route took while
+ * deciding goes back to it. */
+static action_t abandon(uvws_upgrade_t *up) {
+  if (up->release) up->release(up->data);
+  return A_CLOSE;
+}
+
 action_t uvws__http_upgrade(uvws__http_t *h, const uvws__route_t *route, const uvws__upgrade_req_t *req,
                             uvws__hval_t protocols, uvws__hval_t extensions, char *rest, size_t rest_len) {
   uvws__http_env_t *env = h->env;
@@ -18,9 +37,10 @@ action_t uvws__http_upgrade(uvws__http_t *h, const uvws__route_t *route, const u
   const char *proto = NULL;
   uvws__pmd_params_t pmd;
   uvws__header_t hv[MAX_HEADERS];
+  uvws_upgrade_t up;
   uvws__ws_open_t o;
   uvws__buf_t *b = &env->head;
-  int deflate = 0, r;
+  int deflate = 0, r, status;
   unsigned i;
   uv_buf_t v;
 
@@ -32,7 +52,36 @@ action_t uvws__http_upgrade(uvws__http_t *h, const uvws__route_t *route, const u
   }
   if (route->subprotocols)
     proto = uvws__select_subprotocol(protocols.p, protocols.len, (const char *const *)route->subprotocols);
-  if (env->pmd) deflate = uvws__pmd_negotiate(env->pmd, extensions.p, extensions.len, &pmd, ext, sizeof(ext));
+  for (i = 0; i < h->nhdrs; i++) {
+    hv[i].name = h->hbuf.base + h->hdrs[i].name_off;
+    hv[i].name_len = h->hdrs[i].name_len;
+    hv[i].value = h->hbuf.base + h->hdrs[i].val_off;
+    hv[i].value_len = h->hdrs[i].val_len;
+  }
+  up.route = route;
+  up.server = env->server;
+  up.target = h->hbuf.base + h->target_off;
+  up.target_len = h->target_len;
+  up.headers = hv;
+  up.nheaders = h->nhdrs;
+  up.peer = s->peer;
+  up.protocol = proto;
+  up.secure = s->secure;
+  up.no_deflate = 0;
+  up.data = NULL;
+  up.release = NULL;
+  up.extra_len = 0;
+  up.extra[0] = '\0';
+  status = decide(&up);
+  if (status != 0) {
+    h->keep_alive = 0;
+    uvws__http_respond_text(h, status, up.extra, "the route refused the upgrade", 0);
+    uvws__http_access_log(h, "GET", status);
+    return A_CLOSE;
+  }
+
+  if (env->pmd && !up.no_deflate)
+    deflate = uvws__pmd_negotiate(env->pmd, extensions.p, extensions.len, &pmd, ext, sizeof(ext));
   b->off = b->len = 0;
   r = uvws__http_put(b,
                      "HTTP/1.1 101 Switching Protocols\r\n"
@@ -42,7 +91,7 @@ action_t uvws__http_upgrade(uvws__http_t *h, const uvws__route_t *route, const u
                      accept);
   if (r == 0 && proto) r = uvws__http_put(b, "Sec-WebSocket-Protocol: %s\r\n", proto);
   if (r == 0 && deflate) r = uvws__http_put(b, "Sec-WebSocket-Extensions: %s\r\n", ext);
-  if (r == 0) r = uvws__http_put(b, "\r\n");
+  if (r == 0) r = uvws__http_put(b, "%s\r\n", up.extra);
   /* The head is read again by on_open (uvws_conn_response_head): NUL-terminated. */
   if (r == 0) r = uvws__buf_reserve(b, 1);
   if (r != 0) {
@@ -50,38 +99,33 @@ action_t uvws__http_upgrade(uvws__http_t *h, const uvws__route_t *route, const u
     h->keep_alive = 0;
     uvws__http_respond_text(h, 500, NULL, "out of memory", 0);
     uvws__http_access_log(h, "GET", 500);
-    return A_CLOSE;
+    return abandon(&up);
   }
   uvws__buf_data(b)[b->len] = '\0';
   h->status = 101;
   UVWS__ADD(env->m->http_status[1], 1);
   uvws__http_access_log(h, "GET", 101);
   v = uv_buf_init(uvws__buf_data(b), (unsigned)b->len);
-  if (uvws__stream_write(s, &v, 1) != 0) return A_CLOSE;
+  if (uvws__stream_write(s, &v, 1) != 0) return abandon(&up);
 
-  for (i = 0; i < h->nhdrs; i++) {
-    hv[i].name = h->hbuf.base + h->hdrs[i].name_off;
-    hv[i].name_len = h->hdrs[i].name_len;
-    hv[i].value = h->hbuf.base + h->hdrs[i].val_off;
-    hv[i].value_len = h->hdrs[i].val_len;
-  }
   memset(&o, 0, sizeof(o));
   o.route = route;
   o.protocol = proto;
   o.pmd = deflate ? &pmd : NULL;
   o.extensions = deflate ? ext : NULL;
-  o.target = h->hbuf.base + h->target_off;
-  o.target_len = h->target_len;
+  o.target = up.target;
+  o.target_len = up.target_len;
   o.headers = hv;
   o.nheaders = h->nhdrs;
   o.response_head = uvws__buf_data(b);
+  o.data = up.data;
   /* From here the stream is the WebSocket session's: reading resumes
    * whatever this session had paused, and the session goes. The head
    * scratch is not touched again until on_open returns (the WebSocket
    * layer writes no HTTP). */
   s->ops->pause(s, 0);
   s->deadline = 0;
-  if (env->upgrade(env->ctx, s, &o, rest, rest_len) != 0) return A_CLOSE; /* still ours: closing */
+  if (env->upgrade(env->ctx, s, &o, rest, rest_len) != 0) return abandon(&up); /* still ours: closing */
   uvws__http_free(h);
   return A_UPGRADED;
 }

@@ -138,6 +138,7 @@ int uvws__rt_init(uvws_server_t *srv) {
   srv->http.net = &p->netsh;
   srv->http.m = &srv->m;
   srv->http.ctx = srv;
+  srv->http.server = srv;
   srv->http.route = http_route;
   srv->http.upgrade = http_upgrade;
   srv->http.metrics = http_metrics;

@@ -41,6 +41,30 @@ typedef struct {
   const uvws__header_t *headers; /* in arrival order */
   size_t nheaders;
   const char *response_head;     /* the 101 (or HTTP/2 200) head as sent, NUL-terminated */
+  void *data;                    /* the route's on_upgrade gave it (uvws_upgrade_set_data) */
 } uvws__ws_open_t;
+
+/* An upgrade being decided by the route's on_upgrade (uvws_upgrade_*).
+ * Filled by whoever accepts upgrades, on its stack; the strings belong to
+ * that request and live until on_upgrade returns. After an accepting
+ * on_upgrade the filler owes `release(data)` if the WebSocket never opens. */
+#define UVWS__UPGRADE_EXTRA_MAX 2048
+struct uvws_upgrade_s {
+  const uvws__route_t *route;
+  uvws_server_t *server;
+  const char *target;
+  size_t target_len;
+  const uvws__header_t *headers;
+  size_t nheaders;
+  const char *peer;
+  const char *protocol;
+  int secure;
+  int no_deflate;                /* uvws_upgrade_decline_deflate */
+  void *data;
+  void (*release)(void *data);
+  size_t extra_len;              /* added header lines, each ending in CRLF */
+  char extra[UVWS__UPGRADE_EXTRA_MAX + 1];
+};
+
 
 #endif

@@ -107,6 +107,11 @@ int uvws__ws_send_close(uvws_conn_t *c, unsigned code, const char *reason, size_
   size_t n = 0;
   int r;
   if (c->close_sent) return UVWS_ECLOSED;
+  /* The peer's answer must be read, whatever the route paused for. */
+  if (c->paused) {
+    c->paused = 0;
+    c->s->ops->pause(c->s, 0);
+  }
   if (code != UVWS_CLOSE_NO_STATUS) {
     p[0] = (uint8_t)(code >> 8);
     p[1] = (uint8_t)code;

@@ -192,6 +192,7 @@ static void on_timeout(uvws__stream_t *s) {
     return;
   }
   if (c->failed || c->close_rcvd || s->finishing) return;
+  if (c->paused) return; /* the silence is ours: the timers start again at resume */
   if (o->ping_interval_ms) {
     if (c->awaiting_pong && now - c->ping_sent >= o->ping_timeout_ms) {
       uvws__log(UVWS_LOG_INFO, "ws %s %s: no pong within %ums; dropping", s->peer, c->route->path,
@@ -288,6 +289,7 @@ int uvws__ws_open(uvws__ws_env_t *env, uvws__stream_t *s, const uvws__ws_open_t 
   c->env = env;
   c->route = route;
   c->protocol = o->protocol;
+  c->data = o->data;
   c->started = c->last_rx = c->last_msg = uv_now(s->loop);
   uvws__ws_init(&c->ws, route->h.on_frame ? &ws_callbacks_traced : &ws_callbacks, c, opts->max_message);
   c->ws.max_frame = opts->max_frame;
@@ -312,6 +314,26 @@ int uvws__ws_open(uvws__ws_env_t *env, uvws__stream_t *s, const uvws__ws_open_t 
   if (route->h.on_open) route->h.on_open(c);
   c->open = NULL;
   if (rest_len && !ws_stopped(c)) on_data(s, rest, rest_len);
+  return 0;
+}
+
+/* A route's pause: the stream stops reading, and the keep-alive and idle
+ * timers wait, since the peer cannot be heard meanwhile. */
+int uvws_conn_pause(uvws_conn_t *c, int paused) {
+  const uvws_options_t *o = c->env->opts;
+  uint64_t now;
+  paused = paused != 0;
+  if (c->close_sent || c->close_rcvd || c->failed || c->s->closing || c->s->finishing) return UVWS_ECLOSED;
+  if (c->paused == paused) return 0;
+  c->paused = (uint8_t)paused;
+  c->s->ops->pause(c->s, paused);
+  if (paused) return 0;
+  now = uv_now(c->s->loop);
+  c->last_rx = c->last_msg = now;
+  c->awaiting_pong = 0;
+  if (o->ping_interval_ms) arm(c, now + o->ping_interval_ms);
+  if (o->idle_timeout_ms) arm(c, now + o->idle_timeout_ms);
+  if (c->msg.cap && c->msg.len == 0) arm(c, now + UVWS__MSG_KEEP_MS);
   return 0;
 }
 

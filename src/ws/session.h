@@ -59,6 +59,7 @@ struct uvws_conn_s {
   uint8_t awaiting_pong;     /* a keep-alive ping is unanswered */
   uint8_t drain_owed;        /* a send was refused (backpressure): on_drain is owed */
   uint8_t uncounted;         /* no longer in uvws_connections{kind="websocket"} */
+  uint8_t paused;            /* the route paused reading (uvws_conn_pause) */
   uint16_t close_code;       /* for on_close and the log */
   uint64_t started;          /* uv_now() at open */
   uint64_t last_rx;          /* uv_now() of the last bytes received */

@@ -44,10 +44,47 @@ static unsigned metrics_calls, upgrades, ws_closes;
 static const uvws__route_t *up_route;
 static uvws__buf_t up_rest, up_out, up_head, up_target;
 static size_t up_nheaders;
+static void *up_data;
+static int upgrade_fails;
+
+/* the route's on_upgrade: what it decides, and what it read */
+static int decide_status;
+static unsigned decides, releases;
+static char decided_host[16], decided_target[16], decided_peer[64];
+static int decided_secure, add_bad_name, add_bad_value;
+
+static void release_token(void *data) {
+  assert_ptr_equal(data, &decides);
+  releases++;
+}
+
+static int on_upgrade(uvws_upgrade_t *up) {
+  size_t n;
+  const char *v = uvws_upgrade_header(up, "HOST", &n);
+  decides++;
+  snprintf(decided_host, sizeof(decided_host), "%.*s", v ? (int)n : 0, v ? v : "");
+  v = uvws_upgrade_target(up, &n);
+  snprintf(decided_target, sizeof(decided_target), "%.*s", (int)n, v);
+  snprintf(decided_peer, sizeof(decided_peer), "%s", uvws_upgrade_peer(up));
+  decided_secure = uvws_upgrade_secure(up);
+  add_bad_name = uvws_upgrade_add_header(up, "Bad Name", "x");
+  add_bad_value = uvws_upgrade_add_header(up, "X-Split", "a\r\nInjected: yes");
+  if (uvws_upgrade_add_header(up, decide_status ? "Retry-After" : "X-Decided", "7") != 0) return 599;
+  if (decide_status == 0) uvws_upgrade_set_data(up, &decides, release_token);
+  return decide_status;
+}
 static char up_header0[64];
 
 static fake_stream_t f;
 static int opened;
+
+static int out_has(const char *needle) {
+  size_t n = strlen(needle), i;
+  for (i = 0; i + n <= f.out.len; i++)
+    if (memcmp(uvws__buf_data(&f.out) + i, needle, n) == 0) return 1;
+  return 0;
+}
+
 
 static const uvws__route_t *stub_route(void *ctx, const char *path, size_t len) {
   (void)ctx;
@@ -70,6 +107,7 @@ static int stub_upgrade(void *ctx, uvws__stream_t *s, const uvws__ws_open_t *o, 
   (void)ctx;
   upgrades++;
   up_route = o->route;
+  up_data = o->data;
   copy_into(&up_rest, rest, rest_len);
   copy_into(&up_out, uvws__buf_data(&fs->out), fs->out.len); /* what was written before the hand-off */
   copy_into(&up_head, o->response_head, strlen(o->response_head));
@@ -78,6 +116,10 @@ static int stub_upgrade(void *ctx, uvws__stream_t *s, const uvws__ws_open_t *o, 
   if (o->nheaders)
     snprintf(up_header0, sizeof(up_header0), "%.*s: %.*s", (int)o->headers[0].name_len, o->headers[0].name,
              (int)o->headers[0].value_len, o->headers[0].value);
+  if (upgrade_fails) {
+    uvws__stream_close(s, "stub: out of memory");
+    return UV_ENOMEM;
+  }
   uvws__stream_set_upper(s, &ws_cb, NULL);
   return 0;
 }
@@ -180,6 +222,11 @@ static int setup(void **state) {
   metrics_calls = upgrades = ws_closes = 0;
   up_route = NULL;
   up_nheaders = 0;
+  up_data = NULL;
+  upgrade_fails = 0;
+  route.h.on_upgrade = NULL;
+  decide_status = 0;
+  decides = releases = 0;
   return 0;
 }
 
@@ -631,6 +678,84 @@ static void test_upgrade_behind_waiting_answers_is_handed_over_in_order(void **s
   assert_int_equal(ws_closes, 1);
 }
 
+/* on_upgrade refuses: its status and headers go out, nothing is handed
+ * over, and the connection finishes. */
+static void test_on_upgrade_refusal_is_answered_with_its_headers(void **state) {
+  size_t off = 0;
+  resp_t r;
+  (void)state;
+  route.h.on_upgrade = on_upgrade;
+  decide_status = 503;
+  open_session(0);
+  feed(UPGRADE_REQ);
+  assert_int_equal(decides, 1);
+  assert_int_equal(upgrades, 0);
+  assert_true(next_response(&off, &r, 0));
+  assert_int_equal(r.status, 503);
+  assert_true(header_is(&r, "Retry-After", "7"));
+  assert_true(header_is(&r, "Connection", "close"));
+  assert_false(out_has("Injected"));
+  expect_body(&r, "503 Service Unavailable: the route refused the upgrade\n");
+  assert_int_equal(off, f.out.len);
+  assert_int_equal(f.finished, 1);
+  assert_int_equal(releases, 0);
+}
+
+/* on_upgrade accepts: it read the request, its header is in the 101, and
+ * its data reaches the WebSocket session; bad header names and values
+ * were refused. */
+static void test_on_upgrade_accepts_with_header_and_data(void **state) {
+  (void)state;
+  route.h.on_upgrade = on_upgrade;
+  open_session(0);
+  feed(UPGRADE_REQ);
+  assert_int_equal(decides, 1);
+  assert_string_equal(decided_host, "h");
+  assert_string_equal(decided_target, "/echo");
+  assert_string_equal(decided_peer, f.s.peer);
+  assert_int_equal(decided_secure, 0);
+  assert_int_equal(add_bad_name, UV_EINVAL);
+  assert_int_equal(add_bad_value, UV_EINVAL);
+  assert_int_equal(upgrades, 1);
+  assert_ptr_equal(up_data, &decides);
+  assert_non_null(strstr(uvws__buf_data(&up_head), "\r\nX-Decided: 7\r\n\r\n"));
+  assert_memory_equal(uvws__buf_data(&up_head), "HTTP/1.1 101 Switching Protocols\r\n", 34);
+  fake_stream_free(&f);
+  opened = 0;
+  assert_int_equal(releases, 0); /* the session owns the data now */
+}
+
+/* Accepted, but the WebSocket could not open: the data goes back to the
+ * route's release, once. */
+static void test_on_upgrade_data_is_released_when_the_open_fails(void **state) {
+  (void)state;
+  route.h.on_upgrade = on_upgrade;
+  upgrade_fails = 1;
+  open_session(0);
+  feed(UPGRADE_REQ);
+  assert_int_equal(upgrades, 1);
+  assert_int_equal(releases, 1);
+}
+
+/* A status that is no refusal (200) is a bug in the route: 500. */
+static int answers_200(uvws_upgrade_t *up) {
+  (void)up;
+  return 200;
+}
+
+static void test_on_upgrade_bad_status_is_500(void **state) {
+  size_t off = 0;
+  resp_t r;
+  (void)state;
+  route.h.on_upgrade = answers_200;
+  open_session(0);
+  feed(UPGRADE_REQ);
+  assert_int_equal(upgrades, 0);
+  assert_true(next_response(&off, &r, 0));
+  assert_int_equal(r.status, 500);
+  assert_int_equal(f.finished, 1);
+}
+
 static void test_refused_503_has_retry_after_and_finishes(void **state) {
   size_t off = 0;
   resp_t r;
@@ -677,6 +802,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_upgrade_hands_over_with_101_first_and_the_rest, setup, teardown),
       cmocka_unit_test_setup_teardown(test_upgrade_behind_waiting_answers_is_handed_over_in_order, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_on_upgrade_refusal_is_answered_with_its_headers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_on_upgrade_accepts_with_header_and_data, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_on_upgrade_data_is_released_when_the_open_fails, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_on_upgrade_bad_status_is_500, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_503_has_retry_after_and_finishes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_429_has_no_retry_after_and_finishes, setup, teardown),
   };

@@ -463,9 +463,38 @@ static void test_eof_without_close_reports_1006(void **state) {
   assert_int_equal(close_reason.len, 0);
 }
 
+/* A route's pause stops reading and the keep-alive: a paused peer is not
+ * pinged or dropped for a silence that is ours; resuming reads again and
+ * restarts the timers; a close frame we send resumes reading, since the
+ * peer's answer must be heard. */
+static void test_pause_stops_reading_and_the_keepalive_until_resumed(void **state) {
+  (void)state;
+  opts.ping_interval_ms = 1;
+  opts.ping_timeout_ms = 1;
+  ws_open(NULL, 0);
+  assert_int_equal(uvws_conn_pause(conn, 1), 0);
+  assert_int_equal(f.paused, 1);
+  uv_sleep(5);
+  uv_update_time(&loop);
+  f.s.deadline = 0;
+  f.s.cb->on_timeout(&f.s);
+  assert_int_equal(f.out.len, 0); /* no ping */
+  assert_int_equal(f.closed + f.finished, 0);
+  assert_int_equal(f.s.deadline, 0); /* nothing armed while paused */
+  assert_int_equal(uvws_conn_pause(conn, 0), 0);
+  assert_int_equal(f.paused, 0);
+  assert_true(f.s.deadline > uv_now(&loop));
+  assert_int_equal(uvws_conn_pause(conn, 1), 0);
+  assert_int_equal(uvws_close(conn, 1000, "bye"), 0);
+  assert_int_equal(f.paused, 0);
+  assert_int_equal(uvws_conn_pause(conn, 1), UVWS_ECLOSED);
+  assert_int_equal(f.paused, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_text_message_reaches_on_message, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pause_stops_reading_and_the_keepalive_until_resumed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_echo_is_an_unmasked_frame, setup, teardown),
       cmocka_unit_test_setup_teardown(test_echo_of_200_bytes_uses_a_16_bit_length, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ping_is_answered_with_pong, setup, teardown),
