@@ -409,8 +409,9 @@ UVWS_EXTERN const char *uvws_upgrade_peer(const uvws_upgrade_t *up);
 UVWS_EXTERN int uvws_upgrade_secure(const uvws_upgrade_t *up);
 /** The subprotocol the 101 will name (NUL-terminated), or NULL. */
 UVWS_EXTERN const char *uvws_upgrade_protocol(const uvws_upgrade_t *up);
-/** The route's `user` pointer, and the server (the loop's) it arrived on. */
+/** The route's `user` pointer. */
 UVWS_EXTERN void *uvws_upgrade_route_data(const uvws_upgrade_t *up);
+/** The server (with --threads, the loop's own) the request arrived on. */
 UVWS_EXTERN uvws_server_t *uvws_upgrade_server(const uvws_upgrade_t *up);
 /** Declines permessage-deflate for this connection even if both sides could
  * use it (for a page that teaches frame lengths, or a route whose messages do
