@@ -118,6 +118,36 @@ describe('the guide page', () => {
     await page.close();
   });
 
+  it('every part fits a 390 px phone in light and dark; code blocks scroll inside themselves', T, async () => {
+    const page = await browser.context.newPage();
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      for (const [part] of guide.PARTS) {
+        await page.goto(`${srv.origin}/guide.html?${part}`);
+        await page.waitForSelector(`body[data-ready="${part}"]`);
+        const m = await page.evaluate(() => ({
+          width: document.documentElement.scrollWidth,
+          inner: window.innerWidth,
+          pres: [...document.querySelectorAll('#doc pre')].map((p) => ({
+            right: p.getBoundingClientRect().right, scrolls: p.scrollWidth > p.clientWidth,
+            overflow: getComputedStyle(p).overflowX,
+          })),
+        }));
+        assert.ok(m.width <= m.inner, `${part} (${scheme}) is ${m.width}px wide on a ${m.inner}px screen`);
+        for (const [i, p] of m.pres.entries()) {
+          assert.ok(p.right <= m.inner, `${part}: <pre> ${i + 1} ends at ${p.right}px, past the screen`);
+          if (p.scrolls) assert.equal(p.overflow, 'auto', `${part}: <pre> ${i + 1} scrolls inside itself`);
+        }
+      }
+    }
+    // Following a link to a section does not scroll sideways.
+    await page.goto(`${srv.origin}/guide.html?frames#masking`);
+    await page.waitForSelector('body[data-ready="frames"]');
+    assert.equal(await page.evaluate(() => window.scrollX), 0, 'no sideways scroll to #masking');
+    await page.close();
+  });
+
   it('switches between system, light and dark themes', T, async () => {
     const { page } = await open('?handshake');
     const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
