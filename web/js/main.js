@@ -2,7 +2,7 @@
 // and, on /inspect, the server's description of the handshake and of each frame.
 
 import {
-  h, utf8, hex, quote, formatBytes, formatMs, groupDigits, clock, randomBytes,
+  h, utf8, hex, quote, breakable, formatBytes, formatMs, groupDigits, clock, randomBytes,
   READY_STATES, closeCodeMeaning,
 } from './util.js';
 import { parseTrace, endsDataMessage, traceSummary, frameRow, frameAnatomy, renderHandshake } from './inspector.js';
@@ -20,7 +20,7 @@ const ui = {
   closeForm: $('close-form'), closeCode: $('close-code'), closeReason: $('close-reason'),
   closeBtn: $('close-btn'), closeError: $('close-error'),
   messageList: $('message-list'), messageCount: $('message-count'), messagesEmpty: $('messages-empty'),
-  eventLog: $('event-log'), eventCount: $('event-count'), eventsEmpty: $('events-empty'), logTraces: $('log-traces'),
+  eventLog: $('event-log'), eventSummary: $('event-summary'), eventCount: $('event-count'), eventsEmpty: $('events-empty'), logTraces: $('log-traces'),
   frameList: $('frame-list'), frameCount: $('frame-count'), frameDetail: $('frame-detail'),
   inspectorOff: $('inspector-off'),
   handshakeView: $('handshake-view'), handshakeEmpty: $('handshake-empty'),
@@ -93,6 +93,8 @@ function logEvent(type, parts, { c = conn, trace = false, bad = false } = {}) {
   if (stick) log.scrollTop = log.scrollHeight;
   ui.eventCount.textContent = String(eventSeq);
   ui.eventsEmpty.hidden = true;
+  // The only live region of the log: a screen reader hears each event, not the hundreds of traces.
+  if (!trace && type !== 'info') ui.eventSummary.textContent = `${type}: ${li.querySelector('.what').textContent}`;
   return li;
 }
 
@@ -191,7 +193,7 @@ function connect() {
   };
   conn = c;
   ws.binaryType = document.querySelector('input[name="binary-type"]:checked').value;
-  ui.wsUrl.textContent = ws.url;
+  ui.wsUrl.replaceChildren(breakable(ws.url));
   ui.wsProtocol.textContent = '—';
   ui.wsExtensions.textContent = '—';
   ui.bufferedPeak.textContent = '';
@@ -207,7 +209,7 @@ function connect() {
   ws.addEventListener('open', () => {
     c.opened = true;
     ui.wsProtocol.textContent = JSON.stringify(ws.protocol);
-    ui.wsExtensions.textContent = JSON.stringify(ws.extensions);
+    ui.wsExtensions.replaceChildren(breakable(JSON.stringify(ws.extensions)));
     logEvent('open', [`protocol ${JSON.stringify(ws.protocol)}, extensions ${JSON.stringify(ws.extensions)}`,
       c.inspect ? ' · inspector on: trace messages follow' : ''], { c });
     refreshState();
@@ -327,7 +329,7 @@ for (const radio of document.querySelectorAll('input[name="binary-type"]')) {
   radio.addEventListener('change', () => {
     if (!radio.checked || !conn) return;
     conn.ws.binaryType = radio.value;
-    logEvent('call', [h('code', null, `ws.binaryType = "${radio.value}"`), ' (applies to binary messages received from now on)'], { c: conn });
+    logEvent('property', [h('code', null, `ws.binaryType = "${radio.value}"`), ' (applies to binary messages received from now on)'], { c: conn });
     refreshState();
   });
 }

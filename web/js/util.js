@@ -75,6 +75,13 @@ export function formatMs(ms) {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
+/** A URL or header value with break opportunities after / ; , ? & so a narrow screen breaks it there. */
+export function breakable(text) {
+  const out = document.createDocumentFragment();
+  for (const part of String(text).split(/(?<=[/;,?&]\s*)(?=\S)/)) out.append(part, document.createElement('wbr'));
+  return out;
+}
+
 /** Wall-clock time of day with milliseconds: "14:03:07.123". */
 export function clock(date = new Date()) {
   const p = (n, w = 2) => String(n).padStart(w, '0');
@@ -113,14 +120,14 @@ export const CLOSE_CODES = {
   1001: 'going away',
   1002: 'protocol error',
   1003: 'unsupported data',
-  1005: 'no status code received (never sent on the wire)',
-  1006: 'abnormal closure: no close frame (never sent on the wire)',
-  1007: 'invalid payload data (e.g. text that is not UTF-8)',
+  1005: 'no status code received; never sent on the wire',
+  1006: 'abnormal closure: no close frame; never sent on the wire',
+  1007: 'invalid payload data, e.g. text that is not UTF-8',
   1008: 'policy violation',
   1009: 'message too big',
   1010: 'mandatory extension missing',
   1011: 'internal server error',
-  1015: 'TLS handshake failure (never sent on the wire)',
+  1015: 'TLS handshake failure; never sent on the wire',
 };
 
 /** A short meaning for a close code. */
