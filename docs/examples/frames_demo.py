@@ -37,7 +37,14 @@ def read_until_close(sock):
                                payload.decode(errors="replace")))
 
 
+DEMOS = ("fragments", "bad-utf8", "unmasked")
+
+
 def main():
+    if len(sys.argv) != 3 or sys.argv[2] not in DEMOS or not sys.argv[1].startswith("ws://"):
+        sys.stderr.write("usage: %s ws://HOST:PORT/PATH %s\n%s" % (
+            os.path.basename(sys.argv[0]), "|".join(DEMOS), __doc__))
+        sys.exit(2)
     url = urllib.parse.urlsplit(sys.argv[1])
     demo = sys.argv[2]
     sock = socket.create_connection((url.hostname, url.port or 80), timeout=10)
@@ -57,8 +64,8 @@ def main():
         print(">>> text frame without a mask: %s" % hexs(frame))
         sock.sendall(frame)
         read_until_close(sock)
-    else:
-        raise SystemExit("unknown demo " + demo)
+    else:  # checked above: one of DEMOS
+        raise AssertionError(demo)
     print("end of stream" if sock.recv(1) == b"" else "unexpected bytes after close")
 
 

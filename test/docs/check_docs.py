@@ -529,6 +529,28 @@ def check_web(srv):
             report(False, "uvws serves %s" % path, str(e))
 
 
+def check_claims(srv, env):
+    """What the guide says about failures that no console block can show (they exit non-zero)."""
+    demo = os.path.join(DOCS, "examples", "frames_demo.py")
+    r = subprocess.run([sys.executable, demo], capture_output=True, text=True, timeout=30)
+    report(r.returncode == 2 and r.stderr.startswith("usage: frames_demo.py ws://") and "Traceback" not in r.stderr,
+           "docs/examples/frames_demo.py without arguments prints its usage and exits 2",
+           "exit %d, stderr: %s" % (r.returncode, r.stderr[-600:]))
+    # docs/wscat.md: "/close 1005 crashes it with a stack trace ... exits with status 1".
+    wscat = subprocess.Popen(["wscat", "-c", "ws://127.0.0.1:%d/echo" % srv.port, "--slash"], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.0)  # connected: the command is read by wscat's prompt
+        out, _ = wscat.communicate("/close 1005\n", timeout=20)
+    except subprocess.TimeoutExpired:
+        wscat.kill()
+        out, _ = wscat.communicate()
+    report(wscat.returncode == 1 and "TypeError: First argument must be a valid error code number" in out
+           and re.search(r"^\s+at ", out, re.M) is not None,
+           "docs/wscat.md: wscat's /close 1005 crashes with a stack trace and exit status 1",
+           "exit %s, output: %s" % (wscat.returncode, out[-800:]))
+
+
 def main():
     env = dict(os.environ)
     env["PATH"] = os.path.join(ROOT, "node_modules", ".bin") + os.pathsep + env.get("PATH", "")
@@ -544,6 +566,7 @@ def main():
         check_c_blocks(md, blocks)
     with UvwsServer() as srv:
         check_web(srv)
+        check_claims(srv, env)
         for md, (blocks, prose) in parsed.items():
             check_commands(md, blocks, srv, env)
     print("%d passed, %d failed" % (passed, failed))
