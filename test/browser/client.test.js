@@ -208,7 +208,7 @@ describe('uvws browser client in Chromium', () => {
     // Four calls to send, four message events, all in order.
     const log = await page.locator('#event-log li').allInnerTexts();
     const types = await page.locator('#event-log li').evaluateAll((lis) => lis.map((li) => li.dataset.type));
-    assert.deepEqual(types.filter((t) => t !== 'call'), ['open', 'message', 'message', 'message', 'message']);
+    assert.deepEqual(types.filter((t) => t !== 'call'), ['open', 'message', 'message', 'property', 'message', 'message']);
     assert.equal(log.filter((l) => /ws\.send\(/.test(l)).length, 4);
     assert.equal(await page.textContent('#message-count'), '4');
   });
@@ -411,8 +411,10 @@ describe('uvws browser client in Chromium', () => {
     await page.fill('#url', `ws://127.0.0.1:${srv.port}/nope`);
     await page.click('#connect-btn');
     await page.waitForSelector('#event-log li[data-type="close"]');
+    await page.waitForSelector('#event-log li[data-type="note"]'); // the page asked the server why
     const types = await page.locator('#event-log li').evaluateAll((lis) => lis.map((li) => li.dataset.type));
-    assert.deepEqual(types.filter((t) => t !== 'call'), ['error', 'close'], 'error then close, no open');
+    assert.deepEqual(types.filter((t) => t !== 'call'), ['error', 'close', 'note'], 'error then close, no open, then why');
+    assert.match((await eventTexts(page, 'note'))[0], /GET \/nope → 404/);
     const [close] = await eventTexts(page, 'close');
     assert.match(close, /code 1006/);
     assert.match(close, /wasClean false/);

@@ -137,6 +137,13 @@ describe('the learning page (issue 17)', () => {
       const { checked, problems } = await page.evaluate(contrastProblems, 4.5);
       assert.ok(checked > 300, `checked ${checked} texts`);
       assert.deepEqual(problems, []);
+      // And the failure states: a refused connect, its explanation and the red log lines.
+      await page.click('#disconnect-btn');
+      await page.fill('#url', `ws://127.0.0.1:${env.srv.port}/nope`);
+      await page.click('#connect-btn');
+      await page.waitForSelector('#connect-why[data-status]');
+      const failed = await page.evaluate(contrastProblems, 4.5);
+      assert.deepEqual(failed.problems, [], 'after a failed connect');
     }));
   }
 
@@ -170,5 +177,59 @@ describe('the learning page (issue 17)', () => {
       inspector: document.getElementById('inspector').getBoundingClientRect().width,
     }));
     assert.ok(w.events >= 600, `event log ${w.events.toFixed(0)}px wide, inspector ${w.inspector.toFixed(0)}px`);
+  }));
+
+  // A connect that fails: the explanation is next to the Connect button, from the server's own answer.
+  async function failedConnect(page, url, protocols = '') {
+    await page.fill('#url', url);
+    await page.fill('#protocols', protocols);
+    await page.click('#connect-btn');
+    await page.waitForSelector('#connect-why[data-status]');
+    const why = await page.evaluate(() => {
+      const box = document.getElementById('connect-why');
+      const btn = document.getElementById('connect-btn').getBoundingClientRect();
+      return { text: box.textContent, status: box.dataset.status, gap: box.getBoundingClientRect().top - btn.bottom };
+    });
+    assert.ok(why.gap >= 0 && why.gap < 80, `the explanation is right under the button (${why.gap}px)`);
+    return why;
+  }
+
+  it('after a failed connect to a wrong path the page says 404 next to the button', T, () => withPage('why-404', PHONE, async (page) => {
+    await open(page);
+    const why = await failedConnect(page, `ws://127.0.0.1:${env.srv.port}/nope`);
+    assert.equal(why.status, '404');
+    assert.match(why.text, /GET \/nope → 404/);
+    assert.match(why.text, /no route at this path/);
+    assert.match(why.text, /\/echo.*\/inspect.*\/chat/);
+    const close = await page.textContent('#event-log li[data-type="close"]');
+    assert.match(close, /code 1006/);
+    assert.doesNotMatch(close, /\([^()]*\(/, 'no nested parentheses in the close line');
+    await env.srv.waitLog(/"GET \/nope HTTP\/1\.1" 404/);
+  }));
+
+  it('a subprotocol /echo does not speak (foo) is explained on the page', T, () => withPage('why-subprotocol', DESKTOP, async (page) => {
+    await open(page);
+    assert.equal(await page.getAttribute('#protocols', 'placeholder'), 'none', 'the placeholder does not look like a value');
+    const help = await page.$$eval('#help-subprotocols a', (as) => as.map((a) => a.href));
+    for (const s of ['#section-1.9', '#section-4.2.2', '#section-11.3.4']) {
+      assert.ok(help.some((href) => href.endsWith(s)), `the subprotocol help links to RFC 6455 ${s}`);
+    }
+    const why = await failedConnect(page, `ws://127.0.0.1:${env.srv.port}/echo`, 'foo');
+    assert.equal(why.status, '426');
+    assert.match(why.text, /\/echo is a WebSocket route/);
+    assert.match(why.text, /offered the subprotocol foo/);
+    assert.match(why.text, /answered 101 without a Sec-WebSocket-Protocol header/);
+    assert.match(why.text, /code 1006/);
+    assert.match(await page.textContent('#event-log li[data-type="close"]'), /code 1006/);
+    // With a protocol it speaks, the same route opens and names it.
+    await page.fill('#protocols', 'foo, uvws-echo');
+    await connect(page);
+    assert.equal(await page.textContent('#ws-protocol'), '"uvws-echo"');
+    assert.equal(await page.isHidden('#connect-why'), true, 'the old explanation is gone');
+    // binaryType is a property the page sets, not a call.
+    await page.check('#binary-type-arraybuffer');
+    const line = page.locator('#event-log li', { hasText: 'ws.binaryType = "arraybuffer"' });
+    assert.equal(await line.getAttribute('data-type'), 'property');
+    assert.equal(await line.locator('.tag').textContent(), 'property');
   }));
 });

@@ -5,13 +5,14 @@ import {
   h, utf8, hex, quote, breakable, formatBytes, formatMs, groupDigits, clock, randomBytes,
   READY_STATES, closeCodeMeaning,
 } from './util.js';
+import { explainFailedConnect } from './diagnose.js';
 import { parseTrace, endsDataMessage, traceSummary, frameRow, frameAnatomy, renderHandshake } from './inspector.js';
 
 const $ = (id) => document.getElementById(id);
 
 const ui = {
   connectForm: $('connect-form'), url: $('url'), protocols: $('protocols'), inspect: $('inspect'),
-  connectBtn: $('connect-btn'), disconnectBtn: $('disconnect-btn'),
+  connectBtn: $('connect-btn'), disconnectBtn: $('disconnect-btn'), connectWhy: $('connect-why'),
   readyState: $('ready-state'), wsUrl: $('ws-url'), wsProtocol: $('ws-protocol'),
   wsExtensions: $('ws-extensions'), wsBinaryType: $('ws-binary-type'),
   text: $('message-text'), sendText: $('send-text'), sendTextBinary: $('send-text-binary'),
@@ -172,8 +173,20 @@ function parseProtocols(text) {
   return text.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+/** After a connect that never opened: ask the server over HTTP and say why next to the button. */
+async function explainFailure(c) {
+  ui.connectWhy.replaceChildren(h('span', { class: 'muted' }, 'The connection could not be opened; asking the server why…'));
+  ui.connectWhy.hidden = false;
+  const { status, parts } = await explainFailedConnect(c.url, c.protocols);
+  if (c !== conn) return;
+  ui.connectWhy.dataset.status = status === null ? '' : String(status);
+  ui.connectWhy.replaceChildren(...parts);
+  logEvent('note', ['Why: ', ui.connectWhy.textContent], { c });
+}
+
 function connect() {
   ui.closeError.hidden = true;
+  ui.connectWhy.hidden = true;
   const url = ui.url.value.trim();
   const protocols = parseProtocols(ui.protocols.value);
   const call = `new WebSocket(${JSON.stringify(url)}${protocols.length ? `, ${JSON.stringify(protocols)}` : ''})`;
@@ -186,7 +199,7 @@ function connect() {
     return;
   }
   const c = {
-    id: ++connSeq, ws, t0: performance.now(), url: ws.url,
+    id: ++connSeq, ws, t0: performance.now(), url: ws.url, protocols,
     inspect: urlPath(ws.url) === '/inspect',
     pending: [], // sends not yet echoed, oldest first
     outDataTraces: 0, echoes: 0, frames: 0, peak: null, opened: false, closeCalled: false,
@@ -219,7 +232,7 @@ function connect() {
   ws.addEventListener('error', () => {
     logEvent('error', [c.opened
       ? 'the connection failed.'
-      : 'the connection could not be established (the browser does not tell the page why: the developer console shows e.g. the HTTP status the server answered).'],
+      : 'the connection could not be established. The browser does not tell the page why (the developer console does); this page asks the server over HTTP and shows the answer under the Connect button.'],
     { c, bad: true });
     refreshState();
   });
@@ -231,6 +244,7 @@ function connect() {
       h('span', { class: `kv ${ev.wasClean ? 'good' : 'warn'}` }, `wasClean ${ev.wasClean}`),
       c.pending.length ? ` · ${c.pending.length} send(s) never echoed` : '',
     ], { c, bad: !ev.wasClean });
+    if (!c.opened && !c.closeCalled) explainFailure(c);
     if (c.inspect && c.closeCalled && c.opened) {
       logEvent('note', ['The page called close(), so the browser dropped the messages that arrived while CLOSING: ' +
         'the traces of both close frames are not shown. Let the server close first to see one (see “Control frames”).'], { c });
