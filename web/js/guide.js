@@ -152,10 +152,16 @@ export function render(md) {
   return { html: out.join('\n'), headings };
 }
 
-/** The part named by the query string: guide.html?frames -> "frames"; anything unknown -> README. */
+/** The part named by the query string: guide.html?frames -> "frames"; none -> README; unknown -> null. */
 export function partFromQuery(search) {
-  const name = decodeURIComponent((search || '').replace(/^\?/, '').split('&')[0]);
-  return PARTS.some(([p]) => p === name) ? name : 'README';
+  let name;
+  try {
+    name = decodeURIComponent((search || '').replace(/^\?/, '').split('&')[0]);
+  } catch {
+    return null; // a malformed escape names no part either
+  }
+  if (name === '') return 'README';
+  return PARTS.some(([p]) => p === name) ? name : null;
 }
 
 // ---------------------------------------------------------------- the page
@@ -202,10 +208,60 @@ function toc(headings) {
     .map((h) => `<li><a href="#${esc(h.id)}">${esc(h.text)}</a></li>`).join('');
 }
 
+// :target is decided when the page loads, before the text exists, and a heading inserted later
+// never matches it: mark the target with a class instead, now and on every hash change.
+function highlightTarget(scroll) {
+  for (const el of document.querySelectorAll('#doc .is-target')) el.classList.remove('is-target');
+  if (!location.hash) return;
+  let id;
+  try { id = decodeURIComponent(location.hash.slice(1)); } catch { return; }
+  const target = document.getElementById(id);
+  if (!target || !target.closest('#doc')) return;
+  target.classList.add('is-target');
+  if (scroll) target.scrollIntoView();
+}
+
+// A copy button on each code block (the Clipboard API needs a secure context: https or localhost).
+function addCopyButtons(article) {
+  for (const pre of article.querySelectorAll('pre')) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'small copy';
+    button.textContent = 'Copy';
+    button.setAttribute('aria-label', `Copy this ${pre.dataset.lang || 'code'} block`);
+    button.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(pre.querySelector('code').textContent);
+        button.textContent = 'Copied';
+      } catch (err) {
+        button.textContent = 'Copy failed: select the text instead';
+      }
+      setTimeout(() => { button.textContent = 'Copy'; }, 2000);
+    });
+    const wrap = document.createElement('div');
+    wrap.className = 'code-block';
+    pre.replaceWith(wrap);
+    wrap.append(button, pre);
+  }
+}
+
+function notFound(article, search) {
+  article.innerHTML = `<h1>Part not found</h1><p class="callout bad" role="alert" data-testid="not-found">This guide has no part
+    called <code>${esc(search.replace(/^\?/, '').split('&')[0])}</code>. Its parts are listed in the navigation;
+    <a href="guide.html">the contents</a> describe each.</p>`;
+  document.title = 'Part not found · uvws guide';
+  document.getElementById('toc').innerHTML = '';
+}
+
 async function show() {
   const part = partFromQuery(location.search);
   const article = document.getElementById('doc');
   navLinks(part);
+  if (part === null) {
+    notFound(article, location.search);
+    document.body.dataset.ready = 'not-found';
+    return;
+  }
   article.setAttribute('aria-busy', 'true');
   try {
     const res = await fetch(`/docs/${part}.md`, { cache: 'no-cache' });
@@ -215,10 +271,8 @@ async function show() {
     const title = headings.find((h) => h.level === 1);
     document.title = `${title ? title.text : part} · uvws guide`;
     toc(headings);
-    if (location.hash) {
-      const target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
-      if (target) target.scrollIntoView();
-    }
+    addCopyButtons(article);
+    highlightTarget(true);
   } catch (err) {
     article.innerHTML = `<p class="callout bad" role="alert">Could not load this part of the guide: ${esc(err.message)}.
       The guide's Markdown is served from <code>/docs/</code> by uvws; it is also readable as plain files in the
@@ -230,6 +284,7 @@ async function show() {
 }
 
 if (typeof document !== 'undefined' && document.getElementById('doc')) {
+  window.addEventListener('hashchange', () => highlightTarget(false));
   setupTheme();
   show();
 }
