@@ -69,7 +69,7 @@ describe('uvws browser client in Chromium', () => {
   }
 
   const rows = (page, sel) => page.locator(sel);
-  const messageRows = (page) => rows(page, '#message-list tr');
+  const messageRows = (page) => rows(page, '#message-list tr.received');
   const frameRows = (page, filter = '') => rows(page, `#frame-list tr${filter}`);
 
   async function waitCount(locator, n) {

@@ -50,10 +50,10 @@ describe('the learning page (issue 17)', () => {
   }
 
   async function sendText(page, text) {
-    const n = await page.locator('#message-list tr').count();
+    const n = await page.locator('#message-list tr.received').count();
     await page.fill('#message-text', text);
     await page.click('#send-text');
-    await page.locator('#message-list tr').nth(n).waitFor();
+    await page.locator('#message-list tr.received').nth(n).waitFor();
   }
 
   // An inspector session with a text message, a 70 000-byte binary message and a frame taken apart.
@@ -63,7 +63,7 @@ describe('the learning page (issue 17)', () => {
     await sendText(page, 'hello, see https://www.rfc-editor.org/rfc/rfc6455#section-5.2 for the frame layout');
     await page.fill('#random-size', '70000');
     await page.click('#send-random');
-    await page.locator('#message-list tr').nth(1).waitFor();
+    await page.locator('#message-list tr.received').nth(1).waitFor();
     await page.waitForSelector('#handshake-view:not([hidden])');
     await page.locator('#frame-list tr[data-dir="in"][data-op="text"] button.row-select').click();
     await page.waitForSelector('#frame-detail table.xor');
@@ -99,7 +99,7 @@ describe('the learning page (issue 17)', () => {
           const box = (el) => el.getBoundingClientRect();
           const wrap = (sel) => document.querySelector(sel).closest('.table-scroll');
           return {
-            preview: box(document.querySelector('#message-list td.preview')).width,
+            preview: box(document.querySelector('#message-list tr.received td.preview')).width,
             frames: { right: box(wrap('#frame-table')).right, scrolls: wrap('#frame-table').scrollWidth > wrap('#frame-table').clientWidth },
             xor: { right: box(wrap('#frame-detail table.xor')).right, cells: document.querySelectorAll('#frame-detail table.xor tr:first-child td').length },
             xorScroll: getComputedStyle(wrap('#frame-detail table.xor')).overflowX,
@@ -231,5 +231,39 @@ describe('the learning page (issue 17)', () => {
     const line = page.locator('#event-log li', { hasText: 'ws.binaryType = "arraybuffer"' });
     assert.equal(await line.getAttribute('data-type'), 'property');
     assert.equal(await line.locator('.tag').textContent(), 'property');
+  }));
+
+  it('on /echo the sent messages are listed beside the received ones', T, () => withPage('sent-and-received', DESKTOP, async (page) => {
+    await open(page);
+    await connect(page);
+    await sendText(page, 'one');
+    await page.click('#send-text-binary');
+    await page.locator('#message-list tr.received').nth(1).waitFor();
+    const rows = await page.$$eval('#message-list tr', (trs) => trs.map((tr) => [tr.className, tr.dataset.type,
+      tr.querySelector('.preview').textContent, tr.querySelector('.echo-of').textContent.trim()]));
+    assert.deepEqual(rows.map((r) => r.slice(0, 2)), [['sent', 'text'], ['received', 'text'], ['sent', 'binary'], ['received', 'binary']]);
+    assert.equal(rows[0][2], '"one"');
+    assert.match(rows[0][3], /echoed as #1/);
+    assert.match(rows[1][3], /send #1 ✓/);
+    assert.equal(await page.textContent('#message-count'), '2', 'the count is of received messages');
+    await page.uncheck('#show-sent');
+    assert.equal(await page.locator('#message-list tr.sent').first().isVisible(), false, 'hidden when unticked');
+    assert.equal(await page.locator('#message-list tr.received').first().isVisible(), true);
+  }));
+
+  it('70 000 zero bytes travel as a frame of about a hundred bytes (permessage-deflate)', T, () => withPage('zeros', DESKTOP, async (page) => {
+    await open(page, '?inspect');
+    await connect(page);
+    assert.match(await page.textContent('#ws-extensions'), /permessage-deflate/);
+    await page.click('#send-zeros');
+    await page.locator('#message-list tr.received').first().waitFor();
+    assert.equal(await page.getAttribute('#message-list tr.received', 'data-size'), '70000');
+    for (const dir of ['in', 'out']) {
+      const row = page.locator(`#frame-list tr[data-dir="${dir}"][data-op="binary"]`);
+      await row.waitFor();
+      const len = Number(await row.getAttribute('data-len'));
+      assert.ok(len > 0 && len < 1000, `${dir} frame of ${len} bytes for 70 000 zeros`);
+      assert.equal(await row.getAttribute('data-rsv1'), 'true', `${dir} frame compressed (RSV1)`);
+    }
   }));
 });

@@ -16,7 +16,7 @@ const ui = {
   readyState: $('ready-state'), wsUrl: $('ws-url'), wsProtocol: $('ws-protocol'),
   wsExtensions: $('ws-extensions'), wsBinaryType: $('ws-binary-type'),
   text: $('message-text'), sendText: $('send-text'), sendTextBinary: $('send-text-binary'),
-  randomSize: $('random-size'), sendRandom: $('send-random'), file: $('file'), sendFile: $('send-file'),
+  randomSize: $('random-size'), sendRandom: $('send-random'), sendZeros: $('send-zeros'), showSent: $('show-sent'), file: $('file'), sendFile: $('send-file'),
   buffered: $('buffered'), bufferedMeter: $('buffered-meter'), bufferedPeak: $('buffered-peak'),
   closeForm: $('close-form'), closeCode: $('close-code'), closeReason: $('close-reason'),
   closeBtn: $('close-btn'), closeError: $('close-error'),
@@ -131,7 +131,7 @@ function refreshState() {
   ui.connectBtn.disabled = live || rs === WebSocket.CLOSING;
   ui.disconnectBtn.disabled = !live;
   ui.closeBtn.disabled = !live;
-  for (const b of [ui.sendText, ui.sendTextBinary, ui.sendRandom]) b.disabled = !open;
+  for (const b of [ui.sendText, ui.sendTextBinary, ui.sendRandom, ui.sendZeros]) b.disabled = !open;
   ui.sendFile.disabled = !open || !ui.file.files.length;
   ui.wsBinaryType.textContent = ws ? `"${ws.binaryType}"` : '—';
 
@@ -263,12 +263,41 @@ ui.disconnectBtn.addEventListener('click', () => closeSocket('1000', ''));
 
 // ---------------------------------------------------------------- send
 
+/** Records a send: pending until echoed, and a "sent" row in the message table. */
 function track(c, entry) {
   entry.seq = ++sendSeq;
   entry.t = performance.now();
   c.pending.push(entry);
+  entry.row = sentRow(c, entry);
   return entry.seq;
 }
+
+function sentRow(c, entry) {
+  const preview = entry.kind === 'text' ? quote(entry.text, 80)
+    : entry.name ? JSON.stringify(entry.name) : entry.head ? `${hex(entry.head)}${entry.size > PREVIEW_BYTES ? ' …' : ''}` : '(empty)';
+  const row = h('tr', { class: 'sent', dataset: { testid: 'sent-row', seq: entry.seq, type: entry.kind, size: entry.size, conn: c.id } },
+    h('td', { class: 'num' }, `#${entry.seq}`),
+    h('td', null, h('span', { class: 'dir in', title: 'sent by this page' }, 'sent ↑')),
+    h('td', null, h('span', { class: `pill ${entry.kind}` }, entry.kind)),
+    h('td', null, h('code', null, entry.arg)),
+    h('td', { class: 'num' }, formatBytes(entry.size)),
+    h('td', { class: entry.kind === 'text' ? 'preview' : 'preview mono' }, preview),
+    h('td', { class: 'echo-of muted' }, 'not echoed yet'),
+    h('td', { class: 'num rtt' }, '—'));
+  appendMessageRow(row);
+  return row;
+}
+
+function appendMessageRow(row) {
+  const wrap = ui.messageList.closest('.table-scroll');
+  const stick = wrap.scrollHeight - wrap.scrollTop - wrap.clientHeight < 40;
+  ui.messageList.append(row);
+  if (stick) wrap.scrollTop = wrap.scrollHeight; // follow new rows unless the user scrolled up
+  ui.messagesEmpty.hidden = true;
+}
+
+ui.showSent.addEventListener('change', () => $('message-table').classList.toggle('with-sent', ui.showSent.checked));
+$('message-table').classList.toggle('with-sent', ui.showSent.checked);
 
 function afterSend(c, seq) {
   const bytes = c.ws.bufferedAmount; // rises synchronously on send()
@@ -283,7 +312,7 @@ function sendText() {
   if (!c) return;
   const text = ui.text.value;
   const size = utf8(text).length;
-  const seq = track(c, { kind: 'text', text, size });
+  const seq = track(c, { kind: 'text', text, size, arg: 'string' });
   c.ws.send(text);
   logEvent('call', [h('code', null, 'ws.send(string)'), ` send #${seq}: ${text.length} UTF-16 units, ${size} UTF-8 bytes, text frame · ${quote(text, 40)}`], { c });
   afterSend(c, seq);
@@ -292,7 +321,7 @@ function sendText() {
 function sendBytes(bytes, what) {
   const c = conn;
   if (!c) return;
-  const seq = track(c, { kind: 'binary', size: bytes.byteLength, head: bytes.slice(0, PREVIEW_BYTES) });
+  const seq = track(c, { kind: 'binary', size: bytes.byteLength, head: bytes.slice(0, PREVIEW_BYTES), arg: 'Uint8Array' });
   c.ws.send(bytes);
   logEvent('call', [h('code', null, 'ws.send(Uint8Array)'), ` send #${seq}: ${formatBytes(bytes.byteLength)} ${what}, binary frame`], { c });
   afterSend(c, seq);
@@ -317,6 +346,8 @@ ui.sendRandom.addEventListener('click', () => {
   ui.randomSize.setCustomValidity('');
   sendBytes(randomBytes(size), 'of random bytes');
 });
+// The compressible opposite of random bytes, for the compression help: watch the frame lengths.
+ui.sendZeros.addEventListener('click', () => sendBytes(new Uint8Array(70000), 'of zero bytes'));
 ui.randomSize.addEventListener('input', () => ui.randomSize.setCustomValidity(''));
 for (const chip of document.querySelectorAll('.presets [data-size]')) {
   chip.addEventListener('click', () => {
@@ -331,7 +362,7 @@ ui.sendFile.addEventListener('click', () => {
   const c = conn;
   const file = ui.file.files[0];
   if (!c || !file) return;
-  const entry = { kind: 'binary', size: file.size, head: null };
+  const entry = { kind: 'binary', size: file.size, head: null, name: file.name, arg: 'File' };
   const seq = track(c, entry);
   file.slice(0, PREVIEW_BYTES).arrayBuffer().then((b) => { entry.head = new Uint8Array(b); });
   c.ws.send(file); // a File is a Blob: the browser reads and sends it
@@ -428,20 +459,22 @@ function addMessage(c, data, sent, rtt) {
 
   const preview = h('td', { class: type === 'text' ? 'preview' : 'preview mono' });
   const echoCell = h('td', { class: 'echo-of' });
-  const row = h('tr', { dataset: { testid: 'message-row', index: n, type, cls, size, conn: c.id } },
+  const row = h('tr', { class: 'received', dataset: { testid: 'message-row', index: n, type, cls, size, conn: c.id } },
     h('td', { class: 'num' }, String(n)),
+    h('td', null, h('span', { class: 'dir out', title: 'received by this page' }, 'received ↓')),
     h('td', null, h('span', { class: `pill ${type}` }, type)),
     h('td', null, h('code', null, cls)),
     h('td', { class: 'num', title: sizeNote || undefined }, formatBytes(size), sizeNote ? h('div', { class: 'muted' }, sizeNote) : null),
     preview,
     echoCell,
     h('td', { class: 'num rtt' }, rtt === null ? '—' : formatMs(rtt)));
-  const wrap = ui.messageList.closest('.table-scroll');
-  const stick = wrap.scrollHeight - wrap.scrollTop - wrap.clientHeight < 40;
-  ui.messageList.append(row);
-  if (stick) wrap.scrollTop = wrap.scrollHeight; // follow new rows unless the user scrolled up
+  appendMessageRow(row);
   ui.messageCount.textContent = String(messageSeq);
-  ui.messagesEmpty.hidden = true;
+  if (sent && sent.row) {
+    sent.row.querySelector('.echo-of').replaceChildren(`echoed as #${n}`);
+    sent.row.querySelector('.echo-of').classList.remove('muted');
+    sent.row.querySelector('.rtt').textContent = formatMs(rtt);
+  }
 
   const whatLog = `${type}${type === 'binary' ? ` (${cls})` : ''}, ${formatBytes(size)}`;
   const logLine = logEvent('message', [whatLog, sent ? ` · echo of send #${sent.seq} after ${formatMs(rtt)}` : ''], { c });
