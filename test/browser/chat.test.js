@@ -39,6 +39,19 @@ describe('chat panel in Chromium', () => {
       }
       await a.screenshot({ path: path.join(artifactsDir(), 'chat-two-pages.png'), fullPage: false });
 
+      // The JSON behind the lines, both ways, once "the JSON messages" is ticked.
+      assert.equal(await a.locator('#chat-lines li.json').first().isVisible(), false, 'hidden by default');
+      await a.check('[data-testid=chat-json-toggle]');
+      const json = await a.$$eval('#chat-lines li.json', (els) => els.map((e) => [e.classList.contains('in') ? 'sent' : 'received',
+        JSON.parse(e.querySelector('code').textContent)]));
+      assert.deepEqual(json[0], ['sent', { type: 'join', room: 'lobby', nick: 'ada' }]);
+      assert.equal(json[1][0], 'received');
+      assert.equal(json[1][1].type, 'joined');
+      assert.ok(json.some(([d, m]) => d === 'sent' && m.type === 'send' && m.text === 'hello from ada'), 'the send');
+      assert.ok(json.some(([d, m]) => d === 'received' && m.type === 'message' && m.nick === 'bob' && typeof m.id === 'number'),
+        'bob\'s message as the server published it');
+      assert.ok(await a.locator('#chat-lines li.json').first().isVisible());
+
       await b.click('[data-testid=chat-leave]');
       await a.waitForFunction(() => document.querySelector('[data-testid=chat-count]').textContent === '1');
       assert.match(await a.textContent('[data-testid=chat-lines]'), /bob left/);

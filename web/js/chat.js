@@ -24,6 +24,28 @@ function line(kind, nick, text, title) {
   list.scrollTop = list.scrollHeight;
 }
 
+// Every JSON text message both ways, as its own line: shown when "the JSON" is ticked.
+function jsonLine(dir, text) {
+  const li = document.createElement('li');
+  li.className = `json ${dir}`;
+  li.dataset.testid = 'chat-json';
+  const tag = document.createElement('span');
+  tag.className = `dir ${dir}`;
+  tag.textContent = dir === 'in' ? 'sent ↑' : 'received ↓';
+  const code = document.createElement('code');
+  code.textContent = text;
+  li.append(tag, ' ', code);
+  const list = $('chat-lines');
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
+}
+
+function sendJson(obj) {
+  const text = JSON.stringify(obj);
+  state.ws.send(text);
+  jsonLine('in', text);
+}
+
 function renderMembers() {
   const ul = $('chat-members');
   ul.replaceChildren(...[...state.members].sort().map((n) => {
@@ -45,6 +67,7 @@ function setJoined(joined) {
 }
 
 function onMessage(ev) {
+  jsonLine('out', ev.data);
   let m;
   try {
     m = JSON.parse(ev.data);
@@ -83,7 +106,7 @@ function join(ev) {
   if (!room || !nick) return line('error', null, 'pick a room and a nickname');
   state.room = room;
   state.nick = nick;
-  const send = () => state.ws.send(JSON.stringify({ type: 'join', room, nick }));
+  const send = () => sendJson({ type: 'join', room, nick });
   if (state.ws && state.ws.readyState === WebSocket.OPEN) return send();
   state.ws = new WebSocket(chatUrl());
   state.ws.onopen = send;
@@ -99,7 +122,7 @@ function join(ev) {
 
 function leave() {
   if (!state.ws) return;
-  state.ws.send(JSON.stringify({ type: 'leave', room: state.room }));
+  sendJson({ type: 'leave', room: state.room });
   state.members.clear();
   renderMembers();
   line('system', null, `you left ${state.room}`);
@@ -110,7 +133,7 @@ function say(ev) {
   ev.preventDefault();
   const text = $('chat-text').value;
   if (!text || !state.ws) return;
-  state.ws.send(JSON.stringify({ type: 'send', room: state.room, text }));
+  sendJson({ type: 'send', room: state.room, text });
   $('chat-text').value = '';
 }
 
@@ -118,3 +141,6 @@ $('chat-nick').value = 'guest' + Math.floor(Math.random() * 1000);
 $('chat-join').addEventListener('submit', join);
 $('chat-leave-btn').addEventListener('click', leave);
 $('chat-send').addEventListener('submit', say);
+const showJson = () => $('chat-lines').classList.toggle('show-json', $('chat-json').checked);
+$('chat-json').addEventListener('change', showJson);
+showJson();
