@@ -8,7 +8,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { browserAndServer, artifactsDir } = require('./helper');
+const { browserAndServer, artifactsDir, startUvws } = require('./helper');
 const { contrastProblems } = require('./contrast');
 
 const T = { timeout: 90000 };
@@ -266,4 +266,31 @@ describe('the learning page (issue 17)', () => {
       assert.equal(await row.getAttribute('data-rsv1'), 'true', `${dir} frame compressed (RSV1)`);
     }
   }));
+
+  it('the server\'s idle ping is explained, and shows in the frame table (server with --ping-interval 1s)', T,
+    () => withPage('idle-ping', DESKTOP, async (page) => {
+      await open(page);
+      assert.match(await page.textContent('#idle-ping-help'), /quiet for 30\s+s/);
+      const quick = await startUvws({ args: ['--ping-interval', '1s'] });
+      try {
+        await page.goto(`${quick.origin}/?inspect`);
+        await page.waitForSelector('html[data-ready="true"]');
+        await connect(page);
+        assert.match(await page.textContent('#quiet'), /No frame for \d+ s: uvws pings a connection that was quiet for 30 s/);
+        const ping = page.locator('#frame-list tr[data-dir="out"][data-op="ping"]').first();
+        const pong = page.locator('#frame-list tr[data-dir="in"][data-op="pong"]').first();
+        await ping.waitFor({ timeout: 10000 });
+        await pong.waitFor({ timeout: 10000 });
+        assert.equal(await pong.getAttribute('data-masked'), 'true', 'the browser\'s pong is masked');
+        // uvws's keep-alive ping carries no payload; the pong answers with the same (none).
+        assert.equal(await ping.getAttribute('data-len'), '0');
+        assert.equal(await pong.getAttribute('data-len'), '0', 'the pong carries the ping\'s payload');
+        const types = await page.$$eval('#event-log li:not(.trace)', (lis) => lis.map((li) => li.dataset.type));
+        assert.deepEqual(types.filter((t) => t !== 'call' && t !== 'info'), ['open'], 'no event for ping or pong');
+        await page.click('#disconnect-btn');
+        await page.waitForSelector('#ready-state[data-state="closed"]');
+      } finally {
+        await quick.stop();
+      }
+    }));
 });

@@ -23,7 +23,7 @@ const ui = {
   messageList: $('message-list'), messageCount: $('message-count'), messagesEmpty: $('messages-empty'),
   eventLog: $('event-log'), eventSummary: $('event-summary'), eventCount: $('event-count'), eventsEmpty: $('events-empty'), logTraces: $('log-traces'),
   frameList: $('frame-list'), frameCount: $('frame-count'), frameDetail: $('frame-detail'),
-  inspectorOff: $('inspector-off'),
+  inspectorOff: $('inspector-off'), quiet: $('quiet'),
   handshakeView: $('handshake-view'), handshakeEmpty: $('handshake-empty'),
   handshakeRequest: $('handshake-request'), handshakeResponse: $('handshake-response'),
   acceptSteps: $('accept-steps'), acceptCheck: $('accept-check'),
@@ -135,6 +135,8 @@ function refreshState() {
   ui.sendFile.disabled = !open || !ui.file.files.length;
   ui.wsBinaryType.textContent = ws ? `"${ws.binaryType}"` : '—';
 
+  showQuiet(open);
+
   const amount = ws ? ws.bufferedAmount : 0;
   ui.buffered.textContent = formatBytes(amount);
   if (conn && conn.peak) {
@@ -146,6 +148,19 @@ function refreshState() {
     ui.bufferedPeak.textContent = `peak ${formatBytes(conn.peak.bytes)} right after send #${conn.peak.send}${drained}`;
   }
   return ws && (rs !== WebSocket.CLOSED || amount > 0);
+}
+
+// On /inspect: how long the connection has been quiet, counting towards the server's idle ping.
+function showQuiet(open) {
+  const c = conn;
+  if (!open || !c.inspect) {
+    ui.quiet.hidden = true;
+    return;
+  }
+  const s = Math.floor((performance.now() - (c.lastFrameAt || c.t0)) / 1000);
+  const text = `No frame for ${s} s: uvws pings a connection that was quiet for 30 s (its default --ping-interval), see “Control frames”.`;
+  if (ui.quiet.textContent !== text) ui.quiet.textContent = text;
+  ui.quiet.hidden = false;
 }
 
 // readyState and bufferedAmount change without events (bufferedAmount never fires one), so poll
@@ -559,6 +574,7 @@ function onTrace(c, trace) {
     ui.handshakeEmpty.hidden = true;
     return;
   }
+  c.lastFrameAt = performance.now();
   if (trace.dir === 'out' && endsDataMessage(trace)) c.outDataTraces++;
   const index = ++c.frames;
   const row = frameRow(trace, index, (f, r) => {
