@@ -293,4 +293,48 @@ describe('the learning page (issue 17)', () => {
         await quick.stop();
       }
     }));
+
+  it('the frame decoder takes pasted hex apart like the inspector, and agrees with the server\'s own traces', T,
+    () => withPage('decoder', PHONE, async (page) => {
+      const traces = [];
+      page.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => {
+        if (typeof payload === 'string' && payload.startsWith('{"uvws":"frame"')) traces.push(JSON.parse(payload));
+      }));
+      await open(page, '?inspect');
+      await page.click('#decoder-example');
+      const rows = await page.$$eval('#decoder-list tr.frame', (trs) => trs.map((tr) => [tr.dataset.dir, tr.dataset.op, tr.dataset.fin]));
+      assert.deepEqual(rows, [['in', 'text', 'true'], ['out', 'text', 'false'], ['out', 'ping', 'true'], ['out', 'continuation', 'true']]);
+      assert.match(await page.textContent('#decoder-result'), /^22 bytes, 4 frames\.$/);
+      assert.match(await page.textContent('#decoder-list tr.frame'), /"Hello"/);
+      assert.match(await page.textContent('#decoder-detail'), /masking key: 37 fa 21 3d/);
+      assert.ok(await overflow(page) <= 0, 'no horizontal overflow on the phone');
+
+      await page.fill('#decoder-input', '80 02 6c 6f');
+      await page.click('#decoder-go');
+      assert.match(await page.textContent('[data-testid="decoded-notes"]'), /uvws closes with 1002: continuation frame without a message/);
+      await page.fill('#decoder-input', '81 8');
+      await page.click('#decoder-go');
+      assert.match(await page.textContent('#decoder-result'), /Not hex bytes: odd number of hex digits/);
+
+      // The browser's real frames, as /inspect described them: header + masked payload decode to the same description.
+      await connect(page);
+      await sendText(page, 'héllo');
+      await page.waitForFunction(() => document.querySelectorAll('#frame-list tr[data-dir="in"][data-op="text"]').length === 1);
+      const sent = traces.find((t) => t.dir === 'in' && t.op === 'text');
+      assert.ok(sent, `a trace of the browser's text frame among ${traces.length}`);
+      assert.equal(sent.truncated, false);
+      const wire = sent.header + sent.masked_payload;
+      await page.fill('#decoder-input', wire);
+      await page.click('#decoder-go');
+      const decoded = await page.evaluate(async (hexText) => {
+        const d = await import('/js/decode.js');
+        return d.decodeFrames(d.parseHex(hexText)).frames;
+      }, wire);
+      assert.equal(decoded.length, 1);
+      const { t, ...server } = sent;
+      const { t: dt, offset, complete, problems, notes, ...mine } = decoded[0];
+      assert.deepEqual(mine, server, 'the decoder describes the frame exactly as the server did');
+      assert.deepEqual([offset, complete, problems], [0, true, []]);
+      assert.equal(await page.locator('#decoder-list tr.frame').count(), 1);
+    }));
 });
