@@ -337,4 +337,21 @@ describe('the learning page (issue 17)', () => {
       assert.deepEqual([offset, complete, problems], [0, true, []]);
       assert.equal(await page.locator('#decoder-list tr.frame').count(), 1);
     }));
+
+  it('the readyState diagram lights up as the socket moves on, and shows what a failed one skipped', T,
+    () => withPage('ready-state-diagram', PHONE, async (page) => {
+      const diagram = () => page.$$eval('#rs-diagram li', (lis) => lis.map((li) => `${li.textContent}:${li.className || '-'}`));
+      await open(page);
+      assert.deepEqual(await diagram(), ['CONNECTING:-', 'OPEN:-', 'CLOSING:-', 'CLOSED:-'], 'no socket yet');
+      await connect(page);
+      assert.deepEqual(await diagram(), ['CONNECTING:visited', 'OPEN:current', 'CLOSING:-', 'CLOSED:-']);
+      await page.click('#close-btn');
+      await page.waitForSelector('#ready-state[data-state="closed"]');
+      assert.deepEqual(await diagram(), ['CONNECTING:visited', 'OPEN:visited', 'CLOSING:visited', 'CLOSED:current']);
+      await page.fill('#url', `ws://127.0.0.1:${env.srv.port}/nope`);
+      await page.click('#connect-btn');
+      await page.waitForSelector('#ready-state[data-state="closed"]');
+      assert.deepEqual(await diagram(), ['CONNECTING:visited', 'OPEN:skipped', 'CLOSING:skipped', 'CLOSED:current']);
+      assert.ok(await overflow(page) <= 0);
+    }));
 });

@@ -126,6 +126,7 @@ function refreshState() {
     ui.readyState.textContent = 'no socket';
     ui.readyState.dataset.state = 'none';
   }
+  showDiagram(rs);
   const open = rs === WebSocket.OPEN;
   const live = rs === WebSocket.CONNECTING || rs === WebSocket.OPEN;
   ui.connectBtn.disabled = live || rs === WebSocket.CLOSING;
@@ -148,6 +149,19 @@ function refreshState() {
     ui.bufferedPeak.textContent = `peak ${formatBytes(conn.peak.bytes)} right after send #${conn.peak.send}${drained}`;
   }
   return ws && (rs !== WebSocket.CLOSED || amount > 0);
+}
+
+// The readyState diagram: the current state lit, the ones this socket went through marked, the
+// others (OPEN for a connection that failed) left grey: states only ever move forward.
+function showDiagram(rs) {
+  const c = conn;
+  if (c && rs !== null) c.seen.add(rs);
+  for (const li of document.querySelectorAll('#rs-diagram li')) {
+    const n = Number(li.dataset.n);
+    li.classList.toggle('current', rs === n);
+    li.classList.toggle('visited', Boolean(c && c.seen.has(n)) && rs !== n);
+    li.classList.toggle('skipped', Boolean(c) && rs !== null && n < rs && !c.seen.has(n));
+  }
 }
 
 // On /inspect: how long the connection has been quiet, counting towards the server's idle ping.
@@ -217,7 +231,7 @@ function connect() {
     id: ++connSeq, ws, t0: performance.now(), url: ws.url, protocols,
     inspect: urlPath(ws.url) === '/inspect',
     pending: [], // sends not yet echoed, oldest first
-    outDataTraces: 0, echoes: 0, frames: 0, peak: null, opened: false, closeCalled: false,
+    outDataTraces: 0, echoes: 0, frames: 0, peak: null, opened: false, closeCalled: false, seen: new Set(),
   };
   conn = c;
   ws.binaryType = document.querySelector('input[name="binary-type"]:checked').value;
