@@ -8,6 +8,8 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
+const { execFile } = require('node:child_process');
+const { ROOT } = require('./helper');
 const { browserAndServer, artifactsDir, startUvws } = require('./helper');
 const { contrastProblems } = require('./contrast');
 
@@ -103,8 +105,14 @@ describe('the learning page (issue 17)', () => {
             frames: { right: box(wrap('#frame-table')).right, scrolls: wrap('#frame-table').scrollWidth > wrap('#frame-table').clientWidth },
             xor: { right: box(wrap('#frame-detail table.xor')).right, cells: document.querySelectorAll('#frame-detail table.xor tr:first-child td').length },
             xorScroll: getComputedStyle(wrap('#frame-detail table.xor')).overflowX,
-            wide: [...document.querySelectorAll('#main *')].filter((el) => el.getClientRects().length
-              && box(el).right > innerWidth + 0.5 && !el.closest('.table-scroll')).map((el) => el.tagName + (el.id ? `#${el.id}` : '')),
+            // past the right edge and not inside a container that scrolls (or clips) within the screen
+            wide: [...document.querySelectorAll('#main *')].filter((el) => {
+              if (!el.getClientRects().length || box(el).right <= innerWidth + 0.5) return false;
+              for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+                if (getComputedStyle(p).overflowX !== 'visible' && box(p).right <= innerWidth + 0.5) return false;
+              }
+              return true;
+            }).map((el) => el.tagName + (el.id ? `#${el.id}` : '')),
           };
         });
         assert.ok(m.preview >= 140, `the message preview column is ${m.preview.toFixed(0)}px wide`);
@@ -353,5 +361,47 @@ describe('the learning page (issue 17)', () => {
       await page.waitForSelector('#ready-state[data-state="closed"]');
       assert.deepEqual(await diagram(), ['CONNECTING:visited', 'OPEN:skipped', 'CLOSING:skipped', 'CLOSED:current']);
       assert.ok(await overflow(page) <= 0);
+    }));
+
+  it('the lessons run as shown: bufferedAmount loop, reconnect with backoff, heartbeat', T,
+    () => withPage('lessons', DESKTOP, async (page) => {
+      await open(page);
+      await page.waitForFunction(() => window.uvwsLessons);
+      assert.match(await page.textContent('#lesson-backpressure-code'), /^async function sendWithBackpressure\(url, log\)/);
+      const out = (name) => page.textContent(`#lesson-${name}-out`);
+      const bp = await page.evaluate(() => window.uvwsLessons.runLesson('backpressure'));
+      assert.ok(bp.peak > 0 && bp.peak <= 1024 * 1024 + 256 * 1024, `bufferedAmount peaked at ${bp.peak}: never much above the mark`);
+      assert.ok(bp.waits > 0, 'the loop had to wait');
+      assert.match(await out('backpressure'), /sent 32 × 256 KiB = 8 MiB; bufferedAmount peaked at \d+ bytes/);
+      await page.click('#lesson-backoff-run');
+      await page.waitForFunction(() => /giving up/.test(document.getElementById('lesson-backoff-out').textContent), null, { timeout: 20000 });
+      const lines = (await out('backoff')).trim().split('\n');
+      assert.equal(lines.length, 4);
+      const delays = lines.slice(0, 3).map((l) => Number(/next try in (\d+) ms/.exec(l)[1]));
+      delays.forEach((ms, i) => assert.ok(ms >= 100 * 2 ** i && ms <= 200 * 2 ** i, `delay ${i + 1}: ${ms} ms`));
+      assert.ok(lines.every((l) => /close 1006/.test(l)));
+      const hb = await page.evaluate(() => window.uvwsLessons.runLesson('heartbeat'));
+      assert.equal(hb.alive, true);
+      assert.equal(hb.rtts.length, 3);
+      assert.match(await out('heartbeat'), /beat 3: answered in [\d.]+ ms/);
+    }));
+
+  it('"copy as wscat command" gives a command that connects with the same URL and subprotocols', T,
+    () => withPage('wscat', DESKTOP, async (page) => {
+      await env.browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.srv.origin });
+      await open(page);
+      await page.fill('#protocols', "foo, uvws-echo");
+      const cmd = await page.textContent('#wscat-cmd');
+      assert.equal(cmd, `wscat -c 'ws://127.0.0.1:${env.srv.port}/echo' -s 'foo' -s 'uvws-echo' --slash -P`);
+      await page.click('#copy-wscat');
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), cmd);
+      // Run it (plus a message to send and a second to wait): wscat gets the echo.
+      const env2 = { ...process.env, PATH: `${path.join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`, NO_COLOR: '1' };
+      const output = await new Promise((resolve, reject) => {
+        execFile('sh', ['-c', `${cmd} -x 'hello from wscat' -w 1`], { env: env2, timeout: 20000 }, (err, stdout, stderr) =>
+          (err ? reject(new Error(`${err.message}\n${stdout}${stderr}`)) : resolve(stdout)));
+      });
+      assert.match(output, /hello from wscat/);
+      await env.srv.waitLog(/ws open 127\.0\.0\.1:\d+ \/echo protocol=uvws-echo/);
     }));
 });

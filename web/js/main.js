@@ -65,8 +65,30 @@ function setUrlPath(path) {
   }
 }
 
-ui.inspect.addEventListener('change', () => setUrlPath(ui.inspect.checked ? '/inspect' : '/echo'));
-ui.url.addEventListener('input', () => { ui.inspect.checked = urlPath(ui.url.value) === '/inspect'; });
+// The same connection from a terminal: wscat with this URL and these subprotocols, and --slash -P
+// so the learner can send control frames and sees pings and pongs.
+const shellQuote = (s) => `'${s.replace(/'/g, "'\\''")}'`;
+function wscatCommand() {
+  const protocols = parseProtocols(ui.protocols.value).map((p) => ` -s ${shellQuote(p)}`).join('');
+  return `wscat -c ${shellQuote(ui.url.value.trim())}${protocols} --slash -P`;
+}
+function showWscat() {
+  $('wscat-cmd').textContent = wscatCommand();
+}
+$('copy-wscat').addEventListener('click', async () => {
+  const button = $('copy-wscat');
+  try {
+    await navigator.clipboard.writeText(wscatCommand());
+    button.textContent = 'Copied';
+  } catch {
+    button.textContent = 'Select the command to copy it';
+  }
+  setTimeout(() => { button.textContent = 'Copy as wscat command'; }, 2000);
+});
+
+ui.inspect.addEventListener('change', () => { setUrlPath(ui.inspect.checked ? '/inspect' : '/echo'); showWscat(); });
+ui.url.addEventListener('input', () => { ui.inspect.checked = urlPath(ui.url.value) === '/inspect'; showWscat(); });
+ui.protocols.addEventListener('input', showWscat);
 
 // ---------------------------------------------------------------- the event log
 
@@ -615,5 +637,6 @@ if (params.has('inspect')) {
   ui.inspect.checked = urlPath(ui.url.value) === '/inspect';
 }
 refreshState();
+showWscat();
 if (params.has('connect')) connect();
 document.documentElement.dataset.ready = 'true'; // for tests: the module has run
