@@ -180,8 +180,8 @@ describe('uvws browser client in Chromium', () => {
     assert.equal(await row.getAttribute('data-type'), 'binary');
     assert.equal(await row.getAttribute('data-cls'), 'Blob');
     assert.equal(await row.getAttribute('data-size'), '13');
-    await page.waitForFunction(() => document.querySelector('#message-list tr:nth-child(2)').dataset.match === 'true');
-    assert.match(await row.locator('.preview').innerText(), /^68 c3 a9 6c 6c 6f 20 77 c3 b6 72 6c 64$/);
+    await page.waitForFunction(() => document.querySelectorAll('#message-list tr.received')[1].dataset.match === 'true');
+    assert.match(await row.locator('.preview-text').innerText(), /^68 c3 a9 6c 6c 6f 20 77 c3 b6 72 6c 64$/);
 
     // Random bytes with binaryType "arraybuffer".
     await page.check('#binary-type-arraybuffer');
@@ -193,7 +193,7 @@ describe('uvws browser client in Chromium', () => {
     assert.equal(await row.getAttribute('data-cls'), 'ArrayBuffer');
     assert.equal(await row.getAttribute('data-size'), '1000');
     assert.equal(await row.getAttribute('data-match'), 'true');
-    assert.match(await row.locator('.preview').innerText(), /^([0-9a-f]{2} ){15}[0-9a-f]{2} …$/);
+    assert.match(await row.locator('.preview-text').innerText(), /^([0-9a-f]{2} ){15}[0-9a-f]{2} …$/);
 
     // A file picked with <input type=file>.
     const content = Buffer.from('uvws file upload test\n'.repeat(100));
@@ -203,7 +203,7 @@ describe('uvws browser client in Chromium', () => {
     row = messageRows(page).nth(3);
     assert.equal(await row.getAttribute('data-size'), String(content.length));
     assert.equal(await row.getAttribute('data-match'), 'true');
-    assert.match(await row.locator('.preview').innerText(), /^75 76 77 73 20 66 69 6c/);
+    assert.match(await row.locator('.preview-text').innerText(), /^75 76 77 73 20 66 69 6c/);
 
     // Four calls to send, four message events, all in order.
     const log = await page.locator('#event-log li').allInnerTexts();

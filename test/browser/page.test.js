@@ -7,6 +7,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { ROOT } = require('./helper');
@@ -248,7 +249,7 @@ describe('the learning page (issue 17)', () => {
     await page.click('#send-text-binary');
     await page.locator('#message-list tr.received').nth(1).waitFor();
     const rows = await page.$$eval('#message-list tr', (trs) => trs.map((tr) => [tr.className, tr.dataset.type,
-      tr.querySelector('.preview').textContent, tr.querySelector('.echo-of').textContent.trim()]));
+      tr.querySelector('.preview-text').textContent, tr.querySelector('.echo-of').textContent.trim()]));
     assert.deepEqual(rows.map((r) => r.slice(0, 2)), [['sent', 'text'], ['received', 'text'], ['sent', 'binary'], ['received', 'binary']]);
     assert.equal(rows[0][2], '"one"');
     assert.match(rows[0][3], /echoed as #1/);
@@ -403,5 +404,49 @@ describe('the learning page (issue 17)', () => {
       });
       assert.match(output, /hello from wscat/);
       await env.srv.waitLog(/ws open 127\.0\.0\.1:\d+ \/echo protocol=uvws-echo/);
+    }));
+
+  it('the timeline: UTF-8, hex and base64 previews, JSON pretty-printed, search, copy and export', T,
+    () => withPage('timeline', DESKTOP, async (page) => {
+      await env.browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.srv.origin });
+      await open(page, '?inspect');
+      await connect(page);
+      await sendText(page, '{"greeting":"Grüße","n":[1,2]}');
+      await page.fill('#message-text', 'Grüße');
+      await page.click('#send-text-binary');
+      await page.locator('#message-list tr.received').nth(1).waitFor();
+      const previews = () => page.$$eval('#message-list tr', (trs) => trs.map((tr) => tr.querySelector('.preview-text').textContent));
+      assert.deepEqual(await previews(), ['"{"greeting":"Grüße","n":[1,2]}"', '"{"greeting":"Grüße","n":[1,2]}"',
+        '47 72 c3 bc c3 9f 65', '47 72 c3 bc c3 9f 65']);
+      await page.selectOption('#preview-mode', 'utf8');
+      assert.equal((await previews())[3], '"Grüße"', 'binary read as UTF-8');
+      await page.selectOption('#preview-mode', 'hex');
+      assert.match((await previews())[1], /^7b 22 67 72 65 65 74 69 6e 67 22 3a 22 47 72 c3 …$/, 'text as its UTF-8 bytes');
+      await page.selectOption('#preview-mode', 'base64');
+      assert.equal((await previews())[3], Buffer.from('Grüße').toString('base64'));
+      assert.equal((await previews())[1], Buffer.from('{"greeting":"Grüße","n":[1,2]}').toString('base64'));
+      await page.selectOption('#preview-mode', 'auto');
+
+      const received = page.locator('#message-list tr.received').first();
+      await received.locator('button', { hasText: '{ }' }).click();
+      assert.equal(await received.locator('pre.json').textContent(), '{\n  "greeting": "Grüße",\n  "n": [\n    1,\n    2\n  ]\n}');
+      await received.locator('button.copy').click();
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), '{"greeting":"Grüße","n":[1,2]}');
+
+      await page.fill('#message-search', 'greeting');
+      assert.equal(await page.locator('#message-list tr:visible').count(), 2);
+      assert.equal(await page.textContent('#search-count'), '2 matching');
+      await page.fill('#message-search', '');
+      assert.equal(await page.locator('#message-list tr:visible').count(), 4);
+
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-session')]);
+      const session = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+      assert.deepEqual(session.messages.map((m) => [m.dir, m.type, m.size]),
+        [['sent', 'text', 32], ['received', 'text', 32], ['sent', 'binary', 7], ['received', 'binary', 7]]);
+      assert.equal(session.messages[1].text, '{"greeting":"Grüße","n":[1,2]}');
+      assert.equal(session.messages[3].first_bytes_hex, '4772c3bcc39f65');
+      assert.ok(session.events.some((e) => e.type === 'open'));
+      assert.ok(session.traces.some((t) => t.uvws === 'handshake'));
+      assert.ok(session.traces.filter((t) => t.uvws === 'frame' && t.dir === 'in').length >= 2);
     }));
 });

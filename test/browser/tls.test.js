@@ -65,7 +65,7 @@ describe('uvws browser client over https:// and wss://', () => {
 
       await page.fill('#message-text', 'héllo over wss');
       await page.click('#send-text');
-      const rows = page.locator('#message-list tr');
+      const rows = page.locator('#message-list tr.received');
       await rows.nth(0).waitFor();
       assert.equal(await rows.nth(0).getAttribute('data-type'), 'text');
       assert.match(await rows.nth(0).innerText(), /"héllo over wss"/);
@@ -76,7 +76,7 @@ describe('uvws browser client over https:// and wss://', () => {
       await rows.nth(1).waitFor();
       assert.equal(await rows.nth(1).getAttribute('data-cls'), 'ArrayBuffer');
       assert.equal(await rows.nth(1).getAttribute('data-size'), '70000');
-      await page.waitForFunction(() => document.querySelector('#message-list tr:nth-child(2)').dataset.match === 'true');
+      await page.waitForFunction(() => document.querySelectorAll('#message-list tr.received')[1].dataset.match === 'true');
 
       // The same echo from page script, to check the bytes round-trip exactly over wss.
       const ok = await page.evaluate(async (url) => {

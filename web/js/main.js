@@ -6,6 +6,7 @@ import {
   READY_STATES, closeCodeMeaning,
 } from './util.js';
 import { explainFailedConnect } from './diagnose.js';
+import { addRecord, render, setMode, setQuery, clearRecords, sessionJson } from './timeline.js';
 import { parseTrace, endsDataMessage, traceSummary, frameRow, frameAnatomy, renderHandshake } from './inspector.js';
 
 const $ = (id) => document.getElementById(id);
@@ -324,17 +325,20 @@ function track(c, entry) {
 }
 
 function sentRow(c, entry) {
-  const preview = entry.kind === 'text' ? quote(entry.text, 80)
-    : entry.name ? JSON.stringify(entry.name) : entry.head ? `${hex(entry.head)}${entry.size > PREVIEW_BYTES ? ' …' : ''}` : '(empty)';
+  const cell = h('td', { class: entry.kind === 'text' ? 'preview' : 'preview mono' });
   const row = h('tr', { class: 'sent', dataset: { testid: 'sent-row', seq: entry.seq, type: entry.kind, size: entry.size, conn: c.id } },
     h('td', { class: 'num' }, `#${entry.seq}`),
     h('td', null, h('span', { class: 'dir in', title: 'sent by this page' }, 'sent ↑')),
     h('td', null, h('span', { class: `pill ${entry.kind}` }, entry.kind)),
     h('td', null, h('code', null, entry.arg)),
     h('td', { class: 'num' }, formatBytes(entry.size)),
-    h('td', { class: entry.kind === 'text' ? 'preview' : 'preview mono' }, preview),
+    cell,
     h('td', { class: 'echo-of muted' }, 'not echoed yet'),
     h('td', { class: 'num rtt' }, '—'));
+  entry.rec = addRecord({
+    row, cell, dir: 'sent', kind: entry.kind, size: entry.size, text: entry.text, head: entry.head, name: entry.name,
+    seq: entry.seq, conn: c.id, t: entry.t - c.t0,
+  });
   appendMessageRow(row);
   return row;
 }
@@ -346,6 +350,26 @@ function appendMessageRow(row) {
   if (stick) wrap.scrollTop = wrap.scrollHeight; // follow new rows unless the user scrolled up
   ui.messagesEmpty.hidden = true;
 }
+
+$('preview-mode').addEventListener('change', (e) => setMode(e.target.value));
+$('message-search').addEventListener('input', (e) => {
+  const shown = setQuery(e.target.value);
+  $('search-count').textContent = e.target.value.trim() ? `${shown} matching` : '';
+});
+
+const sessionTraces = []; // every trace of this page's life, for the export (bounded)
+$('export-session').addEventListener('click', () => {
+  const events = [...ui.eventLog.querySelectorAll('li')].map((li) => ({
+    type: li.dataset.type, conn: li.dataset.conn ? Number(li.dataset.conn) : null,
+    time: li.querySelector('time').textContent, text: li.querySelector('.what').textContent,
+  }));
+  const blob = new Blob([JSON.stringify(sessionJson({ events, traces: sessionTraces }), null, 2)], { type: 'application/json' });
+  const a = h('a', { href: URL.createObjectURL(blob), download: `uvws-session-${new Date().toISOString().replace(/[:.]/g, '-')}.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+});
 
 ui.showSent.addEventListener('change', () => $('message-table').classList.toggle('with-sent', ui.showSent.checked));
 $('message-table').classList.toggle('with-sent', ui.showSent.checked);
@@ -415,7 +439,11 @@ ui.sendFile.addEventListener('click', () => {
   if (!c || !file) return;
   const entry = { kind: 'binary', size: file.size, head: null, name: file.name, arg: 'File' };
   const seq = track(c, entry);
-  file.slice(0, PREVIEW_BYTES).arrayBuffer().then((b) => { entry.head = new Uint8Array(b); });
+  file.slice(0, PREVIEW_BYTES).arrayBuffer().then((b) => {
+    entry.head = new Uint8Array(b);
+    entry.rec.head = entry.head;
+    render(entry.rec);
+  });
   c.ws.send(file); // a File is a Blob: the browser reads and sends it
   logEvent('call', [h('code', null, 'ws.send(File)'), ` send #${seq}: ${JSON.stringify(file.name)}, ${formatBytes(file.size)}, binary frame`], { c });
   afterSend(c, seq);
@@ -527,6 +555,10 @@ function addMessage(c, data, sent, rtt) {
     sent.row.querySelector('.rtt').textContent = formatMs(rtt);
   }
 
+  const rec = addRecord({
+    row, cell: preview, dir: 'received', kind: type, size, text: type === 'text' ? data : undefined,
+    seq: n, conn: c.id, t: performance.now() - c.t0,
+  });
   const whatLog = `${type}${type === 'binary' ? ` (${cls})` : ''}, ${formatBytes(size)}`;
   const logLine = logEvent('message', [whatLog, sent ? ` · echo of send #${sent.seq} after ${formatMs(rtt)}` : ''], { c });
 
@@ -543,19 +575,17 @@ function addMessage(c, data, sent, rtt) {
   };
 
   if (type === 'text') {
-    preview.textContent = quote(data, 80);
     showMatch(null);
   } else if (cls === 'ArrayBuffer') {
-    const head = new Uint8Array(data, 0, Math.min(PREVIEW_BYTES, size));
-    preview.textContent = size ? `${hex(head)}${size > PREVIEW_BYTES ? ' …' : ''}` : '(empty)';
-    showMatch(head);
+    rec.head = new Uint8Array(data, 0, Math.min(48, size)); // 48: base64 previews show more
+    render(rec);
+    showMatch(rec.head.subarray(0, PREVIEW_BYTES));
   } else {
     // A Blob's bytes can only be read asynchronously.
-    preview.textContent = '…';
-    data.slice(0, PREVIEW_BYTES).arrayBuffer().then((buf) => {
-      const head = new Uint8Array(buf);
-      preview.textContent = size ? `${hex(head)}${size > PREVIEW_BYTES ? ' …' : ''}` : '(empty)';
-      showMatch(head);
+    data.slice(0, 48).arrayBuffer().then((buf) => {
+      rec.head = new Uint8Array(buf);
+      render(rec);
+      showMatch(rec.head.subarray(0, PREVIEW_BYTES));
     });
   }
   return logLine;
@@ -563,6 +593,7 @@ function addMessage(c, data, sent, rtt) {
 
 $('clear-messages').addEventListener('click', () => {
   ui.messageList.replaceChildren();
+  clearRecords();
   messageSeq = 0;
   ui.messageCount.textContent = '0';
   ui.messagesEmpty.hidden = false;
@@ -600,6 +631,7 @@ function showFrame(frame, index, row) {
 }
 
 function onTrace(c, trace) {
+  if (sessionTraces.length < 10000) sessionTraces.push({ conn: c.id, ...trace });
   logEvent('message', [traceSummary(trace)], { c, trace: true });
   if (c !== conn) return;
   if (trace.uvws === 'handshake') {
