@@ -174,8 +174,8 @@ function refreshState() {
   return ws && (rs !== WebSocket.CLOSED || amount > 0);
 }
 
-// The readyState diagram: the current state lit, the ones this socket went through marked, the
-// others (OPEN for a connection that failed) left grey: states only ever move forward.
+// The readyState diagram: the current state lit, the ones this socket went through marked, and the
+// earlier ones it never reached (OPEN for a connection that failed) struck through: states only move forward.
 function showDiagram(rs) {
   const c = conn;
   if (c && rs !== null) c.seen.add(rs);
@@ -227,6 +227,7 @@ function parseProtocols(text) {
 
 /** After a connect that never opened: ask the server over HTTP and say why next to the button. */
 async function explainFailure(c) {
+  delete ui.connectWhy.dataset.status; // set again once the answer is in
   ui.connectWhy.replaceChildren(h('span', { class: 'muted' }, 'The connection could not be opened; asking the server why…'));
   ui.connectWhy.hidden = false;
   const { status, parts } = await explainFailedConnect(c.url, c.protocols);
