@@ -69,12 +69,15 @@ function setUrlPath(path) {
 // The same connection from a terminal: wscat with this URL and these subprotocols, and --slash -P
 // so the learner can send control frames and sees pings and pongs.
 const shellQuote = (s) => `'${s.replace(/'/g, "'\\''")}'`;
-function wscatCommand() {
-  const protocols = parseProtocols(ui.protocols.value).map((p) => ` -s ${shellQuote(p)}`).join('');
-  return `wscat -c ${shellQuote(ui.url.value.trim())}${protocols} --slash -P`;
+function wscatArgs() {
+  return ['wscat', '-c', shellQuote(ui.url.value.trim()),
+    ...parseProtocols(ui.protocols.value).flatMap((p) => ['-s', shellQuote(p)]), '--slash', '-P'];
 }
+const wscatCommand = () => wscatArgs().join(' ');
 function showWscat() {
-  $('wscat-cmd').textContent = wscatCommand();
+  // One nowrap span per argument, so a narrow screen breaks between them (a URL may still wrap).
+  const spans = wscatArgs().map((arg) => h('span', { class: arg.startsWith("'") ? 'arg value' : 'arg' }, arg));
+  $('wscat-cmd').replaceChildren(...spans.flatMap((span, i) => (i ? [' ', span] : [span])));
 }
 $('copy-wscat').addEventListener('click', async () => {
   const button = $('copy-wscat');
