@@ -186,6 +186,14 @@ describe('the learning page (issue 17)', () => {
       inspector: document.getElementById('inspector').getBoundingClientRect().width,
     }));
     assert.ok(w.events >= 600, `event log ${w.events.toFixed(0)}px wide, inspector ${w.inspector.toFixed(0)}px`);
+    // And at 1440 px, light and dark, during an inspector session: nothing wider than the window.
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await inspectorSession(page);
+      assert.ok(await overflow(page) <= 0, `${scheme}: page ${await overflow(page)}px wider than 1440 px`);
+      const log = await page.$eval('#events', (el) => el.getBoundingClientRect().width);
+      assert.ok(log >= 350, `with the inspector in use the log is still ${log.toFixed(0)}px wide`);
+    }
   }));
 
   // A connect that fails: the explanation is next to the Connect button, from the server's own answer.
