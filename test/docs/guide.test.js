@@ -11,6 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 const { startUvws, launchChromium } = require('../browser/helper');
+const { contrastProblems } = require('../browser/contrast');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const DOCS = path.join(ROOT, 'docs');
@@ -145,6 +146,21 @@ describe('the guide page', () => {
     await page.goto(`${srv.origin}/guide.html?frames#masking`);
     await page.waitForSelector('body[data-ready="frames"]');
     assert.equal(await page.evaluate(() => window.scrollX), 0, 'no sideways scroll to #masking');
+    await page.close();
+  });
+
+  it('every text of every part has a contrast of at least 4.5:1, light and dark', T, async () => {
+    const page = await browser.context.newPage();
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      for (const [part] of guide.PARTS) {
+        await page.goto(`${srv.origin}/guide.html?${part}`);
+        await page.waitForSelector(`body[data-ready="${part}"]`);
+        const { checked, problems } = await page.evaluate(contrastProblems, 4.5);
+        assert.ok(checked > 20, `${part}: checked ${checked} texts`);
+        assert.deepEqual(problems, [], `${part} (${scheme})`);
+      }
+    }
     await page.close();
   });
 
