@@ -9,15 +9,8 @@ const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { pathToFileURL } = require('node:url');
 
-const ROOT = path.resolve(__dirname, '..', '..');
-
-// An ES module of web/js loaded as one whatever Node's version (see test/docs/guide.test.js).
-function importBrowserModule(file) {
-  const source = `${fs.readFileSync(file, 'utf8')}\n//# sourceURL=${pathToFileURL(file).href}\n`;
-  return import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`);
-}
+const { importBrowserModule, ROOT } = require('./helper');
 
 // The bytes of `uint8_t name[] = {...}` inside C function `fn` of test/unit/<file>.
 function cVector(file, fn, name) {

@@ -11,6 +11,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { pathToFileURL } = require('node:url');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const WEB = path.join(ROOT, 'web');
@@ -216,4 +217,16 @@ function browserAndServer(before, after, { uvwsArgs = [], timeout = 90000, launc
   return env;
 }
 
-module.exports = { browserAndServer, startUvws, launchChromium, loadPlaywright, artifactsDir, uvwsBin, ROOT, WEB, CHROMIUM };
+// A module of web/js (guide.js, decode.js) is an ES module for the browser, but nothing tells
+// Node so: web/js has no package.json with "type": "module" (uvws would serve it, and install it,
+// as one more public file), and Node before 20.19 / 22.7 loads a .js file outside such a package
+// as CommonJS ("SyntaxError: Unexpected token 'export'"). A data: URL of type text/javascript is
+// always loaded as a module; the sourceURL comment keeps the file name and its line numbers in
+// stack traces. Such a module must import nothing: no relative specifier resolves from a data:
+// URL (one would fail loudly).
+function importBrowserModule(file) {
+  const source = `${fs.readFileSync(file, 'utf8')}\n//# sourceURL=${pathToFileURL(file).href}\n`;
+  return import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`);
+}
+
+module.exports = { importBrowserModule, browserAndServer, startUvws, launchChromium, loadPlaywright, artifactsDir, uvwsBin, ROOT, WEB, CHROMIUM };

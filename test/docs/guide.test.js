@@ -9,25 +9,12 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { pathToFileURL } = require('node:url');
-const { startUvws, launchChromium } = require('../browser/helper');
+const { startUvws, launchChromium, importBrowserModule } = require('../browser/helper');
 const { contrastProblems } = require('../browser/contrast');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const DOCS = path.join(ROOT, 'docs');
 const T = { timeout: 120000 };
-
-// web/js/guide.js is an ES module for the browser (<script type="module">), but nothing tells
-// Node so: web/js has no package.json with "type": "module" (uvws would serve it, and install it,
-// as one more public file), and Node before 20.19 / 22.7 loads a .js file outside such a package
-// as CommonJS ("SyntaxError: Unexpected token 'export'"). A data: URL of type text/javascript is
-// always loaded as a module; the sourceURL comment keeps web/js/guide.js and its line numbers in
-// stack traces. guide.js imports nothing, so no relative specifier has to resolve from the data:
-// URL (one would fail loudly).
-function importBrowserModule(file) {
-  const source = `${fs.readFileSync(file, 'utf8')}\n//# sourceURL=${pathToFileURL(file).href}\n`;
-  return import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`);
-}
 
 describe('the guide page', () => {
   let srv;
