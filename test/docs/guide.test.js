@@ -151,6 +151,25 @@ describe('the guide page', () => {
     await page.close();
   });
 
+  it('links to the repository README go to the page\'s own explanation, or say where the file is', T, async () => {
+    const { page, errors } = await open('?wscat');
+    await page.click('#doc a[href="./#help-trace-format"]');
+    await page.waitForSelector('html[data-ready="true"]');
+    await page.waitForFunction(() => document.getElementById('help-trace-format').open);
+    assert.match(await page.textContent('#help-trace-format'), /"uvws":"frame"/);
+    const inView = await page.$eval('#help-trace-format', (el) => {
+      const r = el.getBoundingClientRect();
+      return r.top >= 0 && r.top < window.innerHeight;
+    });
+    assert.ok(inView, 'the format is scrolled into view');
+    const many = await open('?many');
+    assert.equal(await many.page.locator('#doc a[href="./#help-chat"]').count(), 1, 'the chat protocol link');
+    const readme = await open('?README');
+    assert.match(await readme.page.textContent('#doc .repo-ref'), /README\s+\(README\.md\s+in the repository: this server does not serve it\)/);
+    assert.deepEqual([...errors, ...many.errors, ...readme.errors], []);
+    for (const p of [page, many.page, readme.page]) await p.close();
+  });
+
   it('an unknown part says so instead of showing the contents', T, async () => {
     const { page, errors } = await open('?no-such-part');
     assert.equal(await page.evaluate(() => document.body.dataset.ready), 'not-found');
@@ -218,7 +237,7 @@ describe('the guide page', () => {
     await page.goto(`${srv.origin}/`);
     const links = await page.$$eval('details.help', (ds) => ds.map((d) => [d.id,
       [...d.querySelectorAll('a[href^="guide.html?"]')].map((a) => a.getAttribute('href'))]));
-    assert.equal(links.length, 15); // twelve parts of the raw-API client (subprotocols among them), the chat panel, the decoder, the lessons
+    assert.equal(links.length, 16); // thirteen parts of the raw-API client (subprotocols and the trace format among them), the chat panel, the decoder, the lessons
     for (const [id, hrefs] of links) {
       assert.equal(hrefs.length, 1, `#${id} has one guide link`);
       const { page: g } = await open(hrefs[0].slice('guide.html'.length));

@@ -30,8 +30,17 @@ export function inlineText(md) {
     .replace(/(\*\*|__|\*|_)(?=\S)([^*_]*?\S)\1/g, '$2');
 }
 
+// Sections of the repository's README (which uvws does not serve) that the browser client explains
+// too: a link to one of them goes to the page's own explanation instead of being dead text.
+const README_ON_THE_PAGE = {
+  '#the-browser-client': './#help-trace-format', // the inspector's JSON messages
+  '#chat-chat': './#help-chat',
+};
+
 /** Where a link in docs/<part>.md points from guide.html; null: a repository file the server does not serve. */
 export function rewriteHref(href) {
+  const readme = /^\.\.\/README\.md(#.*)?$/.exec(href);
+  if (readme && README_ON_THE_PAGE[readme[1]]) return README_ON_THE_PAGE[readme[1]];
   if (/^(https?:|mailto:)/i.test(href)) return href;
   if (href.startsWith('#')) return href;
   if (/^[a-z][a-z0-9+.-]*:/i.test(href)) return null; // javascript: and friends
@@ -57,7 +66,10 @@ function inline(md) {
   s = s.replace(/\[([^\]]+)\]\(([^)\s]+)\)/g, (_, text, target) => {
     const raw = target.replace(/&amp;/g, '&');
     const href = rewriteHref(raw);
-    if (href === null) return `<span class="repo-ref" title="${esc(raw)} in the repository">${text}</span>`;
+    if (href === null) {
+      return `<span class="repo-ref" title="${esc(raw)} in the repository">${text} <span class="where">(${esc(raw.replace(/^(\.\.\/)+/, ''))}
+        in the repository: this server does not serve it)</span></span>`;
+    }
     const ext = /^https?:/i.test(href) ? ' rel="noopener"' : '';
     return `<a href="${esc(href)}"${ext}>${text}</a>`;
   });

@@ -664,6 +664,17 @@ function onTrace(c, trace) {
 
 // ---------------------------------------------------------------- start
 
+// A link to a help text (the guide's README links land on #help-trace-format, #help-chat) opens it.
+function openTargetHelp() {
+  const el = location.hash.length > 1 ? document.getElementById(location.hash.slice(1)) : null;
+  if (el && el.tagName === 'DETAILS') {
+    el.open = true;
+    el.scrollIntoView();
+  }
+}
+window.addEventListener('hashchange', openTargetHelp);
+openTargetHelp();
+
 const params = new URLSearchParams(location.search);
 ui.url.value = params.get('url') || defaultUrl();
 if (params.has('inspect')) {
