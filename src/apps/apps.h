@@ -20,6 +20,29 @@ int uvws_app_broadcast(uvws_server_t *srv, const char *path);
 int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **handle);
 void uvws_app_chat_free(void *handle);
 
+/* Exec routes: each WebSocket is served by a program (README, "Your backend
+ * in any language"). One app holds the options of every exec route; create
+ * it before the routes, free it after the server. */
+typedef struct uvws_exec_s uvws_exec_t;
+typedef struct {
+  unsigned max_procs;        /* running programs, all routes and loops; more
+                                upgrades get 503 (default 256) */
+  unsigned close_timeout_ms; /* after stdin is closed, SIGTERM after this,
+                                SIGKILL after as long again (default 1000) */
+  const char *stderr_mode;   /* "log" (default), "discard" or "client" */
+  const char *passenv;       /* comma-separated variables passed on, or NULL */
+  size_t max_line;           /* longest stdout line (text routes): 1009 beyond */
+} uvws_exec_options_t;
+void uvws_exec_options_init(uvws_exec_options_t *o);
+/* UV_EINVAL for a bad stderr mode; takes PATH and the passenv values now. */
+int uvws_exec_new(uvws_exec_t **out, const uvws_exec_options_t *o);
+/* `command` is split into words as a shell would (quotes, backslashes), but
+ * nothing is expanded and no shell runs. binary: bytes both ways, unframed;
+ * else lines of text. UV_EINVAL for an empty or badly quoted command. */
+int uvws_app_exec(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command,
+                  int binary);
+void uvws_exec_free(uvws_exec_t *app);
+
 /* The JSON text (malloc'd; free() it) describing one frame, `t` ms after
  * open: the inspector's message format, exposed for tests. */
 char *uvws_app_inspect_describe(const uvws_frame_info_t *frame, uint64_t t);
