@@ -242,6 +242,8 @@ typedef struct {
   uv_loop_t loop;
   uv_signal_t sigint, sigterm, sighup;
   uvws_server_t *srv;
+  uvws_exec_t *exec;
+  unsigned shutdown_budget_ms; /* drain + shutdown timeout */
   int signals;
 } program_t;
 
@@ -263,6 +265,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     _Exit(1);
   }
   fprintf(stderr, "uvws: %s received, shutting down\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  uvws_exec_shutdown(p->exec, &p->loop, p->shutdown_budget_ms);
   uvws_server_shutdown(p->srv, on_server_done);
 }
 
@@ -563,6 +566,8 @@ int main(int argc, char **argv) {
   }
   exec_opts.max_line = opts.max_message; /* a line is a message */
   if ((r = add_exec_routes(prog.srv, &exec_opts, exec_specs, exec_binary, nexec, &exec_app)) != 0) return 1;
+  prog.exec = exec_app;
+  prog.shutdown_budget_ms = opts.shutdown_drain_ms + opts.shutdown_timeout_ms;
   uv_signal_init(&prog.loop, &prog.sigint);
   uv_signal_init(&prog.loop, &prog.sigterm);
   uv_signal_init(&prog.loop, &prog.sighup);

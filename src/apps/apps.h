@@ -41,6 +41,12 @@ int uvws_exec_new(uvws_exec_t **out, const uvws_exec_options_t *o);
  * else lines of text. UV_EINVAL for an empty or badly quoted command. */
 int uvws_app_exec(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command,
                   int binary);
+/* Call when the server starts shutting down (on the loop given to the
+ * server, `budget_ms` being its drain and shutdown timeouts): programs
+ * still running late in the budget get SIGTERM, then SIGKILL, so none
+ * outlives it even when clients never answer the closing handshake. */
+int uvws_exec_shutdown(uvws_exec_t *app, uv_loop_t *loop, unsigned budget_ms);
+/* After the loop has ended. */
 void uvws_exec_free(uvws_exec_t *app);
 
 /* The JSON text (malloc'd; free() it) describing one frame, `t` ms after

@@ -371,7 +371,18 @@ int uvws_exec_new(uvws_exec_t **out, const uvws_exec_options_t *o) {
   app->stderr_mode = mode;
   atomic_init(&app->procs, 0);
   atomic_init(&app->next_id, 0);
+  if ((app->pids = calloc(o->max_procs ? o->max_procs : 1, sizeof(int))) == NULL) {
+    free(app);
+    return UV_ENOMEM;
+  }
+  if ((r = uv_mutex_init(&app->lock)) != 0) {
+    free(app->pids);
+    free(app);
+    return r;
+  }
   if ((r = exec_base_env(app, o->passenv)) != 0) {
+    uv_mutex_destroy(&app->lock);
+    free(app->pids);
     free(app);
     return r;
   }
@@ -426,5 +437,7 @@ void uvws_exec_free(uvws_exec_t *app) {
   }
   for (i = 0; i < app->nbaseenv; i++) free(app->baseenv[i]);
   free(app->baseenv);
+  free(app->pids);
+  uv_mutex_destroy(&app->lock);
   free(app);
 }

@@ -39,6 +39,14 @@ struct uvws_exec_s {
   exec_route_t *routes; /* owned */
   atomic_uint procs;    /* processes started and not yet reaped, all loops */
   atomic_ullong next_id;
+  /* The pids running, every loop's, so uvws_exec_shutdown can signal them
+   * from the main loop (kill() needs no loop); under `lock`. */
+  uv_mutex_t lock;
+  int *pids; /* max_procs slots, 0 = free */
+  /* uvws_exec_shutdown's timer, on the main loop only */
+  uv_timer_t stop_timer;
+  uint64_t stop_start, stop_term_at, stop_kill_at;
+  int stop_phase; /* 0 running, 1 stopping, 2 SIGTERM sent, 3 SIGKILL sent */
 };
 
 enum { EXEC_STDERR_LOG = 0, EXEC_STDERR_DISCARD = 1, EXEC_STDERR_CLIENT = 2 };
@@ -75,6 +83,8 @@ int exec_base_env(uvws_exec_t *app, const char *passenv);
 int exec_spawn(exec_conn_t *ec, uvws_upgrade_t *up, uv_loop_t *loop);
 /* The connection is gone: stdin closed, the program ended in time. */
 void exec_end(exec_conn_t *ec);
+void exec_pid_add(uvws_exec_t *app, int pid);
+void exec_pid_remove(uvws_exec_t *app, int pid);
 void exec_close_handle(exec_conn_t *ec, uv_handle_t *h);
 /* Frees `ec` once the connection is gone and its handles are closed. */
 void exec_maybe_free(exec_conn_t *ec);

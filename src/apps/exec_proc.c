@@ -290,6 +290,7 @@ static void on_timer(uv_timer_t *t) {
 static void on_proc_exit(uv_process_t *p, int64_t status, int sig) {
   exec_conn_t *ec = p->data;
   ec->exited = 1;
+  exec_pid_remove(ec->route->app, ec->pid);
   ec->exit_status = status;
   ec->term_signal = sig;
   uncount(ec);
@@ -364,6 +365,7 @@ int exec_spawn(exec_conn_t *ec, uvws_upgrade_t *up, uv_loop_t *loop) {
   env_free(&env);
   if (r == 0) {
     ec->pid = ec->proc.pid;
+    exec_pid_add(ec->route->app, ec->pid);
     uvws_log(UVWS_LOG_DEBUG, "exec %s #%llu: started %s as pid %d for %s", ec->route->path, ec->id,
              ec->route->argv[0], ec->pid, uvws_upgrade_peer(up));
     return 0;
@@ -374,4 +376,76 @@ int exec_spawn(exec_conn_t *ec, uvws_upgrade_t *up, uv_loop_t *loop) {
   ec->conn_done = ec->exited = 1;
   exec_maybe_free(ec);
   return r;
+}
+
+/* ---- the registry of running programs, and shutdown ------------------------------- */
+
+void exec_pid_add(uvws_exec_t *app, int pid) {
+  unsigned i;
+  uv_mutex_lock(&app->lock);
+  for (i = 0; i < app->opts.max_procs; i++)
+    if (app->pids[i] == 0) {
+      app->pids[i] = pid;
+      break;
+    }
+  uv_mutex_unlock(&app->lock);
+}
+
+void exec_pid_remove(uvws_exec_t *app, int pid) {
+  unsigned i;
+  uv_mutex_lock(&app->lock);
+  for (i = 0; i < app->opts.max_procs; i++)
+    if (app->pids[i] == pid) {
+      app->pids[i] = 0;
+      break;
+    }
+  uv_mutex_unlock(&app->lock);
+}
+
+/* Signals every running program's group; returns how many there were. */
+static unsigned signal_all(uvws_exec_t *app, int sig) {
+  unsigned i, n = 0;
+  uv_mutex_lock(&app->lock);
+  for (i = 0; i < app->opts.max_procs; i++)
+    if (app->pids[i] != 0) {
+      if (sig) uv_kill(-app->pids[i], sig);
+      n++;
+    }
+  uv_mutex_unlock(&app->lock);
+  return n;
+}
+
+static void on_stop_tick(uv_timer_t *t) {
+  uvws_exec_t *app = t->data;
+  uint64_t elapsed = uv_now(t->loop) - app->stop_start;
+  unsigned left = signal_all(app, 0);
+  if (left == 0) {
+    uv_close((uv_handle_t *)t, NULL);
+    return;
+  }
+  if (app->stop_phase < 3 && elapsed >= app->stop_kill_at) {
+    uvws_log(UVWS_LOG_WARN, "exec: shutting down, %u program(s) still running; SIGKILL", left);
+    signal_all(app, SIGKILL);
+    app->stop_phase = 3;
+  } else if (app->stop_phase < 2 && elapsed >= app->stop_term_at) {
+    uvws_log(UVWS_LOG_INFO, "exec: shutting down, %u program(s) still running; SIGTERM", left);
+    signal_all(app, SIGTERM);
+    app->stop_phase = 2;
+  }
+}
+
+int uvws_exec_shutdown(uvws_exec_t *app, uv_loop_t *loop, unsigned budget_ms) {
+  uint64_t ct;
+  int r;
+  if (app == NULL || app->stop_phase != 0) return 0;
+  ct = app->opts.close_timeout_ms;
+  if ((r = uv_timer_init(loop, &app->stop_timer)) != 0) return r;
+  app->stop_timer.data = app;
+  app->stop_start = uv_now(loop);
+  /* the usual rhythm (stdin closed, close timeout, SIGTERM, as long, SIGKILL)
+   * fitted at the end of the budget */
+  app->stop_term_at = budget_ms > 2 * ct ? budget_ms - 2 * ct : budget_ms / 2;
+  app->stop_kill_at = budget_ms > 2 * ct ? budget_ms - ct : budget_ms * 3 / 4;
+  app->stop_phase = 1;
+  return uv_timer_start(&app->stop_timer, on_stop_tick, 50, 50);
 }
