@@ -128,6 +128,8 @@ static void usage(FILE *f) {
           "                        each stdout line a text message; repeatable\n"
           "  --exec-binary PATH=COMMAND\n"
           "                        the same with raw bytes both ways, unframed\n"
+          "  --exec-dir DIR        every executable file in DIR is a --exec route at\n"
+          "                        /NAME (no dot files, symlinks only inside DIR)\n"
           "  --exec-max-procs N    programs running at once; more upgrades get 503\n"
           "                        with Retry-After (default 256)\n"
           "  --exec-close-timeout T\n"
@@ -217,10 +219,10 @@ static int bad(const char *flag, const char *value, const char *why) {
 
 /* --exec and --exec-binary, "/PATH=COMMAND" each, as routes of one app. */
 static int add_exec_routes(uvws_server_t *srv, const uvws_exec_options_t *o, const char *const *specs,
-                           const int *binary, size_t n, uvws_exec_t **app) {
+                           const int *binary, size_t n, const char *dir, uvws_exec_t **app) {
   size_t i;
   int r;
-  if (n == 0) return 0;
+  if (n == 0 && dir == NULL) return 0;
   if ((r = uvws_exec_new(app, o)) != 0) {
     fprintf(stderr, "uvws: --exec-passenv: %s\n", r == UV_EINVAL ? "expected NAME,NAME..." : uvws_strerror(r));
     return r;
@@ -234,6 +236,10 @@ static int add_exec_routes(uvws_server_t *srv, const uvws_exec_options_t *o, con
               r == UV_EINVAL ? "empty command or unbalanced quote" : uvws_strerror(r));
       return r;
     }
+  }
+  if (dir && (r = uvws_app_exec_dir(srv, *app, dir)) < 0) {
+    fprintf(stderr, "uvws: --exec-dir %s: %s\n", dir, uvws_strerror(r));
+    return r;
   }
   return 0;
 }
@@ -308,6 +314,7 @@ int main(int argc, char **argv) {
       {"redis", required_argument, NULL, 'R'},
       {"exec", required_argument, NULL, 'x'},
       {"exec-binary", required_argument, NULL, 'x' + 256},
+      {"exec-dir", required_argument, NULL, 'x' + 1536},
       {"exec-max-procs", required_argument, NULL, 'x' + 512},
       {"exec-close-timeout", required_argument, NULL, 'x' + 768},
       {"exec-stderr", required_argument, NULL, 'x' + 1024},
@@ -328,6 +335,7 @@ int main(int argc, char **argv) {
   const char *exec_specs[MAX_EXEC_ROUTES];
   int exec_binary[MAX_EXEC_ROUTES];
   size_t nexec = 0;
+  const char *exec_dir = NULL;
 
   uvws_options_init(&opts);
   uvws_exec_options_init(&exec_opts);
@@ -509,6 +517,9 @@ int main(int argc, char **argv) {
       case 'x' + 1280:
         exec_opts.passenv = optarg;
         break;
+      case 'x' + 1536:
+        exec_dir = optarg;
+        break;
       case 'l':
         if (uvws_log_level_parse(optarg, &level) != 0)
           return bad("--log-level", optarg, "expected error, warn, info or debug");
@@ -565,7 +576,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   exec_opts.max_line = opts.max_message; /* a line is a message */
-  if ((r = add_exec_routes(prog.srv, &exec_opts, exec_specs, exec_binary, nexec, &exec_app)) != 0) return 1;
+  if ((r = add_exec_routes(prog.srv, &exec_opts, exec_specs, exec_binary, nexec, exec_dir, &exec_app)) != 0)
+    return 1;
   prog.exec = exec_app;
   prog.shutdown_budget_ms = opts.shutdown_drain_ms + opts.shutdown_timeout_ms;
   uv_signal_init(&prog.loop, &prog.sigint);

@@ -41,6 +41,11 @@ int uvws_exec_new(uvws_exec_t **out, const uvws_exec_options_t *o);
  * else lines of text. UV_EINVAL for an empty or badly quoted command. */
 int uvws_app_exec(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command,
                   int binary);
+/* Every executable file in `dir` becomes a text route at /NAME, named as
+ * it is found at start: no dot files, no folders, names made of letters,
+ * digits, '.', '_' and '-' only, symlinks only to files inside `dir`.
+ * Returns how many routes were added, or a negative code. */
+int uvws_app_exec_dir(uvws_server_t *srv, uvws_exec_t *app, const char *dir);
 /* Call when the server starts shutting down (on the loop given to the
  * server, `budget_ms` being its drain and shutdown timeouts): programs
  * still running late in the budget get SIGTERM, then SIGKILL, so none

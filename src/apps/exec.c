@@ -26,10 +26,15 @@
  * with the status or signal as the reason. */
 #include "exec.h"
 
+#include <ctype.h>
+#include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
   uv_write_t req;
@@ -396,18 +401,17 @@ static void route_free(exec_route_t *rt) {
   free(rt);
 }
 
-int uvws_app_exec(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command, int binary) {
+/* Takes `argv` (freed on failure too). */
+static int add_route(uvws_server_t *srv, uvws_exec_t *app, const char *path, char **argv, int binary) {
   exec_route_t *rt = calloc(1, sizeof(*rt));
   uvws_route_t route;
   int r;
   if (rt == NULL || (rt->path = strdup(path)) == NULL) {
     free(rt);
+    exec_free_argv(argv);
     return UV_ENOMEM;
   }
-  if ((r = exec_split_command(command, &rt->argv)) != 0) {
-    route_free(rt);
-    return r;
-  }
+  rt->argv = argv;
   rt->app = app;
   rt->binary = binary;
   memset(&route, 0, sizeof(route));
@@ -425,6 +429,67 @@ int uvws_app_exec(uvws_server_t *srv, uvws_exec_t *app, const char *path, const 
   rt->next = app->routes;
   app->routes = rt;
   return 0;
+}
+
+int uvws_app_exec(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command, int binary) {
+  char **argv;
+  int r = exec_split_command(command, &argv);
+  return r != 0 ? r : add_route(srv, app, path, argv, binary);
+}
+
+/* Names that are a URL path segment as they are. */
+static int dir_name_ok(const char *s) {
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-') return 0;
+  return 1;
+}
+
+/* One entry of --exec-dir: 1 if it became a route, 0 if it is not one. */
+static int dir_entry(uvws_server_t *srv, uvws_exec_t *app, const char *real, const char *name) {
+  char file[PATH_MAX], target[PATH_MAX], path[PATH_MAX], **argv;
+  size_t rl = strlen(real);
+  struct stat st;
+  int r;
+  if (name[0] == '.') return 0; /* ., .. and dot files */
+  if (!dir_name_ok(name)) {
+    uvws_log(UVWS_LOG_WARN, "exec dir %s: skipping '%s' (a route name is letters, digits, '.', '_', '-')", real, name);
+    return 0;
+  }
+  if (rl + strlen(name) + 2 > sizeof(file)) return 0;
+  memcpy(file, real, rl);
+  file[rl] = '/';
+  memcpy(file + rl + 1, name, strlen(name) + 1);
+  if (realpath(file, target) == NULL || stat(target, &st) != 0 || !S_ISREG(st.st_mode) ||
+      access(target, X_OK) != 0)
+    return 0;
+  if (strncmp(target, real, rl) != 0 || target[rl] != '/') {
+    uvws_log(UVWS_LOG_WARN, "exec dir %s: skipping '%s': it points outside the folder", real, name);
+    return 0;
+  }
+  if ((argv = calloc(2, sizeof(char *))) == NULL || (argv[0] = strdup(target)) == NULL) {
+    free(argv);
+    return UV_ENOMEM;
+  }
+  path[0] = '/';
+  memcpy(path + 1, name, strlen(name) + 1); /* a d_name is at most 255 bytes */
+  if ((r = add_route(srv, app, path, argv, 0)) != 0) {
+    uvws_log(UVWS_LOG_WARN, "exec dir %s: skipping '%s': %s", real, name, uvws_strerror(r));
+    return r == UV_ENOMEM ? r : 0;
+  }
+  uvws_log(UVWS_LOG_INFO, "exec dir: %s serves %s", path, target);
+  return 1;
+}
+
+int uvws_app_exec_dir(uvws_server_t *srv, uvws_exec_t *app, const char *dir) {
+  char real[PATH_MAX];
+  struct dirent *de;
+  DIR *d;
+  int r = 0, n = 0;
+  if (realpath(dir, real) == NULL || (d = opendir(real)) == NULL) return UV_ENOENT;
+  while (r >= 0 && (de = readdir(d)) != NULL)
+    if ((r = dir_entry(srv, app, real, de->d_name)) > 0) n++;
+  closedir(d);
+  return r < 0 ? r : n;
 }
 
 void uvws_exec_free(uvws_exec_t *app) {

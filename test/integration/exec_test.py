@@ -240,6 +240,43 @@ class ExecTest(unittest.TestCase):
             srv.wait_log(r"exec /e #\d+ stderr: oops$")
             srv.wait_log(r"exec /e #\d+ stderr: \?\[31mred$")  # the escape is not written to the log
 
+    def test_exec_dir(self):
+        """--exec-dir: executables at /NAME; dot files, non-executables, folders, symlinks out of
+        the folder and traversal attempts are 404; a symlink inside works."""
+        d = os.path.join(self.tmp, "bin")
+        os.makedirs(os.path.join(d, "sub"), exist_ok=True)
+        outside = os.path.join(self.tmp, "outside.sh")
+
+        def script(path, body, mode=0o755):
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\n" + body + "\n")
+            os.chmod(path, mode)
+        script(os.path.join(d, "hello.sh"), 'echo "hello from $SCRIPT_NAME"')
+        script(os.path.join(d, ".hidden"), "echo hidden")
+        script(os.path.join(d, "plain.txt"), "echo plain", 0o644)
+        script(os.path.join(d, "sub", "inner"), "echo inner")
+        script(outside, "echo outside")
+        os.symlink(os.path.join(d, "hello.sh"), os.path.join(d, "alias"))
+        os.symlink(outside, os.path.join(d, "escape"))
+
+        async def go(srv):
+            for path in ("/hello.sh", "/alias"):
+                async with ws_connect(srv.url("ws", path)) as ws:
+                    msgs, code, _ = await recv_all(ws)
+                self.assertEqual((msgs, code), (["hello from " + path], 1000))
+        with UvwsServer("--exec-dir", d) as srv:
+            run(go(srv))
+            for path in ("/.hidden", "/plain.txt", "/sub", "/sub/inner", "/escape", "/../outside.sh",
+                         "/%2e%2e/outside.sh", "/sub/../hello.sh/..", "/outside.sh"):
+                s = connect(srv.port)
+                s.sendall(upgrade_request(path))
+                head = read_until(s, b"", b"\r\n\r\n", time.monotonic() + T)
+                s.close()
+                self.assertFalse(head.startswith(b"HTTP/1.1 101 "), (path, head))
+                self.assertRegex(head, rb"^HTTP/1.1 (400|404) ", path)
+            srv.wait_log(r"exec dir \S+: skipping 'escape': it points outside the folder")
+            wait_no_children(self, srv.proc.pid, 2)
+
     # ---- lifecycle -------------------------------------------------------------------
 
     def test_program_ignoring_sigterm_is_killed(self):
