@@ -128,6 +128,12 @@ static void usage(FILE *f) {
           "                        each stdout line a text message; repeatable\n"
           "  --exec-binary PATH=COMMAND\n"
           "                        the same with raw bytes both ways, unframed\n"
+          "  --exec-shared PATH=COMMAND\n"
+          "                        one COMMAND for every client of PATH, on every\n"
+          "                        thread (and instance, with --redis): a message is\n"
+          "                        \"ID<TAB>TEXT\" on its stdin; a stdout line goes to\n"
+          "                        every client, \"@ID<TAB>TEXT\" to that one alone;\n"
+          "                        restarted with backoff when it ends\n"
           "  --exec-dir DIR        every executable file in DIR is a --exec route at\n"
           "                        /NAME (no dot files, symlinks only inside DIR)\n"
           "  --exec-max-procs N    programs running at once; more upgrades get 503\n"
@@ -216,8 +222,10 @@ static int bad(const char *flag, const char *value, const char *why) {
 }
 
 #define MAX_EXEC_ROUTES 64
+enum { EXEC_TEXT, EXEC_BINARY, EXEC_SHARED };
 
-/* --exec and --exec-binary, "/PATH=COMMAND" each, as routes of one app. */
+/* --exec, --exec-binary and --exec-shared, "/PATH=COMMAND" each (kind[i]
+ * says which), and --exec-dir, as routes of one app. */
 static int add_exec_routes(uvws_server_t *srv, const uvws_exec_options_t *o, const char *const *specs,
                            const int *binary, size_t n, const char *dir, uvws_exec_t **app) {
   size_t i;
@@ -231,8 +239,10 @@ static int add_exec_routes(uvws_server_t *srv, const uvws_exec_options_t *o, con
     const char *eq = strchr(specs[i], '=');
     char path[1024];
     snprintf(path, sizeof(path), "%.*s", (int)(eq - specs[i]), specs[i]);
-    if ((r = uvws_app_exec(srv, *app, path, eq + 1, binary[i])) != 0) {
-      fprintf(stderr, "uvws: %s %s: %s\n", binary[i] ? "--exec-binary" : "--exec", specs[i],
+    r = binary[i] == EXEC_SHARED ? uvws_app_exec_shared(srv, *app, path, eq + 1)
+                                 : uvws_app_exec(srv, *app, path, eq + 1, binary[i] == EXEC_BINARY);
+    if (r != 0) {
+      fprintf(stderr, "uvws: %s %s: %s\n", binary[i] == EXEC_TEXT ? "--exec" : "--exec-binary/shared", specs[i],
               r == UV_EINVAL ? "empty command or unbalanced quote" : uvws_strerror(r));
       return r;
     }
@@ -314,6 +324,7 @@ int main(int argc, char **argv) {
       {"redis", required_argument, NULL, 'R'},
       {"exec", required_argument, NULL, 'x'},
       {"exec-binary", required_argument, NULL, 'x' + 256},
+      {"exec-shared", required_argument, NULL, 'x' + 1792},
       {"exec-dir", required_argument, NULL, 'x' + 1536},
       {"exec-max-procs", required_argument, NULL, 'x' + 512},
       {"exec-close-timeout", required_argument, NULL, 'x' + 768},
@@ -493,10 +504,12 @@ int main(int argc, char **argv) {
         break;
       case 'x':
       case 'x' + 256:
+      case 'x' + 1792:
         if (strchr(optarg, '=') == NULL || optarg[0] != '/')
-          return bad(c == 'x' ? "--exec" : "--exec-binary", optarg, "expected /PATH=COMMAND");
+          return bad(c == 'x' ? "--exec" : c == 'x' + 256 ? "--exec-binary" : "--exec-shared", optarg,
+                     "expected /PATH=COMMAND");
         if (nexec == MAX_EXEC_ROUTES) return bad("--exec", optarg, "too many exec routes");
-        exec_binary[nexec] = c != 'x';
+        exec_binary[nexec] = c == 'x' ? EXEC_TEXT : c == 'x' + 256 ? EXEC_BINARY : EXEC_SHARED;
         exec_specs[nexec++] = optarg;
         break;
       case 'x' + 512: {
@@ -589,6 +602,7 @@ int main(int argc, char **argv) {
   uv_signal_start(&prog.sighup, on_signal, SIGHUP);
 
   r = uvws_server_start(prog.srv);
+  if (r == 0 && exec_app) r = uvws_exec_shared_start(exec_app, prog.srv);
   if (r != 0) {
     fprintf(stderr, "uvws: cannot start: %s\n", uvws_strerror(r));
     uvws_server_shutdown(prog.srv, on_server_done);

@@ -46,6 +46,11 @@ int uvws_app_exec(uvws_server_t *srv, uvws_exec_t *app, const char *path, const 
  * digits, '.', '_' and '-' only, symlinks only to files inside `dir`.
  * Returns how many routes were added, or a negative code. */
 int uvws_app_exec_dir(uvws_server_t *srv, uvws_exec_t *app, const char *dir);
+/* One program for every client of `path` (protocol in exec_shared.c and
+ * the README): started by uvws_exec_shared_start, restarted with backoff. */
+int uvws_app_exec_shared(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command);
+/* After uvws_server_start, on the server's (the main) loop. */
+int uvws_exec_shared_start(uvws_exec_t *app, uvws_server_t *srv);
 /* Call when the server starts shutting down (on the loop given to the
  * server, `budget_ms` being its drain and shutdown timeouts): programs
  * still running late in the budget get SIGTERM, then SIGKILL, so none

@@ -47,14 +47,14 @@ typedef struct {
  * before the next read on that thread. */
 static _Thread_local char read_buf[64 * 1024];
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+void exec_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)h;
   (void)hint;
   *buf = uv_buf_init(read_buf, sizeof(read_buf));
 }
 
 /* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t n) {
+int exec_utf8_valid(const unsigned char *s, size_t n) {
   size_t i = 0;
   while (i < n) {
     unsigned c = s[i], need, cp, k;
@@ -88,7 +88,7 @@ static void ws_fail(exec_conn_t *ec, int code, const char *reason) {
 /* ---- stdout ------------------------------------------------------------------ */
 
 static void send_line(exec_conn_t *ec, const char *p, size_t n) {
-  if (!utf8_valid((const unsigned char *)p, n)) {
+  if (!exec_utf8_valid((const unsigned char *)p, n)) {
     uvws_log(UVWS_LOG_WARN, "exec %s #%llu: pid %d wrote a line that is not UTF-8; closing with 1011",
              ec->route->path, ec->id, ec->pid);
     ws_fail(ec, UVWS_CLOSE_INTERNAL, "program output is not UTF-8");
@@ -193,20 +193,25 @@ void exec_finish_ws(exec_conn_t *ec) {
 
 /* ---- stderr -------------------------------------------------------------------- */
 
+void exec_sanitize(char *out, const char *in, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)in[i];
+    out[i] = (c < 0x20 && c != '\t') || c == 0x7F ? '?' : (char)c;
+  }
+}
+
 /* One line of stderr: logged (control characters shown as '?', so a
  * program cannot forge log lines or drive the terminal) and, in client
  * mode, sent as "stderr: <line>". */
 static void err_emit(exec_conn_t *ec) {
   char shown[EXEC_ERR_LINE], msg[EXEC_ERR_LINE + 8];
-  size_t i, n = ec->err_len;
+  size_t n = ec->err_len;
   int mode = ec->route->app->stderr_mode;
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)ec->errline[i];
-    shown[i] = (c < 0x20 && c != '\t') || c == 0x7F ? '?' : (char)c;
-  }
+  exec_sanitize(shown, ec->errline, n);
   uvws_log(UVWS_LOG_INFO, "exec %s #%llu stderr: %.*s", ec->route->path, ec->id, (int)n, shown);
   if (mode == EXEC_STDERR_CLIENT && ec->conn && !ec->closing_ws &&
-      utf8_valid((const unsigned char *)ec->errline, n)) {
+      exec_utf8_valid((const unsigned char *)ec->errline, n)) {
     memcpy(msg, "stderr: ", 8);
     memcpy(msg + 8, ec->errline, n);
     uvws_send(ec->conn, UVWS_OP_TEXT, msg, n + 8);
@@ -239,10 +244,10 @@ static void on_err(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 void exec_start_reading(exec_conn_t *ec) {
   int r = 0;
   if (!ec->out_eof && (!ec->out_reading || ec->out_paused) &&
-      (r = uv_read_start((uv_stream_t *)&ec->out, on_alloc, on_out)) == 0)
+      (r = uv_read_start((uv_stream_t *)&ec->out, exec_on_alloc, on_out)) == 0)
     ec->out_reading = 1, ec->out_paused = 0;
   if (r == 0 && !ec->err_eof && !ec->err_reading &&
-      (r = uv_read_start((uv_stream_t *)&ec->err, on_alloc, on_err)) == 0)
+      (r = uv_read_start((uv_stream_t *)&ec->err, exec_on_alloc, on_err)) == 0)
     ec->err_reading = 1;
   if (r != 0)
     uvws_log(UVWS_LOG_ERROR, "exec %s #%llu: cannot read the program's output: %s", ec->route->path, ec->id,
@@ -376,7 +381,7 @@ int uvws_exec_new(uvws_exec_t **out, const uvws_exec_options_t *o) {
   app->stderr_mode = mode;
   atomic_init(&app->procs, 0);
   atomic_init(&app->next_id, 0);
-  if ((app->pids = calloc(o->max_procs ? o->max_procs : 1, sizeof(int))) == NULL) {
+  if ((app->pids = calloc(o->max_procs + EXEC_MAX_SHARED, sizeof(int))) == NULL) {
     free(app);
     return UV_ENOMEM;
   }
@@ -495,6 +500,7 @@ int uvws_app_exec_dir(uvws_server_t *srv, uvws_exec_t *app, const char *dir) {
 void uvws_exec_free(uvws_exec_t *app) {
   size_t i;
   if (app == NULL) return;
+  exec_shared_free_all(app);
   while (app->routes) {
     exec_route_t *rt = app->routes;
     app->routes = rt->next;

@@ -20,7 +20,8 @@
 #define EXEC_OUT_HIGH (512u * 1024u)
 #define EXEC_IN_HIGH (256u * 1024u)
 #define EXEC_IN_LOW (64u * 1024u)
-#define EXEC_ERR_LINE 1024 /* a longer stderr line is logged in pieces */
+#define EXEC_ERR_LINE 1024
+#define EXEC_MAX_SHARED 64 /* a longer stderr line is logged in pieces */
 
 typedef struct exec_route_s {
   struct exec_route_s *next;
@@ -37,12 +38,13 @@ struct uvws_exec_s {
                       creation so no loop thread reads environ */
   size_t nbaseenv;
   exec_route_t *routes; /* owned */
+  struct exec_shared_s *shared; /* owned: --exec-shared routes */
   atomic_uint procs;    /* processes started and not yet reaped, all loops */
   atomic_ullong next_id;
   /* The pids running, every loop's, so uvws_exec_shutdown can signal them
    * from the main loop (kill() needs no loop); under `lock`. */
   uv_mutex_t lock;
-  int *pids; /* max_procs slots, 0 = free */
+  int *pids; /* max_procs + EXEC_MAX_SHARED slots, 0 = free */
   /* uvws_exec_shutdown's timer, on the main loop only */
   uv_timer_t stop_timer;
   uint64_t stop_start, stop_term_at, stop_kill_at;
@@ -88,6 +90,16 @@ void exec_pid_remove(uvws_exec_t *app, int pid);
 void exec_close_handle(exec_conn_t *ec, uv_handle_t *h);
 /* Frees `ec` once the connection is gone and its handles are closed. */
 void exec_maybe_free(exec_conn_t *ec);
+
+/* exec.c: shared helpers */
+void exec_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+int exec_utf8_valid(const unsigned char *s, size_t n);
+void exec_sanitize(char *out, const char *in, size_t n);
+
+/* exec_shared.c */
+struct exec_shared_s;
+void exec_shared_stop_all(uvws_exec_t *app);   /* the main loop, at shutdown */
+void exec_shared_free_all(uvws_exec_t *app);   /* after the loops ended */
 
 /* exec.c, called when the process ended and its output is read */
 void exec_finish_ws(exec_conn_t *ec);

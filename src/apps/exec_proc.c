@@ -383,7 +383,7 @@ int exec_spawn(exec_conn_t *ec, uvws_upgrade_t *up, uv_loop_t *loop) {
 void exec_pid_add(uvws_exec_t *app, int pid) {
   unsigned i;
   uv_mutex_lock(&app->lock);
-  for (i = 0; i < app->opts.max_procs; i++)
+  for (i = 0; i < app->opts.max_procs + EXEC_MAX_SHARED; i++)
     if (app->pids[i] == 0) {
       app->pids[i] = pid;
       break;
@@ -394,7 +394,7 @@ void exec_pid_add(uvws_exec_t *app, int pid) {
 void exec_pid_remove(uvws_exec_t *app, int pid) {
   unsigned i;
   uv_mutex_lock(&app->lock);
-  for (i = 0; i < app->opts.max_procs; i++)
+  for (i = 0; i < app->opts.max_procs + EXEC_MAX_SHARED; i++)
     if (app->pids[i] == pid) {
       app->pids[i] = 0;
       break;
@@ -406,7 +406,7 @@ void exec_pid_remove(uvws_exec_t *app, int pid) {
 static unsigned signal_all(uvws_exec_t *app, int sig) {
   unsigned i, n = 0;
   uv_mutex_lock(&app->lock);
-  for (i = 0; i < app->opts.max_procs; i++)
+  for (i = 0; i < app->opts.max_procs + EXEC_MAX_SHARED; i++)
     if (app->pids[i] != 0) {
       if (sig) uv_kill(-app->pids[i], sig);
       n++;
@@ -447,5 +447,6 @@ int uvws_exec_shutdown(uvws_exec_t *app, uv_loop_t *loop, unsigned budget_ms) {
   app->stop_term_at = budget_ms > 2 * ct ? budget_ms - 2 * ct : budget_ms / 2;
   app->stop_kill_at = budget_ms > 2 * ct ? budget_ms - ct : budget_ms * 3 / 4;
   app->stop_phase = 1;
+  exec_shared_stop_all(app);
   return uv_timer_start(&app->stop_timer, on_stop_tick, 50, 50);
 }
