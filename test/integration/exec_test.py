@@ -323,7 +323,10 @@ class ExecTest(unittest.TestCase):
                 s.sendall(upgrade_request("/cat"))
             statuses, retry = {}, 0
             for s in socks:
-                head = read_until(s, b"", b"\r\n\r\n", time.monotonic() + T)
+                try:
+                    head = read_until(s, b"", b"\r\n\r\n", time.monotonic() + T)
+                except EOFError as e:
+                    raise AssertionError("%s\n%s" % (e, srv.log_text()[-3000:]))
                 code = int(head.split(b" ", 2)[1])
                 statuses[code] = statuses.get(code, 0) + 1
                 retry += code == 503 and b"\r\nRetry-After: 1\r\n" in head
