@@ -104,6 +104,15 @@ UVWS_EXTERN void uvws_log_set_level(uvws_log_level_t level);
 UVWS_EXTERN void uvws_log_set_handler(uvws_log_cb cb, void *user);
 /** Parses "error", "warn", "info" or "debug"; returns UV_EINVAL otherwise. */
 UVWS_EXTERN int uvws_log_level_parse(const char *name, uvws_log_level_t *out);
+/** Writes one log line (printf format, at most 1 KiB) at `level` through
+ * the same handler and level filter as the library's own lines, so an
+ * application's lines (a route's, a child process's stderr) keep the
+ * server's format and destination. */
+UVWS_EXTERN void uvws_log(uvws_log_level_t level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* ---- Server and routes --------------------------------------------------- */
 

@@ -12,7 +12,7 @@ import sys
 help_ = subprocess.run([sys.argv[1], "--help"], stdout=subprocess.PIPE, text=True, check=True).stdout
 opts, cur = [], None
 for line in help_.splitlines():
-    m = re.match(r"^  (--[a-z0-9-]+(?: [A-Z|a-z]+)?)\s*(.*)$", line)
+    m = re.match(r"^  (--[a-z0-9-]+(?: [A-Z|a-z=]+)?)\s*(.*)$", line)
     if m:
         cur = [m.group(1), m.group(2).strip()]
         opts.append(cur)

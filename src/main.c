@@ -120,6 +120,34 @@ static void usage(FILE *f) {
           "                        Redis (default: none)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
           "\n"
+          "Programs as WebSocket backends (README, \"Your backend in any language\"):\n"
+          "  --exec PATH=COMMAND   each WebSocket on PATH runs COMMAND (split into words\n"
+          "                        like a shell, quotes and backslashes, but no shell and\n"
+          "                        no expansion): each text message is a line on its\n"
+          "                        stdin (a message holding a newline is refused, 1003),\n"
+          "                        each stdout line a text message; repeatable\n"
+          "  --exec-binary PATH=COMMAND\n"
+          "                        the same with raw bytes both ways, unframed\n"
+          "  --exec-shared PATH=COMMAND\n"
+          "                        one COMMAND for every client of PATH, on every\n"
+          "                        thread (and instance, with --redis): a message is\n"
+          "                        \"ID<TAB>TEXT\" on its stdin; a stdout line goes to\n"
+          "                        every client, \"@ID<TAB>TEXT\" to that one alone;\n"
+          "                        restarted with backoff when it ends\n"
+          "  --exec-dir DIR        every executable file in DIR is a --exec route at\n"
+          "                        /NAME (no dot files, symlinks only inside DIR)\n"
+          "  --exec-max-procs N    programs running at once; more upgrades get 503\n"
+          "                        with Retry-After (default 256)\n"
+          "  --exec-close-timeout T\n"
+          "                        after a WebSocket closes, the program's stdin is\n"
+          "                        closed; SIGTERM after T, SIGKILL after T more\n"
+          "                        (default 1s)\n"
+          "  --exec-stderr log|discard|client\n"
+          "                        the programs' stderr lines: logged (default),\n"
+          "                        dropped, or logged and sent as \"stderr: LINE\"\n"
+          "  --exec-passenv LIST   comma-separated variables of uvws's environment the\n"
+          "                        programs get (besides PATH and the CGI ones)\n"
+          "\n"
           "Durations T: 10 (seconds), 10s, 500ms or 2m.\n"
           "  --help                show this help and exit\n"
           "  --version             show the version and exit\n"
@@ -193,10 +221,45 @@ static int bad(const char *flag, const char *value, const char *why) {
   return 2;
 }
 
+#define MAX_EXEC_ROUTES 64
+enum { EXEC_TEXT, EXEC_BINARY, EXEC_SHARED };
+
+/* --exec, --exec-binary and --exec-shared, "/PATH=COMMAND" each (kind[i]
+ * says which), and --exec-dir, as routes of one app. */
+static int add_exec_routes(uvws_server_t *srv, const uvws_exec_options_t *o, const char *const *specs,
+                           const int *binary, size_t n, const char *dir, uvws_exec_t **app) {
+  size_t i;
+  int r;
+  if (n == 0 && dir == NULL) return 0;
+  if ((r = uvws_exec_new(app, o)) != 0) {
+    fprintf(stderr, "uvws: --exec-passenv: %s\n", r == UV_EINVAL ? "expected NAME,NAME..." : uvws_strerror(r));
+    return r;
+  }
+  for (i = 0; i < n; i++) {
+    const char *eq = strchr(specs[i], '=');
+    char path[1024];
+    snprintf(path, sizeof(path), "%.*s", (int)(eq - specs[i]), specs[i]);
+    r = binary[i] == EXEC_SHARED ? uvws_app_exec_shared(srv, *app, path, eq + 1)
+                                 : uvws_app_exec(srv, *app, path, eq + 1, binary[i] == EXEC_BINARY);
+    if (r != 0) {
+      fprintf(stderr, "uvws: %s %s: %s\n", binary[i] == EXEC_TEXT ? "--exec" : "--exec-binary/shared", specs[i],
+              r == UV_EINVAL ? "empty command or unbalanced quote" : uvws_strerror(r));
+      return r;
+    }
+  }
+  if (dir && (r = uvws_app_exec_dir(srv, *app, dir)) < 0) {
+    fprintf(stderr, "uvws: --exec-dir %s: %s\n", dir, uvws_strerror(r));
+    return r;
+  }
+  return 0;
+}
+
 typedef struct {
   uv_loop_t loop;
   uv_signal_t sigint, sigterm, sighup;
   uvws_server_t *srv;
+  uvws_exec_t *exec;
+  unsigned shutdown_budget_ms; /* drain + shutdown timeout */
   int signals;
 } program_t;
 
@@ -218,6 +281,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     _Exit(1);
   }
   fprintf(stderr, "uvws: %s received, shutting down\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  uvws_exec_shutdown(p->exec, &p->loop, p->shutdown_budget_ms);
   uvws_server_shutdown(p->srv, on_server_done);
 }
 
@@ -258,6 +322,14 @@ int main(int argc, char **argv) {
       {"deflate-takeover", required_argument, NULL, 'd' + 1280},
       {"threads", required_argument, NULL, 'n'},
       {"redis", required_argument, NULL, 'R'},
+      {"exec", required_argument, NULL, 'x'},
+      {"exec-binary", required_argument, NULL, 'x' + 256},
+      {"exec-shared", required_argument, NULL, 'x' + 1792},
+      {"exec-dir", required_argument, NULL, 'x' + 1536},
+      {"exec-max-procs", required_argument, NULL, 'x' + 512},
+      {"exec-close-timeout", required_argument, NULL, 'x' + 768},
+      {"exec-stderr", required_argument, NULL, 'x' + 1024},
+      {"exec-passenv", required_argument, NULL, 'x' + 1280},
       {"help", no_argument, NULL, '?' + 256},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -269,8 +341,15 @@ int main(int argc, char **argv) {
   void *chat = NULL;
   int docs_given = 0;
   int c, r;
+  uvws_exec_options_t exec_opts;
+  uvws_exec_t *exec_app = NULL;
+  const char *exec_specs[MAX_EXEC_ROUTES];
+  int exec_binary[MAX_EXEC_ROUTES];
+  size_t nexec = 0;
+  const char *exec_dir = NULL;
 
   uvws_options_init(&opts);
+  uvws_exec_options_init(&exec_opts);
   opts.threads = default_threads();
   default_web = data_dir("web", UVWS_DEFAULT_WEB_ROOT, web_buf, sizeof(web_buf));
   default_docs = data_dir("docs", UVWS_DEFAULT_DOCS_ROOT, docs_buf, sizeof(docs_buf));
@@ -423,6 +502,37 @@ int main(int argc, char **argv) {
         if (parse_onoff(optarg, &opts.deflate_takeover) != 0)
           return bad("--deflate-takeover", optarg, "expected on or off");
         break;
+      case 'x':
+      case 'x' + 256:
+      case 'x' + 1792:
+        if (strchr(optarg, '=') == NULL || optarg[0] != '/')
+          return bad(c == 'x' ? "--exec" : c == 'x' + 256 ? "--exec-binary" : "--exec-shared", optarg,
+                     "expected /PATH=COMMAND");
+        if (nexec == MAX_EXEC_ROUTES) return bad("--exec", optarg, "too many exec routes");
+        exec_binary[nexec] = c == 'x' ? EXEC_TEXT : c == 'x' + 256 ? EXEC_BINARY : EXEC_SHARED;
+        exec_specs[nexec++] = optarg;
+        break;
+      case 'x' + 512: {
+        int v;
+        if (parse_int(optarg, 1, 100000, &v) != 0) return bad("--exec-max-procs", optarg, "expected 1 to 100000");
+        exec_opts.max_procs = (unsigned)v;
+        break;
+      }
+      case 'x' + 768:
+        if (parse_duration(optarg, &exec_opts.close_timeout_ms) != 0)
+          return bad("--exec-close-timeout", optarg, "expected a duration such as 1s or 500ms");
+        break;
+      case 'x' + 1024:
+        if (strcmp(optarg, "log") != 0 && strcmp(optarg, "discard") != 0 && strcmp(optarg, "client") != 0)
+          return bad("--exec-stderr", optarg, "expected log, discard or client");
+        exec_opts.stderr_mode = optarg;
+        break;
+      case 'x' + 1280:
+        exec_opts.passenv = optarg;
+        break;
+      case 'x' + 1536:
+        exec_dir = optarg;
+        break;
       case 'l':
         if (uvws_log_level_parse(optarg, &level) != 0)
           return bad("--log-level", optarg, "expected error, warn, info or debug");
@@ -478,6 +588,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "uvws: adding routes: %s\n", uvws_strerror(r));
     return 1;
   }
+  exec_opts.max_line = opts.max_message; /* a line is a message */
+  if ((r = add_exec_routes(prog.srv, &exec_opts, exec_specs, exec_binary, nexec, exec_dir, &exec_app)) != 0)
+    return 1;
+  prog.exec = exec_app;
+  prog.shutdown_budget_ms = opts.shutdown_drain_ms + opts.shutdown_timeout_ms;
   uv_signal_init(&prog.loop, &prog.sigint);
   uv_signal_init(&prog.loop, &prog.sigterm);
   uv_signal_init(&prog.loop, &prog.sighup);
@@ -487,6 +602,7 @@ int main(int argc, char **argv) {
   uv_signal_start(&prog.sighup, on_signal, SIGHUP);
 
   r = uvws_server_start(prog.srv);
+  if (r == 0 && exec_app) r = uvws_exec_shared_start(exec_app, prog.srv);
   if (r != 0) {
     fprintf(stderr, "uvws: cannot start: %s\n", uvws_strerror(r));
     uvws_server_shutdown(prog.srv, on_server_done);
@@ -494,6 +610,7 @@ int main(int argc, char **argv) {
   uv_run(&prog.loop, UV_RUN_DEFAULT);
   uvws_server_free(prog.srv);
   uvws_app_chat_free(chat);
+  uvws_exec_free(exec_app);
   if (uv_loop_close(&prog.loop) != 0) fprintf(stderr, "uvws: handles left open at exit\n");
   return r == 0 ? 0 : 1;
 }

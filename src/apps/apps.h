@@ -20,6 +20,45 @@ int uvws_app_broadcast(uvws_server_t *srv, const char *path);
 int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **handle);
 void uvws_app_chat_free(void *handle);
 
+/* Exec routes: each WebSocket is served by a program (README, "Your backend
+ * in any language"). One app holds the options of every exec route; create
+ * it before the routes, free it after the server. */
+typedef struct uvws_exec_s uvws_exec_t;
+typedef struct {
+  unsigned max_procs;        /* running programs, all routes and loops; more
+                                upgrades get 503 (default 256) */
+  unsigned close_timeout_ms; /* after stdin is closed, SIGTERM after this,
+                                SIGKILL after as long again (default 1000) */
+  const char *stderr_mode;   /* "log" (default), "discard" or "client" */
+  const char *passenv;       /* comma-separated variables passed on, or NULL */
+  size_t max_line;           /* longest stdout line (text routes): 1009 beyond */
+} uvws_exec_options_t;
+void uvws_exec_options_init(uvws_exec_options_t *o);
+/* UV_EINVAL for a bad stderr mode; takes PATH and the passenv values now. */
+int uvws_exec_new(uvws_exec_t **out, const uvws_exec_options_t *o);
+/* `command` is split into words as a shell would (quotes, backslashes), but
+ * nothing is expanded and no shell runs. binary: bytes both ways, unframed;
+ * else lines of text. UV_EINVAL for an empty or badly quoted command. */
+int uvws_app_exec(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command,
+                  int binary);
+/* Every executable file in `dir` becomes a text route at /NAME, named as
+ * it is found at start: no dot files, no folders, names made of letters,
+ * digits, '.', '_' and '-' only, symlinks only to files inside `dir`.
+ * Returns how many routes were added, or a negative code. */
+int uvws_app_exec_dir(uvws_server_t *srv, uvws_exec_t *app, const char *dir);
+/* One program for every client of `path` (protocol in exec_shared.c and
+ * the README): started by uvws_exec_shared_start, restarted with backoff. */
+int uvws_app_exec_shared(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command);
+/* After uvws_server_start, on the server's (the main) loop. */
+int uvws_exec_shared_start(uvws_exec_t *app, uvws_server_t *srv);
+/* Call when the server starts shutting down (on the loop given to the
+ * server, `budget_ms` being its drain and shutdown timeouts): programs
+ * still running late in the budget get SIGTERM, then SIGKILL, so none
+ * outlives it even when clients never answer the closing handshake. */
+int uvws_exec_shutdown(uvws_exec_t *app, uv_loop_t *loop, unsigned budget_ms);
+/* After the loop has ended. */
+void uvws_exec_free(uvws_exec_t *app);
+
 /* The JSON text (malloc'd; free() it) describing one frame, `t` ms after
  * open: the inspector's message format, exposed for tests. */
 char *uvws_app_inspect_describe(const uvws_frame_info_t *frame, uint64_t t);

@@ -29,13 +29,27 @@ int uvws_log_level_parse(const char *name, uvws_log_level_t *out) {
   return UV_EINVAL;
 }
 
-void uvws__log_write(uvws_log_level_t level, const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
+static void log_va(uvws_log_level_t level, const char *fmt, va_list ap) UVWS__PRINTF(2, 0);
 
+void uvws__log_write(uvws_log_level_t level, const char *fmt, ...) {
+  va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  log_va(level, fmt, ap);
   va_end(ap);
+}
+
+void uvws_log(uvws_log_level_t level, const char *fmt, ...) {
+  va_list ap;
+  if ((int)level < 0 || level > uvws__log_level) return;
+  va_start(ap, fmt);
+  log_va(level, fmt, ap);
+  va_end(ap);
+}
+
+static void log_va(uvws_log_level_t level, const char *fmt, va_list ap) {
+  char msg[1024];
+
+  vsnprintf(msg, sizeof(msg), fmt, ap);
   if (log_cb) {
     log_cb(level, msg, log_user);
   } else {

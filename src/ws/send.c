@@ -116,7 +116,7 @@ int uvws__ws_send_close(uvws_conn_t *c, unsigned code, const char *reason, size_
     p[0] = (uint8_t)(code >> 8);
     p[1] = (uint8_t)code;
     if (rlen > sizeof(p) - 2) rlen = sizeof(p) - 2;
-    memcpy(p + 2, reason, rlen);
+    if (rlen) memcpy(p + 2, reason, rlen); /* reason may be NULL (uvws_close) */
     n = 2 + rlen;
   }
   /* The flag goes up after the frame is traced, so a tracer may still

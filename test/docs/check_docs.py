@@ -552,6 +552,7 @@ def check_claims(srv, env):
 
 
 def main():
+    os.chdir(ROOT)  # the servers it starts run at the repository root, as the guide's commands do
     env = dict(os.environ)
     env["PATH"] = os.path.join(ROOT, "node_modules", ".bin") + os.pathsep + env.get("PATH", "")
     env.setdefault("TERM", "xterm")

@@ -13,6 +13,7 @@ export const PARTS = [
   ['wscat', 'Scripting with wscat'],
   ['inside-uvws', 'Inside uvws'],
   ['many', 'Many receivers'],
+  ['exec', 'Any language'],
 ];
 
 /** Heading text to id: lower case, only a-z 0-9 space _ -, spaces to "-" (GitHub's rule for ASCII). */
