@@ -3,14 +3,18 @@
  * only. Each room is the topic "chat:<room>"; a message is serialised once
  * and published, so every member's connection shares one frame.
  *
- * Ownership: the app owns its rooms (a list) and each connection's state
- * (uvws_conn_set_data); a room lives while it has members.
+ * Ownership: the app owns its room table (chat_rooms.c: a room lives while
+ * a membership, a remote member or an operation in progress holds it) and
+ * each connection's state (uvws_conn_set_data, touched only by the
+ * connection's own loop).
  *
- * Threads: with --threads the handlers run on every loop, so rooms are
- * shared state under one lock. Publishing happens under it too: the order
- * of ids, of the history and of publishes is then the same, and since a
- * subscription only receives what was published after it began, a newcomer
- * gets each message exactly once, either in "history" or live.
+ * Threads: with --threads the handlers run on every loop. Each room has a
+ * lock of its own and publishes under it: the order of ids, of the history
+ * and of publishes is then the same for the room, and since a subscription
+ * only receives what was published after it began, a newcomer gets each
+ * message exactly once, either in "history" or live. Rooms do not wait for
+ * each other; a send finds its room through the connection's memberships,
+ * without the table's lock.
  *
  * Instances (--redis): messages and presence events cross through Redis;
  * uvws_server_on_remote() shows us the other instances' ones, so members
@@ -18,46 +22,32 @@
  * Ids must stay unique per room across instances without asking anyone:
  * id = counter << 16 | tag, a Lamport counter (always past every id seen in
  * the room) and this instance's random 16-bit tag; a tag seen from another
- * instance is redrawn. Without Redis the tag is 0 and ids are 1, 2, 3... */
+ * instance is redrawn. Without Redis the tag is 0 and ids are 1, 2, 3...
+ * Members on different instances may see lines in different orders. */
 #include "apps.h"
+#include "chat_rooms.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define NAME_MAX_LEN 32
+#define NAME_MAX_LEN CHAT_NAME_MAX
 #define TEXT_MAX_LEN 4096
 #define MAX_ROOMS_PER_CONN 16
 #define ABUSE_LIMIT 10 /* errors before the connection is closed with 1008 */
 
-typedef struct member_s {
-  struct member_s *next;
-  int remote; /* on another instance */
-  char nick[NAME_MAX_LEN + 1];
-} member_t;
-
-typedef struct chat_room_s {
-  struct chat_room_s *next;
-  char name[NAME_MAX_LEN + 1];
-  char topic[NAME_MAX_LEN + 6];
-  uint64_t next_id;      /* the counter part of the next id */
-  size_t members;        /* local members; remote ones are only in the list */
-  member_t *member_list; /* owned, newest first */
-  char **history;        /* ring of serialised "message" objects, owned */
-  size_t hist_len, hist_head;
-} chat_room_t;
-
 typedef struct {
-  uv_mutex_t lock; /* rooms and everything in them */
-  chat_room_t *rooms;
-  size_t history; /* messages kept per room */
-  unsigned tag;   /* 1-65535 with Redis, else 0 */
+  chat_rooms_t rooms;
+  /* 1-65535 with Redis, else 0. Redrawn on the primary's loop, read by
+   * every loop's sends. */
+  atomic_uint tag;
 } chat_app_t;
 
 typedef struct {
-  chat_room_t *room;
+  chat_room_t *room; /* held: this membership is one of its references */
   char nick[NAME_MAX_LEN + 1];
 } membership_t;
 
@@ -110,171 +100,104 @@ static void error_msg(uvws_conn_t *c, const char *code, const char *message) {
   if (cc && ++cc->errors >= ABUSE_LIMIT) uvws_close(c, UVWS_CLOSE_POLICY, "too many errors");
 }
 
-static chat_room_t *find_room(chat_app_t *app, const char *name, int create) {
-  chat_room_t *r;
-  for (r = app->rooms; r; r = r->next)
-    if (strcmp(r->name, name) == 0) return r;
-  if (!create || (r = calloc(1, sizeof(*r))) == NULL) return NULL;
-  if (app->history && (r->history = calloc(app->history, sizeof(char *))) == NULL) {
-    free(r);
-    return NULL;
-  }
-  snprintf(r->name, sizeof(r->name), "%s", name);
-  snprintf(r->topic, sizeof(r->topic), "chat:%s", name);
-  r->next_id = 1;
-  r->next = app->rooms;
-  app->rooms = r;
-  return r;
-}
-
-static void drop_room(chat_app_t *app, chat_room_t *r) {
-  chat_room_t **p;
-  size_t i;
-  for (p = &app->rooms; *p; p = &(*p)->next) {
-    if (*p != r) continue;
-    *p = r->next;
-    while (r->member_list) {
-      member_t *m = r->member_list;
-      r->member_list = m->next;
-      free(m);
-    }
-    for (i = 0; i < r->hist_len; i++) free(r->history[(r->hist_head + i) % app->history]);
-    free(r->history);
-    free(r);
-    return;
-  }
-}
-
-static void members_add(chat_room_t *r, const char *nick, int remote) {
-  member_t *m = calloc(1, sizeof(*m));
-  if (m == NULL) return;
-  m->remote = remote;
-  snprintf(m->nick, sizeof(m->nick), "%s", nick);
-  m->next = r->member_list;
-  r->member_list = m;
-}
-
-static void members_remove(chat_room_t *r, const char *nick, int remote) {
-  member_t **p;
-  for (p = &r->member_list; *p; p = &(*p)->next) {
-    if ((*p)->remote == remote && strcmp((*p)->nick, nick) == 0) {
-      member_t *m = *p;
-      *p = m->next;
-      free(m);
-      return;
-    }
-  }
-}
-
-static int nick_taken(const chat_room_t *r, const char *nick) {
-  const member_t *m;
-  for (m = r->member_list; m; m = m->next)
-    if (strcmp(m->nick, nick) == 0) return 1;
-  return 0;
-}
-
 static json_t *members_json(const chat_room_t *r) {
   json_t *arr = json_array();
-  const member_t *m;
+  const chat_member_t *m;
   for (m = r->member_list; m; m = m->next) json_array_append_new(arr, json_string(m->nick));
   return arr;
 }
 
-static membership_t *member_of(chat_conn_t *cc, const chat_room_t *r) {
+/* The connection's membership of the room called `name`, or NULL. */
+static membership_t *member_of(chat_conn_t *cc, const char *name) {
   size_t i;
-  for (i = 0; i < cc->n; i++)
-    if (cc->in[i].room == r) return &cc->in[i];
+  for (i = 0; name && i < cc->n; i++)
+    if (strcmp(cc->in[i].room->name, name) == 0) return &cc->in[i];
   return NULL;
 }
 
-static void leave(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, membership_t *m, int announce) {
+static void leave(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, membership_t *m) {
   chat_room_t *r = m->room;
   char nick[NAME_MAX_LEN + 1];
   snprintf(nick, sizeof(nick), "%s", m->nick);
-  members_remove(r, nick, 0);
-  uvws_unsubscribe(c, r->topic);
   *m = cc->in[--cc->n];
-  if (--r->members == 0 && r->member_list == NULL) {
-    drop_room(app, r);
-    return;
-  }
-  if (announce)
-    publish_json(uvws_conn_server(c), r,
-                 json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick,
-                           "event", "leave"));
+  uv_mutex_lock(&r->lock);
+  chat_room_remove_member(r, nick, 0);
+  uvws_unsubscribe(c, r->topic);
+  /* Published even to an empty room: other instances may have members. */
+  publish_json(uvws_conn_server(c), r,
+               json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick,
+                         "event", "leave"));
+  uv_mutex_unlock(&r->lock);
+  chat_rooms_release(&app->rooms, r);
 }
 
-static json_t *history_json(const chat_app_t *app, const chat_room_t *r) {
+static json_t *history_json(const chat_room_t *r) {
   json_t *arr = json_array();
   size_t i;
   for (i = 0; i < r->hist_len; i++) {
-    json_t *m = json_loads(r->history[(r->hist_head + i) % app->history], 0, NULL);
+    json_t *m = json_loads(r->history[(r->hist_head + i) % r->hist_cap], 0, NULL);
     if (m) json_array_append_new(arr, m);
   }
   return arr;
 }
 
+/* Every refusal is decided before the room is looked up, or undone by
+ * releasing it: a refused join leaves nothing behind. */
 static void on_join(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char *room, const char *nick) {
   chat_room_t *r;
   membership_t *m;
+  const char *code = NULL, *why = NULL;
+  int joined = 0;
   if (!valid_name(room) || !valid_name(nick))
     return error_msg(c, "invalid_name", "room and nick: 1-32 of A-Z a-z 0-9 _ . -");
-  r = find_room(app, room, 1);
-  if (r == NULL) return error_msg(c, "internal", "out of memory");
-  if (member_of(cc, r)) return error_msg(c, "already_joined", "already in this room");
+  if (member_of(cc, room)) return error_msg(c, "already_joined", "already in this room");
   if (cc->n == MAX_ROOMS_PER_CONN) return error_msg(c, "too_many_rooms", "leave a room first");
-  if (nick_taken(r, nick)) {
-    if (r->member_list == NULL) drop_room(app, r);
-    return error_msg(c, "nick_taken", "someone in this room has that nick");
-  }
-  /* Others hear of the newcomer; the newcomer gets the room's state. */
-  publish_json(uvws_conn_server(c), r,
-               json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick, "event",
-                         "join"));
-  members_add(r, nick, 0);
-  r->members++;
-  m = &cc->in[cc->n++];
-  m->room = r;
-  snprintf(m->nick, sizeof(m->nick), "%s", nick);
-  send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", nick,
-                         "members", members_json(r), "history", history_json(app, r)));
-  if (uvws_subscribe(c, r->topic) != 0) error_msg(c, "internal", "cannot subscribe");
-}
-
-/* The ring keeps the last N serialised messages; takes `serial`. */
-static void history_add(chat_app_t *app, chat_room_t *r, char *serial) {
-  size_t slot;
-  if (app->history == 0) {
-    free(serial);
-    return;
-  }
-  slot = (r->hist_head + r->hist_len) % app->history;
-  if (r->hist_len == app->history) {
-    free(r->history[r->hist_head]);
-    r->hist_head = (r->hist_head + 1) % app->history;
-    slot = (r->hist_head + r->hist_len - 1) % app->history;
+  if ((r = chat_rooms_hold(&app->rooms, room)) == NULL) return error_msg(c, "internal", "out of memory");
+  uv_mutex_lock(&r->lock);
+  if (chat_room_nick_taken(r, nick)) {
+    code = "nick_taken", why = "someone in this room has that nick";
+  } else if (chat_room_add_member(r, nick, 0) != 0) {
+    code = "internal", why = "out of memory";
   } else {
-    r->hist_len++;
+    /* Others hear of the newcomer; the newcomer gets the room's state. */
+    publish_json(uvws_conn_server(c), r,
+                 json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick,
+                           "event", "join"));
+    m = &cc->in[cc->n++];
+    m->room = r; /* the reference taken above is now the membership's */
+    joined = 1;
+    snprintf(m->nick, sizeof(m->nick), "%s", nick);
+    send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", nick,
+                           "members", members_json(r), "history", history_json(r)));
+    if (uvws_subscribe(c, r->topic) != 0) code = "internal", why = "cannot subscribe";
   }
-  r->history[slot] = serial;
+  uv_mutex_unlock(&r->lock);
+  if (code == NULL) return;
+  if (!joined) chat_rooms_release(&app->rooms, r);
+  error_msg(c, code, why);
 }
 
 static void on_send(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char *room, const char *text) {
-  chat_room_t *r = valid_name(room) ? find_room(app, room, 0) : NULL;
-  membership_t *m = r ? member_of(cc, r) : NULL;
+  membership_t *m = member_of(cc, room);
+  chat_room_t *r;
+  unsigned tag = atomic_load_explicit(&app->tag, memory_order_relaxed);
   json_t *msg;
   char *serial;
   if (m == NULL) return error_msg(c, "not_joined", "join the room first");
   if (strlen(text) > TEXT_MAX_LEN) return error_msg(c, "too_long", "text over 4096 bytes");
+  r = m->room;
+  uv_mutex_lock(&r->lock);
   msg = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "type", "message", "room", r->name, "nick", m->nick,
-                  "text", text, "id", (json_int_t)(r->next_id++ << (app->tag ? 16 : 0) | app->tag),
-                  "ts", (json_int_t)now_ms());
-  if (msg == NULL) return error_msg(c, "internal", "out of memory");
-  serial = json_dumps(msg, JSON_COMPACT);
+                  "text", text, "id", (json_int_t)(r->next_id++ << (tag ? 16 : 0) | tag), "ts",
+                  (json_int_t)now_ms());
+  serial = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
   json_decref(msg);
-  if (serial == NULL) return;
-  uvws_publish(uvws_conn_server(c), r->topic, UVWS_OP_TEXT, serial, strlen(serial));
-  history_add(app, r, serial);
+  if (serial) {
+    uvws_publish(uvws_conn_server(c), r->topic, UVWS_OP_TEXT, serial, strlen(serial));
+    chat_room_history_add(r, serial);
+  }
+  uv_mutex_unlock(&r->lock);
+  if (serial == NULL) error_msg(c, "internal", "out of memory");
 }
 
 static void chat_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {
@@ -292,27 +215,21 @@ static void chat_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, siz
     return error_msg(c, "bad_json", "not a JSON object");
   }
   json_unpack(req, "{s?s, s?s, s?s, s?s}", "type", &type, "room", &room, "nick", &nick, "text", &text);
-  uv_mutex_lock(&app->lock);
   if (type == NULL) {
     error_msg(c, "bad_request", "missing type");
   } else if (strcmp(type, "join") == 0) {
     if (room && nick) on_join(c, app, cc, room, nick);
     else error_msg(c, "bad_request", "join needs room and nick");
   } else if (strcmp(type, "leave") == 0) {
-    chat_room_t *r = room ? find_room(app, room, 0) : NULL;
-    membership_t *m = r ? member_of(cc, r) : NULL;
-    if (m) {
-      leave(c, app, cc, m, 1);
-    } else {
-      error_msg(c, "not_joined", "not in this room");
-    }
+    membership_t *m = member_of(cc, room);
+    if (m) leave(c, app, cc, m);
+    else error_msg(c, "not_joined", "not in this room");
   } else if (strcmp(type, "send") == 0) {
     if (room && text) on_send(c, app, cc, room, text);
     else error_msg(c, "bad_request", "send needs room and text");
   } else {
     error_msg(c, "unknown_type", "type must be join, leave or send");
   }
-  uv_mutex_unlock(&app->lock);
   json_decref(req);
 }
 
@@ -323,11 +240,7 @@ static void chat_close(uvws_conn_t *c, int code, const char *reason, size_t reas
   chat_conn_t *cc = uvws_conn_get_data(c);
   (void)code, (void)reason, (void)reason_len;
   if (cc == NULL) return;
-  uv_mutex_lock(&app->lock);
-  while (cc->n > 0) {
-    leave(c, app, cc, &cc->in[cc->n - 1], 1);
-  }
-  uv_mutex_unlock(&app->lock);
+  while (cc->n > 0) leave(c, app, cc, &cc->in[cc->n - 1]);
   free(cc);
 }
 
@@ -338,7 +251,26 @@ static unsigned draw_tag(void) {
   return t;
 }
 
-/* Another instance's presence event or message (primary's loop). */
+/* A line from another instance: its id moves our counter past it (and
+ * shows whether it took our tag); it joins the history. Room lock held. */
+static void remote_line(chat_app_t *app, chat_room_t *r, json_int_t id, const void *data, size_t len) {
+  char *copy = malloc(len + 1);
+  unsigned tag = atomic_load_explicit(&app->tag, memory_order_relaxed);
+  if ((unsigned)(id & 0xffff) == tag) {
+    unsigned fresh = draw_tag();
+    atomic_store_explicit(&app->tag, fresh, memory_order_relaxed);
+    fprintf(stderr, "chat: another instance uses id tag %u; this one now uses %u\n", tag, fresh);
+  }
+  if ((uint64_t)id >> 16 >= r->next_id) r->next_id = ((uint64_t)id >> 16) + 1;
+  if (copy) {
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    chat_room_history_add(r, copy);
+  }
+}
+
+/* Another instance's presence event or message (primary's loop). A remote
+ * member holds its room like a local one. */
 static void chat_remote(uvws_server_t *srv, const char *topic, size_t topic_len, uvws_opcode_t op,
                         const void *data, size_t len, void *user) {
   chat_app_t *app = user;
@@ -346,36 +278,25 @@ static void chat_remote(uvws_server_t *srv, const char *topic, size_t topic_len,
   const char *type = NULL, *room = NULL, *nick = NULL, *event = NULL;
   json_int_t id = 0;
   chat_room_t *r;
+  int keep = 0, gone = 0;
   (void)srv;
   if (op != UVWS_OP_TEXT || topic_len < 6 || memcmp(topic, "chat:", 5) != 0) return;
   if ((obj = json_loadb(data, len, 0, NULL)) == NULL) return;
   json_unpack(obj, "{s?s, s?s, s?s, s?s, s?I}", "type", &type, "room", &room, "nick", &nick, "event",
               &event, "id", &id);
   if (type == NULL || !valid_name(room) || !valid_name(nick)) goto out;
-  uv_mutex_lock(&app->lock);
-  r = find_room(app, room, 1);
-  if (r == NULL) goto unlock;
+  if ((r = chat_rooms_hold(&app->rooms, room)) == NULL) goto out;
+  uv_mutex_lock(&r->lock);
   if (strcmp(type, "presence") == 0 && event && strcmp(event, "join") == 0) {
-    if (!nick_taken(r, nick)) members_add(r, nick, 1);
+    keep = !chat_room_nick_taken(r, nick) && chat_room_add_member(r, nick, 1) == 0;
   } else if (strcmp(type, "presence") == 0 && event && strcmp(event, "leave") == 0) {
-    members_remove(r, nick, 1);
+    gone = chat_room_remove_member(r, nick, 1);
   } else if (strcmp(type, "message") == 0 && id > 0) {
-    char *copy = malloc(len + 1);
-    if ((unsigned)(id & 0xffff) == app->tag) {
-      unsigned old = app->tag;
-      app->tag = draw_tag();
-      fprintf(stderr, "chat: another instance uses id tag %u; this one now uses %u\n", old, app->tag);
-    }
-    if ((uint64_t)id >> 16 >= r->next_id) r->next_id = ((uint64_t)id >> 16) + 1;
-    if (copy) {
-      memcpy(copy, data, len);
-      copy[len] = '\0';
-      history_add(app, r, copy);
-    }
+    remote_line(app, r, id, data, len);
   }
-  if (r->members == 0 && r->member_list == NULL) drop_room(app, r);
-unlock:
-  uv_mutex_unlock(&app->lock);
+  uv_mutex_unlock(&r->lock);
+  if (!keep) chat_rooms_release(&app->rooms, r);
+  if (gone) chat_rooms_release(&app->rooms, r); /* the reference that member held */
 out:
   json_decref(obj);
 }
@@ -388,11 +309,11 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
   int r;
   *handle = NULL;
   if (app == NULL) return UV_ENOMEM;
-  if ((r = uv_mutex_init(&app->lock)) != 0) {
+  if ((r = chat_rooms_init(&app->rooms, history)) != 0) {
     free(app);
     return r;
   }
-  app->history = history;
+  atomic_init(&app->tag, 0);
   route.path = path;
   route.handlers.on_open = chat_open;
   route.handlers.on_message = chat_message;
@@ -403,9 +324,9 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
    * member than holding up, or disconnecting, anyone. */
   route.drop_on_backpressure = 1;
   r = uvws_server_route(srv, &route);
-  if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0) app->tag = draw_tag();
+  if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0) atomic_store(&app->tag, draw_tag());
   if (r != 0) {
-    uv_mutex_destroy(&app->lock);
+    chat_rooms_free(&app->rooms);
     free(app);
   } else {
     *handle = app;
@@ -416,7 +337,6 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
 void uvws_app_chat_free(void *handle) {
   chat_app_t *app = handle;
   if (app == NULL) return;
-  while (app->rooms) drop_room(app, app->rooms);
-  uv_mutex_destroy(&app->lock);
+  chat_rooms_free(&app->rooms);
   free(app);
 }
