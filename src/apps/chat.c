@@ -16,19 +16,23 @@
  * each other; a send finds its room through the connection's memberships,
  * without the table's lock.
  *
- * Instances (--redis): messages and presence events cross through Redis;
- * uvws_server_on_remote() shows us the other instances' ones, so members
- * and history include them (from the moment this instance was connected).
- * Ids must stay unique per room across instances without asking anyone:
- * id = counter << 16 | tag, a Lamport counter (always past every id seen in
- * the room) and this instance's random 16-bit tag; a tag seen from another
- * instance is redrawn. Without Redis the tag is 0 and ids are 1, 2, 3...
- * Members on different instances may see lines in different orders. */
+ * Instances (--redis): a line takes its place from Redis. A send goes out
+ * with uvws_publish_sequenced(): one script numbers it (the id), logs it
+ * and publishes it, so Redis's single order of scripts is the room's
+ * order on every instance. Nobody delivers a line before it comes back:
+ * every instance, the sender's included, hears it in chat_sequenced() and
+ * publishes it to its own members (uvws_publish_local) under the room's
+ * lock, in id order, dropping an id it already delivered; the sender sees
+ * its own line only once it has its place. While Redis is unreachable a
+ * send is refused (error "redis_down"): a line is either in the order for
+ * everyone or sent to no one. Presence events cross through plain
+ * publishes; uvws_server_on_remote() shows us the other instances' ones,
+ * so members include them (from the moment this instance was connected).
+ * Without Redis ids are the room's own counter, 1, 2, 3... */
 #include "apps.h"
 #include "chat_rooms.h"
 
 #include <jansson.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,9 +45,7 @@
 
 typedef struct {
   chat_rooms_t rooms;
-  /* 1-65535 with Redis, else 0. Redrawn on the primary's loop, read by
-   * every loop's sends. */
-  atomic_uint tag;
+  int redis; /* lines are ordered by Redis (set before start, then read-only) */
 } chat_app_t;
 
 typedef struct {
@@ -177,19 +179,39 @@ static void on_join(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char
   error_msg(c, code, why);
 }
 
+/* With Redis: the line without its id goes to Redis, which gives it one
+ * (the room's next number) and sends it back to every instance. */
+static void send_ordered(uvws_conn_t *c, chat_app_t *app, membership_t *m, const char *text) {
+  json_t *msg = json_pack("{s:s, s:s, s:s, s:s, s:I}", "type", "message", "room", m->room->name, "nick",
+                          m->nick, "text", text, "ts", (json_int_t)now_ms());
+  char *obj = msg ? json_dumps(msg, JSON_COMPACT) : NULL, *head = NULL;
+  size_t n = obj ? strlen(obj) : 0;
+  int r = UV_ENOMEM;
+  json_decref(msg);
+  /* {...,"ts":T} becomes the head {...,"ts":T,"id": and the tail } */
+  if (n >= 2 && obj[n - 1] == '}' && (head = malloc(n + 5)) != NULL) {
+    memcpy(head, obj, n - 1);
+    memcpy(head + n - 1, ",\"id\":", 6);
+    r = uvws_publish_sequenced(uvws_conn_server(c), m->room->topic, head, n + 5, "}", 1, app->rooms.history);
+  }
+  free(obj);
+  free(head);
+  if (r == UVWS_EUNAVAILABLE) return error_msg(c, "redis_down", "Redis is unreachable: the line was not sent");
+  if (r != 0) error_msg(c, "internal", "the line was not sent");
+}
+
 static void on_send(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char *room, const char *text) {
   membership_t *m = member_of(cc, room);
   chat_room_t *r;
-  unsigned tag = atomic_load_explicit(&app->tag, memory_order_relaxed);
   json_t *msg;
   char *serial;
   if (m == NULL) return error_msg(c, "not_joined", "join the room first");
   if (strlen(text) > TEXT_MAX_LEN) return error_msg(c, "too_long", "text over 4096 bytes");
+  if (app->redis) return send_ordered(c, app, m, text);
   r = m->room;
   uv_mutex_lock(&r->lock);
   msg = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "type", "message", "room", r->name, "nick", m->nick,
-                  "text", text, "id", (json_int_t)(r->next_id++ << (tag ? 16 : 0) | tag), "ts",
-                  (json_int_t)now_ms());
+                  "text", text, "id", (json_int_t)r->next_id++, "ts", (json_int_t)now_ms());
   serial = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
   json_decref(msg);
   if (serial) {
@@ -244,29 +266,29 @@ static void chat_close(uvws_conn_t *c, int code, const char *reason, size_t reas
   free(cc);
 }
 
-static unsigned draw_tag(void) {
-  uint16_t t = 0;
-  while (t == 0)
-    if (uv_random(NULL, NULL, &t, sizeof(t), 0, NULL) != 0) t = (uint16_t)(uv_hrtime() | 1);
-  return t;
-}
-
-/* A line from another instance: its id moves our counter past it (and
- * shows whether it took our tag); it joins the history. Room lock held. */
-static void remote_line(chat_app_t *app, chat_room_t *r, json_int_t id, const void *data, size_t len) {
-  char *copy = malloc(len + 1);
-  unsigned tag = atomic_load_explicit(&app->tag, memory_order_relaxed);
-  if ((unsigned)(id & 0xffff) == tag) {
-    unsigned fresh = draw_tag();
-    atomic_store_explicit(&app->tag, fresh, memory_order_relaxed);
-    fprintf(stderr, "chat: another instance uses id tag %u; this one now uses %u\n", tag, fresh);
+/* A line back from Redis with its place (primary's loop): delivered to
+ * this instance's members once, in id order, and kept in the history. */
+static void chat_sequenced(uvws_server_t *srv, const char *topic, size_t topic_len, uint64_t seq,
+                           const char *data, size_t len, void *user) {
+  chat_app_t *app = user;
+  char name[NAME_MAX_LEN + 1], *copy;
+  chat_room_t *r;
+  if (topic_len < 6 || topic_len - 5 > NAME_MAX_LEN || memcmp(topic, "chat:", 5) != 0) return;
+  memcpy(name, topic + 5, topic_len - 5);
+  name[topic_len - 5] = '\0';
+  if (!valid_name(name) || (r = chat_rooms_hold(&app->rooms, name)) == NULL) return;
+  uv_mutex_lock(&r->lock);
+  if (seq > r->last_seq) {
+    r->last_seq = seq;
+    uvws_publish_local(srv, r->topic, UVWS_OP_TEXT, data, len);
+    if ((copy = malloc(len + 1)) != NULL) {
+      memcpy(copy, data, len);
+      copy[len] = '\0';
+      chat_room_history_add(r, copy);
+    }
   }
-  if ((uint64_t)id >> 16 >= r->next_id) r->next_id = ((uint64_t)id >> 16) + 1;
-  if (copy) {
-    memcpy(copy, data, len);
-    copy[len] = '\0';
-    chat_room_history_add(r, copy);
-  }
+  uv_mutex_unlock(&r->lock);
+  chat_rooms_release(&app->rooms, r);
 }
 
 /* Another instance's presence event or message (primary's loop). A remote
@@ -276,14 +298,12 @@ static void chat_remote(uvws_server_t *srv, const char *topic, size_t topic_len,
   chat_app_t *app = user;
   json_t *obj;
   const char *type = NULL, *room = NULL, *nick = NULL, *event = NULL;
-  json_int_t id = 0;
   chat_room_t *r;
   int keep = 0, gone = 0;
   (void)srv;
   if (op != UVWS_OP_TEXT || topic_len < 6 || memcmp(topic, "chat:", 5) != 0) return;
   if ((obj = json_loadb(data, len, 0, NULL)) == NULL) return;
-  json_unpack(obj, "{s?s, s?s, s?s, s?s, s?I}", "type", &type, "room", &room, "nick", &nick, "event",
-              &event, "id", &id);
+  json_unpack(obj, "{s?s, s?s, s?s, s?s}", "type", &type, "room", &room, "nick", &nick, "event", &event);
   if (type == NULL || !valid_name(room) || !valid_name(nick)) goto out;
   if ((r = chat_rooms_hold(&app->rooms, room)) == NULL) goto out;
   uv_mutex_lock(&r->lock);
@@ -291,8 +311,6 @@ static void chat_remote(uvws_server_t *srv, const char *topic, size_t topic_len,
     keep = !chat_room_nick_taken(r, nick) && chat_room_add_member(r, nick, 1) == 0;
   } else if (strcmp(type, "presence") == 0 && event && strcmp(event, "leave") == 0) {
     gone = chat_room_remove_member(r, nick, 1);
-  } else if (strcmp(type, "message") == 0 && id > 0) {
-    remote_line(app, r, id, data, len);
   }
   uv_mutex_unlock(&r->lock);
   if (!keep) chat_rooms_release(&app->rooms, r);
@@ -313,7 +331,6 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
     free(app);
     return r;
   }
-  atomic_init(&app->tag, 0);
   route.path = path;
   route.handlers.on_open = chat_open;
   route.handlers.on_message = chat_message;
@@ -324,7 +341,8 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
    * member than holding up, or disconnecting, anyone. */
   route.drop_on_backpressure = 1;
   r = uvws_server_route(srv, &route);
-  if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0) atomic_store(&app->tag, draw_tag());
+  if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0)
+    app->redis = uvws_server_on_sequenced(srv, chat_sequenced, app) == 0;
   if (r != 0) {
     chat_rooms_free(&app->rooms);
     free(app);

@@ -41,7 +41,8 @@ typedef struct chat_room_s {
   char topic[CHAT_NAME_MAX + 6]; /* "chat:" + name */
   /* The room's lock guards the rest. */
   uv_mutex_t lock;
-  uint64_t next_id;           /* the counter part of the next id */
+  uint64_t next_id;           /* without Redis: the next line's id */
+  uint64_t last_seq;          /* with Redis: the last line delivered here */
   chat_member_t *member_list; /* owned, newest first */
   char **history;             /* ring of serialised "message" objects, owned */
   size_t hist_len, hist_head, hist_cap;

@@ -7,6 +7,7 @@
  * nothing on the hot path; they talk only through each server's inbox, a
  * lock-free queue (xq.c) drained when uv_async wakes the owner:
  *   PUBLISH   a frame published on another loop, for this loop's subscribers
+ *   APPEND    worker -> primary: a sequenced publish for Redis
  *   SHUTDOWN  primary -> worker: start the graceful shutdown
  *   STOPPED   worker -> primary: my connections are gone
  *   EXIT      primary -> worker: close your last handle (after every worker
@@ -20,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { XM_PUBLISH, XM_SHUTDOWN, XM_STOPPED, XM_EXIT, XM_TLS };
+enum { XM_PUBLISH, XM_APPEND, XM_SHUTDOWN, XM_STOPPED, XM_EXIT, XM_TLS };
 
 /* A message between loops. Allocated by the sender, freed by the receiver;
  * a PUBLISH holds one cross-thread reference on its frame. */
@@ -30,7 +31,7 @@ typedef struct {
   int to_redis;       /* PUBLISH to the primary: also send it to Redis */
   uvws__sbuf_t *frame;
   size_t header_len;
-  uint64_t seq;       /* PUBLISH: its number (see pubsub.c) */
+  uint64_t seq;       /* PUBLISH: its number (see pubsub.c); APPEND: entries kept */
   unsigned dest;
   uvws__tls_conf_t *conf;
   uint8_t preallocated; /* a control message made at start: never freed on receipt */
@@ -118,6 +119,14 @@ static void handle(uvws_server_t *srv, xmsg_t *m) {
         uvws__sbuf_unref(view);
       }
       break;
+    case XM_APPEND:
+      /* Redis may have gone since the worker looked: then the line is
+       * not sent, as if it had seen the link down (never acknowledged). */
+      if (uvws__redis_append(srv->redis, m->topic, m->topic_len, (const char *)m->frame->data, m->header_len,
+                             (const char *)m->frame->data + m->header_len, m->frame->len - m->header_len,
+                             (size_t)m->seq) != 0)
+        uvws__log(UVWS_LOG_WARN, "redis: a sequenced publish on %s was not sent (Redis unreachable)", m->topic);
+      break;
     case XM_SHUTDOWN:
       uvws_server_shutdown(srv, worker_stopped);
       break;
@@ -192,6 +201,22 @@ void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws_
   /* Every reference exists before the first receiver can drop one. */
   uvws__sbuf_xref(frame, others);
   for (i = 0; i < others; i++) post(g->srv[m[i]->dest], m[i]);
+}
+
+int uvws__group_post_append(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *both,
+                            size_t split, size_t keep) {
+  uvws__group_t *g = from->group;
+  xmsg_t *m;
+  if (atomic_load_explicit(&g->exiting, memory_order_relaxed)) return UVWS_EUNAVAILABLE;
+  if ((m = msg_new(XM_APPEND, n)) == NULL) return UV_ENOMEM;
+  memcpy(m->topic, topic, n);
+  m->topic_len = n;
+  m->frame = both;
+  m->header_len = split;
+  m->seq = keep;
+  uvws__sbuf_xref(both, 1);
+  post(g->srv[0], m);
+  return 0;
 }
 
 /* ---- start ------------------------------------------------------------------ */
