@@ -401,6 +401,24 @@ typedef void (*uvws_sequenced_cb)(uvws_server_t *srv, const char *topic, size_t 
  * of every instance, this one's included. Before uvws_server_start();
  * UVWS_ESTATE without options.redis. */
 UVWS_EXTERN int uvws_server_on_sequenced(uvws_server_t *srv, uvws_sequenced_cb cb, void *user);
+/** One logged sequenced message: its number and text (not NUL-terminated). */
+typedef struct {
+  uint64_t seq;
+  const char *data;
+  size_t len;
+} uvws_seq_entry_t;
+/** The answer of uvws_redis_range: 0 and the entries, oldest first (valid
+ * during the call), or UVWS_EUNAVAILABLE if Redis went away first. */
+typedef void (*uvws_range_cb)(uvws_server_t *srv, int status, const uvws_seq_entry_t *entries,
+                              size_t n, void *user);
+/** Reads the log of a topic's sequenced messages (uvws_publish_sequenced):
+ * with `after` 0 its last `count` entries, else up to `count` entries
+ * numbered above `after`. `cb` is called once, later, on the loop of the
+ * server given (the caller's loop: pass uvws_conn_server()), unless the
+ * server stops first. From any thread. 0, UVWS_EUNAVAILABLE while Redis
+ * is unreachable (cb is not called), UVWS_ESTATE without options.redis. */
+UVWS_EXTERN int uvws_redis_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t count,
+                                 uvws_range_cb cb, void *user);
 /** 1 while the server is connected to Redis and subscribed, else 0. From
  * any thread. */
 UVWS_EXTERN int uvws_server_redis_up(const uvws_server_t *srv);

@@ -471,6 +471,12 @@ int uvws_server_on_sequenced(uvws_server_t *srv, uvws_sequenced_cb cb, void *use
   return 0;
 }
 
+int uvws_redis_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t count, uvws_range_cb cb,
+                     void *user) {
+  if (topic == NULL || topic[0] == '\0' || cb == NULL) return UV_EINVAL;
+  return uvws__rt_range(srv, topic, after, count, cb, user);
+}
+
 int uvws_server_redis_up(const uvws_server_t *srv) {
   const uvws_server_t *p = uvws__rt_primary((uvws_server_t *)(uintptr_t)srv);
   return atomic_load_explicit(&p->redis_up, memory_order_acquire);

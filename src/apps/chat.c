@@ -43,14 +43,29 @@
 #define MAX_ROOMS_PER_CONN 16
 #define ABUSE_LIMIT 10 /* errors before the connection is closed with 1008 */
 
+typedef struct pending_join_s pending_join_t;
+
 typedef struct {
   chat_rooms_t rooms;
   int redis; /* lines are ordered by Redis (set before start, then read-only) */
+  uv_mutex_t pending_lock; /* the list below */
+  pending_join_t *pending; /* joins waiting for their history from Redis */
 } chat_app_t;
 
-typedef struct {
-  chat_room_t *room; /* held: this membership is one of its references */
+/* A join whose history is being read from Redis. Owned by the app's list
+ * until the answer comes (on the connection's loop), or the app ends. */
+struct pending_join_s {
+  pending_join_t *next, *prev;
+  chat_app_t *app;
+  uvws_conn_t *conn; /* NULL once it closed (both on the connection's loop) */
+  chat_room_t *room; /* held by the membership, or by this once it closed */
   char nick[NAME_MAX_LEN + 1];
+};
+
+typedef struct {
+  chat_room_t *room;       /* held: this membership is one of its references */
+  char nick[NAME_MAX_LEN + 1];
+  pending_join_t *pending; /* non-NULL until "joined" is sent */
 } membership_t;
 
 typedef struct {
@@ -109,11 +124,12 @@ static json_t *members_json(const chat_room_t *r) {
   return arr;
 }
 
-/* The connection's membership of the room called `name`, or NULL. */
-static membership_t *member_of(chat_conn_t *cc, const char *name) {
+/* The connection's membership of the room called `name`, or NULL; one
+ * still waiting for its history only if `pending`. */
+static membership_t *member_of(chat_conn_t *cc, const char *name, int pending) {
   size_t i;
   for (i = 0; name && i < cc->n; i++)
-    if (strcmp(cc->in[i].room->name, name) == 0) return &cc->in[i];
+    if (strcmp(cc->in[i].room->name, name) == 0) return pending || !cc->in[i].pending ? &cc->in[i] : NULL;
   return NULL;
 }
 
@@ -133,14 +149,116 @@ static void leave(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, membership_t
   chat_rooms_release(&app->rooms, r);
 }
 
-static json_t *history_json(const chat_room_t *r) {
+/* A line with its place, on this instance (room lock held): to the local
+ * members once, in id order, and into the history. */
+static void deliver_line(uvws_server_t *srv, chat_room_t *r, uint64_t seq, const char *data, size_t len) {
+  char *copy;
+  if (seq <= r->last_seq) return;
+  r->last_seq = seq;
+  uvws_publish_local(srv, r->topic, UVWS_OP_TEXT, data, len);
+  if ((copy = malloc(len + 1)) != NULL) {
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    chat_room_history_add(r, copy, seq);
+  }
+}
+
+/* The room's last lines: the ring, and before it what the log read from
+ * Redis has (both in id order; every line is up to r->last_seq). */
+static json_t *history_json(const chat_room_t *r, const uvws_seq_entry_t *log, size_t nlog) {
   json_t *arr = json_array();
-  size_t i;
+  uint64_t first = r->hist_len ? r->hist_seq[r->hist_head] : UINT64_MAX;
+  size_t i, older = 0, skip;
+  for (i = 0; i < nlog; i++)
+    if (log[i].seq < first) older++;
+  skip = older + r->hist_len > r->hist_cap ? older + r->hist_len - r->hist_cap : 0;
+  for (i = 0; i < nlog && log[i].seq < first; i++) {
+    json_t *m = i >= skip ? json_loadb(log[i].data, log[i].len, 0, NULL) : NULL;
+    if (m) json_array_append_new(arr, m);
+  }
   for (i = 0; i < r->hist_len; i++) {
-    json_t *m = json_loads(r->history[(r->hist_head + i) % r->hist_cap], 0, NULL);
+    json_t *m = older + i >= skip ? json_loads(r->history[(r->hist_head + i) % r->hist_cap], 0, NULL) : NULL;
     if (m) json_array_append_new(arr, m);
   }
   return arr;
+}
+
+/* The newcomer hears the room's state, then everything after it: under the
+ * room's lock, so each line reaches it once, in `history` or live. Lines
+ * the log read found that this instance has not delivered yet (they are
+ * on their way) are delivered now, to everyone; their copy from Redis is
+ * then dropped as already seen. */
+static void complete_join(uvws_conn_t *c, membership_t *m, const uvws_seq_entry_t *log, size_t nlog) {
+  chat_room_t *r = m->room;
+  size_t i;
+  uv_mutex_lock(&r->lock);
+  for (i = 0; i < nlog; i++) deliver_line(uvws_conn_server(c), r, log[i].seq, log[i].data, log[i].len);
+  publish_json(uvws_conn_server(c), r,
+               json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", m->nick, "event",
+                         "join"));
+  send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", m->nick,
+                         "members", members_json(r), "history", history_json(r, log, nlog)));
+  i = uvws_subscribe(c, r->topic) != 0;
+  uv_mutex_unlock(&r->lock);
+  if (i) error_msg(c, "internal", "cannot subscribe");
+}
+
+static void pending_unlink(chat_app_t *app, pending_join_t *pj) {
+  uv_mutex_lock(&app->pending_lock);
+  if (pj->prev) pj->prev->next = pj->next;
+  else app->pending = pj->next;
+  if (pj->next) pj->next->prev = pj->prev;
+  uv_mutex_unlock(&app->pending_lock);
+}
+
+/* The log read's answer, on the connection's loop. */
+static void on_history(uvws_server_t *srv, int status, const uvws_seq_entry_t *log, size_t n, void *user) {
+  pending_join_t *pj = user;
+  chat_app_t *app = pj->app;
+  chat_conn_t *cc;
+  size_t i;
+  (void)srv;
+  pending_unlink(app, pj);
+  if (pj->conn == NULL) { /* it left before: give back its nick and room */
+    uv_mutex_lock(&pj->room->lock);
+    chat_room_remove_member(pj->room, pj->nick, 0);
+    uv_mutex_unlock(&pj->room->lock);
+    chat_rooms_release(&app->rooms, pj->room);
+    free(pj);
+    return;
+  }
+  cc = uvws_conn_get_data(pj->conn);
+  for (i = 0; i < cc->n && cc->in[i].pending != pj; i++) {
+  }
+  if (status != 0) fprintf(stderr, "chat: history of %s not read from Redis: %s\n", pj->room->name,
+                           uvws_strerror(status));
+  if (i < cc->n) {
+    cc->in[i].pending = NULL;
+    complete_join(pj->conn, &cc->in[i], status == 0 ? log : NULL, status == 0 ? n : 0);
+  }
+  free(pj);
+}
+
+/* With Redis, a join first reads the room's last lines from its log, so a
+ * newcomer's history holds what was said before this instance knew of the
+ * room. Returns 1 if the join now waits for that answer. */
+static int read_history(uvws_conn_t *c, chat_app_t *app, membership_t *m) {
+  pending_join_t *pj;
+  if (!app->redis || app->rooms.history == 0 || (pj = calloc(1, sizeof(*pj))) == NULL) return 0;
+  pj->app = app, pj->conn = c, pj->room = m->room;
+  snprintf(pj->nick, sizeof(pj->nick), "%s", m->nick);
+  uv_mutex_lock(&app->pending_lock);
+  pj->next = app->pending;
+  if (pj->next) pj->next->prev = pj;
+  app->pending = pj;
+  uv_mutex_unlock(&app->pending_lock);
+  if (uvws_redis_range(uvws_conn_server(c), m->room->topic, 0, app->rooms.history, on_history, pj) != 0) {
+    pending_unlink(app, pj); /* Redis is down: the history this instance has */
+    free(pj);
+    return 0;
+  }
+  m->pending = pj;
+  return 1;
 }
 
 /* Every refusal is decided before the room is looked up, or undone by
@@ -149,10 +267,9 @@ static void on_join(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char
   chat_room_t *r;
   membership_t *m;
   const char *code = NULL, *why = NULL;
-  int joined = 0;
   if (!valid_name(room) || !valid_name(nick))
     return error_msg(c, "invalid_name", "room and nick: 1-32 of A-Z a-z 0-9 _ . -");
-  if (member_of(cc, room)) return error_msg(c, "already_joined", "already in this room");
+  if (member_of(cc, room, 1)) return error_msg(c, "already_joined", "already in this room");
   if (cc->n == MAX_ROOMS_PER_CONN) return error_msg(c, "too_many_rooms", "leave a room first");
   if ((r = chat_rooms_hold(&app->rooms, room)) == NULL) return error_msg(c, "internal", "out of memory");
   uv_mutex_lock(&r->lock);
@@ -160,23 +277,19 @@ static void on_join(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char
     code = "nick_taken", why = "someone in this room has that nick";
   } else if (chat_room_add_member(r, nick, 0) != 0) {
     code = "internal", why = "out of memory";
-  } else {
-    /* Others hear of the newcomer; the newcomer gets the room's state. */
-    publish_json(uvws_conn_server(c), r,
-                 json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick,
-                           "event", "join"));
-    m = &cc->in[cc->n++];
-    m->room = r; /* the reference taken above is now the membership's */
-    joined = 1;
-    snprintf(m->nick, sizeof(m->nick), "%s", nick);
-    send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", nick,
-                           "members", members_json(r), "history", history_json(r)));
-    if (uvws_subscribe(c, r->topic) != 0) code = "internal", why = "cannot subscribe";
   }
   uv_mutex_unlock(&r->lock);
-  if (code == NULL) return;
-  if (!joined) chat_rooms_release(&app->rooms, r);
-  error_msg(c, code, why);
+  if (code) {
+    chat_rooms_release(&app->rooms, r);
+    return error_msg(c, code, why);
+  }
+  /* The nick is the newcomer's now; the reference taken above is the
+   * membership's. */
+  m = &cc->in[cc->n++];
+  m->room = r;
+  m->pending = NULL;
+  snprintf(m->nick, sizeof(m->nick), "%s", nick);
+  if (!read_history(c, app, m)) complete_join(c, m, NULL, 0);
 }
 
 /* With Redis: the line without its id goes to Redis, which gives it one
@@ -201,22 +314,24 @@ static void send_ordered(uvws_conn_t *c, chat_app_t *app, membership_t *m, const
 }
 
 static void on_send(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char *room, const char *text) {
-  membership_t *m = member_of(cc, room);
+  membership_t *m = member_of(cc, room, 0);
   chat_room_t *r;
   json_t *msg;
   char *serial;
+  uint64_t id;
   if (m == NULL) return error_msg(c, "not_joined", "join the room first");
   if (strlen(text) > TEXT_MAX_LEN) return error_msg(c, "too_long", "text over 4096 bytes");
   if (app->redis) return send_ordered(c, app, m, text);
   r = m->room;
   uv_mutex_lock(&r->lock);
+  id = r->next_id++;
   msg = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "type", "message", "room", r->name, "nick", m->nick,
-                  "text", text, "id", (json_int_t)r->next_id++, "ts", (json_int_t)now_ms());
+                  "text", text, "id", (json_int_t)id, "ts", (json_int_t)now_ms());
   serial = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
   json_decref(msg);
   if (serial) {
     uvws_publish(uvws_conn_server(c), r->topic, UVWS_OP_TEXT, serial, strlen(serial));
-    chat_room_history_add(r, serial);
+    chat_room_history_add(r, serial, id);
   }
   uv_mutex_unlock(&r->lock);
   if (serial == NULL) error_msg(c, "internal", "out of memory");
@@ -243,7 +358,7 @@ static void chat_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, siz
     if (room && nick) on_join(c, app, cc, room, nick);
     else error_msg(c, "bad_request", "join needs room and nick");
   } else if (strcmp(type, "leave") == 0) {
-    membership_t *m = member_of(cc, room);
+    membership_t *m = member_of(cc, room, 0);
     if (m) leave(c, app, cc, m);
     else error_msg(c, "not_joined", "not in this room");
   } else if (strcmp(type, "send") == 0) {
@@ -262,7 +377,15 @@ static void chat_close(uvws_conn_t *c, int code, const char *reason, size_t reas
   chat_conn_t *cc = uvws_conn_get_data(c);
   (void)code, (void)reason, (void)reason_len;
   if (cc == NULL) return;
-  while (cc->n > 0) leave(c, app, cc, &cc->in[cc->n - 1]);
+  while (cc->n > 0) {
+    membership_t *m = &cc->in[cc->n - 1];
+    if (m->pending) { /* on_history gives its room back */
+      m->pending->conn = NULL;
+      cc->n--;
+    } else {
+      leave(c, app, cc, m);
+    }
+  }
   free(cc);
 }
 
@@ -271,22 +394,14 @@ static void chat_close(uvws_conn_t *c, int code, const char *reason, size_t reas
 static void chat_sequenced(uvws_server_t *srv, const char *topic, size_t topic_len, uint64_t seq,
                            const char *data, size_t len, void *user) {
   chat_app_t *app = user;
-  char name[NAME_MAX_LEN + 1], *copy;
+  char name[NAME_MAX_LEN + 1];
   chat_room_t *r;
   if (topic_len < 6 || topic_len - 5 > NAME_MAX_LEN || memcmp(topic, "chat:", 5) != 0) return;
   memcpy(name, topic + 5, topic_len - 5);
   name[topic_len - 5] = '\0';
   if (!valid_name(name) || (r = chat_rooms_hold(&app->rooms, name)) == NULL) return;
   uv_mutex_lock(&r->lock);
-  if (seq > r->last_seq) {
-    r->last_seq = seq;
-    uvws_publish_local(srv, r->topic, UVWS_OP_TEXT, data, len);
-    if ((copy = malloc(len + 1)) != NULL) {
-      memcpy(copy, data, len);
-      copy[len] = '\0';
-      chat_room_history_add(r, copy);
-    }
-  }
+  deliver_line(srv, r, seq, data, len);
   uv_mutex_unlock(&r->lock);
   chat_rooms_release(&app->rooms, r);
 }
@@ -331,6 +446,11 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
     free(app);
     return r;
   }
+  if ((r = uv_mutex_init(&app->pending_lock)) != 0) {
+    chat_rooms_free(&app->rooms);
+    free(app);
+    return r;
+  }
   route.path = path;
   route.handlers.on_open = chat_open;
   route.handlers.on_message = chat_message;
@@ -344,6 +464,7 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
   if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0)
     app->redis = uvws_server_on_sequenced(srv, chat_sequenced, app) == 0;
   if (r != 0) {
+    uv_mutex_destroy(&app->pending_lock);
     chat_rooms_free(&app->rooms);
     free(app);
   } else {
@@ -355,6 +476,13 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
 void uvws_app_chat_free(void *handle) {
   chat_app_t *app = handle;
   if (app == NULL) return;
+  /* Joins whose answer never came (the server stopped first). */
+  while (app->pending) {
+    pending_join_t *pj = app->pending;
+    app->pending = pj->next;
+    free(pj);
+  }
+  uv_mutex_destroy(&app->pending_lock);
   chat_rooms_free(&app->rooms);
   free(app);
 }

@@ -42,6 +42,7 @@ static void room_free(chat_room_t *r) {
   }
   for (i = 0; i < r->hist_len; i++) free(r->history[(r->hist_head + i) % r->hist_cap]);
   free(r->history);
+  free(r->hist_seq);
   uv_mutex_destroy(&r->lock);
   free(r);
 }
@@ -81,12 +82,15 @@ static void resize(chat_rooms_t *t, size_t n) {
 static chat_room_t *room_new(const chat_rooms_t *t, const char *name, uint32_t hash) {
   chat_room_t *r = calloc(1, sizeof(*r));
   if (r == NULL) return NULL;
-  if (t->history && (r->history = calloc(t->history, sizeof(char *))) == NULL) {
+  if (t->history && ((r->history = calloc(t->history, sizeof(char *))) == NULL ||
+                     (r->hist_seq = calloc(t->history, sizeof(uint64_t))) == NULL)) {
+    free(r->history);
     free(r);
     return NULL;
   }
   if (uv_mutex_init(&r->lock) != 0) {
     free(r->history);
+    free(r->hist_seq);
     free(r);
     return NULL;
   }
@@ -169,18 +173,19 @@ int chat_room_nick_taken(const chat_room_t *r, const char *nick) {
   return 0;
 }
 
-void chat_room_history_add(chat_room_t *r, char *serial) {
+void chat_room_history_add(chat_room_t *r, char *serial, uint64_t seq) {
   size_t slot;
   if (r->hist_cap == 0) {
     free(serial);
     return;
   }
   if (r->hist_len == r->hist_cap) {
-    free(r->history[r->hist_head]);
-    r->history[r->hist_head] = serial;
+    slot = r->hist_head;
+    free(r->history[slot]);
     r->hist_head = (r->hist_head + 1) % r->hist_cap;
-    return;
+  } else {
+    slot = (r->hist_head + r->hist_len++) % r->hist_cap;
   }
-  slot = (r->hist_head + r->hist_len++) % r->hist_cap;
   r->history[slot] = serial;
+  r->hist_seq[slot] = seq;
 }

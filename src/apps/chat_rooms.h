@@ -45,6 +45,7 @@ typedef struct chat_room_s {
   uint64_t last_seq;          /* with Redis: the last line delivered here */
   chat_member_t *member_list; /* owned, newest first */
   char **history;             /* ring of serialised "message" objects, owned */
+  uint64_t *hist_seq;         /* each one's id */
   size_t hist_len, hist_head, hist_cap;
 } chat_room_t;
 
@@ -72,7 +73,7 @@ int chat_room_add_member(chat_room_t *r, const char *nick, int remote);
 /* 1 if a member with that nick (and remoteness) was removed. */
 int chat_room_remove_member(chat_room_t *r, const char *nick, int remote);
 int chat_room_nick_taken(const chat_room_t *r, const char *nick);
-/* Keeps `serial` (malloc'd, taken) as the newest history line. */
-void chat_room_history_add(chat_room_t *r, char *serial);
+/* Keeps `serial` (malloc'd, taken), id `seq`, as the newest history line. */
+void chat_room_history_add(chat_room_t *r, char *serial, uint64_t seq);
 
 #endif

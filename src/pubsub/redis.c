@@ -495,6 +495,87 @@ int uvws__redis_append(uvws__redis_t *r, const char *topic, size_t n, const char
   return 0;
 }
 
+/* ---- reading the log ------------------------------------------------------- */
+
+typedef struct {
+  uvws__range_done cb;
+  void *ctx;
+  int newest_first; /* XREVRANGE */
+} range_req_t;
+
+/* One entry of an XRANGE reply: [ "N-0", [ "m", text ] ]. 0 if it is not
+ * one of ours. */
+static int entry_of(const redisReply *e, uvws_seq_entry_t *out) {
+  const redisReply *f;
+  size_t i;
+  char *end;
+  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING) return 0;
+  out->seq = strtoull(e->element[0]->str, &end, 10);
+  f = e->element[1];
+  if (out->seq == 0 || *end != '-' || f->type != REDIS_REPLY_ARRAY) return 0;
+  for (i = 0; i + 1 < f->elements; i += 2) {
+    if (f->element[i]->type == REDIS_REPLY_STRING && f->element[i]->len == 1 && f->element[i]->str[0] == 'm' &&
+        f->element[i + 1]->type == REDIS_REPLY_STRING) {
+      out->data = f->element[i + 1]->str;
+      out->len = (size_t)f->element[i + 1]->len;
+      return uvws__utf8_valid((const uint8_t *)out->data, out->len);
+    }
+  }
+  return 0;
+}
+
+static void on_range(redisAsyncContext *ac, void *reply, void *priv) {
+  range_req_t *q = priv;
+  redisReply *rep = reply;
+  uvws_seq_entry_t *entries = NULL;
+  size_t n = 0, i;
+  int status = UVWS_EUNAVAILABLE;
+  (void)ac;
+  ((uvws__redis_t *)ac->data)->pending--;
+  if (rep && rep->type == REDIS_REPLY_ARRAY) {
+    status = 0;
+    if (rep->elements && (entries = calloc(rep->elements, sizeof(*entries))) == NULL) status = UV_ENOMEM;
+    for (i = 0; entries && i < rep->elements; i++) {
+      size_t k = q->newest_first ? rep->elements - 1 - i : i;
+      if (entry_of(rep->element[k], &entries[n])) n++;
+    }
+  } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+    uvws__log(UVWS_LOG_ERROR, "redis: reading a log failed: %s", rep->str);
+  }
+  q->cb(q->ctx, status, entries, n);
+  free(entries);
+  free(q);
+}
+
+int uvws__redis_range(uvws__redis_t *r, const char *topic, size_t n, uint64_t after, size_t count,
+                      uvws__range_done cb, void *ctx) {
+  char key[CHANNEL_PREFIX_LEN + 4 + 256], from[32], num[24];
+  const char *argv[6];
+  size_t argl[6], i;
+  range_req_t *q;
+  if (r == NULL || !r->subscribed || n > 255) return UVWS_EUNAVAILABLE;
+  if ((q = calloc(1, sizeof(*q))) == NULL) return UV_ENOMEM;
+  q->cb = cb, q->ctx = ctx, q->newest_first = after == 0;
+  memcpy(key, CHANNEL_PREFIX "log:", CHANNEL_PREFIX_LEN + 4);
+  memcpy(key + CHANNEL_PREFIX_LEN + 4, topic, n);
+  key[CHANNEL_PREFIX_LEN + 4 + n] = '\0';
+  snprintf(from, sizeof(from), "%llu-1", (unsigned long long)after); /* just past entry "after-0" */
+  snprintf(num, sizeof(num), "%zu", count ? count : 1);
+  argv[0] = after ? "XRANGE" : "XREVRANGE";
+  argv[1] = key;
+  argv[2] = after ? from : "+";
+  argv[3] = after ? "+" : "-";
+  argv[4] = "COUNT";
+  argv[5] = num;
+  for (i = 0; i < 6; i++) argl[i] = strlen(argv[i]);
+  if (redisAsyncCommandArgv(r->pub, on_range, q, 6, argv, argl) != REDIS_OK) {
+    free(q);
+    return UVWS_EUNAVAILABLE;
+  }
+  r->pending++;
+  return 0;
+}
+
 /* ---- start, stop, metrics ----------------------------------------------------- */
 
 /* Decodes %XX escapes of a URL part into out (size cap). */

@@ -37,6 +37,12 @@ void uvws__redis_publish(uvws__redis_t *r, const char *topic, size_t n, uvws__sb
  * UVWS_EUNAVAILABLE when the link is down or too far behind. */
 int uvws__redis_append(uvws__redis_t *r, const char *topic, size_t n, const char *head, size_t head_len,
                        const char *tail, size_t tail_len, size_t keep);
+/* Reads a topic's log (see uvws_redis_range); `cb(ctx, status, entries,
+ * n)` is called once, on this loop, even when the link goes down first.
+ * 0 or UVWS_EUNAVAILABLE (then cb is not called). */
+typedef void (*uvws__range_done)(void *ctx, int status, const uvws_seq_entry_t *entries, size_t n);
+int uvws__redis_range(uvws__redis_t *r, const char *topic, size_t n, uint64_t after, size_t count,
+                      uvws__range_done cb, void *ctx);
 void uvws__redis_stop(uvws__redis_t *r);
 int uvws__redis_busy(const uvws__redis_t *r);
 void uvws__redis_free(uvws__redis_t *r);

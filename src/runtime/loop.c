@@ -113,6 +113,49 @@ int uvws__rt_append(uvws_server_t *srv, const char *topic, const char *head, siz
   return r;
 }
 
+/* A log read under way: who asked, on which loop. */
+typedef struct {
+  uvws_server_t *dest;
+  uvws_range_cb cb;
+  void *user;
+} range_ctx_t;
+
+static void range_done(void *ctx, int status, const uvws_seq_entry_t *entries, size_t n) {
+  range_ctx_t *rc = ctx;
+  if (rc->dest->index == 0) rc->cb(rc->dest, status, entries, n, rc->user);
+  else uvws__group_post_range_done(rc->dest, rc->cb, rc->user, status, entries, n);
+  free(rc);
+}
+
+void uvws__rt_range_for(uvws_server_t *p, uvws_server_t *dest, const char *topic, size_t n, uint64_t after,
+                        size_t count, uvws_range_cb cb, void *user) {
+  range_ctx_t *rc = malloc(sizeof(*rc));
+  int r = UV_ENOMEM;
+  if (rc) {
+    rc->dest = dest, rc->cb = cb, rc->user = user;
+    r = uvws__redis_range(p->redis, topic, n, after, count, range_done, rc);
+  }
+  if (r == 0) return;
+  free(rc);
+  /* Asked from a worker: it already returned 0, so the answer is a failure. */
+  if (dest->index == 0) cb(dest, UVWS_EUNAVAILABLE, NULL, 0, user);
+  else uvws__group_post_range_done(dest, cb, user, UVWS_EUNAVAILABLE, NULL, 0);
+}
+
+int uvws__rt_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t count, uvws_range_cb cb,
+                   void *user) {
+  uvws_server_t *p = uvws__rt_primary(srv);
+  range_ctx_t *rc;
+  int r;
+  if (p->redis == NULL) return UVWS_ESTATE;
+  if (!atomic_load_explicit(&p->redis_up, memory_order_acquire)) return UVWS_EUNAVAILABLE;
+  if (srv->index != 0) return uvws__group_post_range(srv, topic, strlen(topic), after, count, cb, user);
+  if ((rc = malloc(sizeof(*rc))) == NULL) return UV_ENOMEM;
+  rc->dest = srv, rc->cb = cb, rc->user = user;
+  if ((r = uvws__redis_range(p->redis, topic, strlen(topic), after, count, range_done, rc)) != 0) free(rc);
+  return r;
+}
+
 static void redis_stopped(void *ctx) { uvws__rt_maybe_done(ctx); }
 
 static void render_redis(const void *ctx, uvws__buf_t *out) { uvws__redis_metrics(ctx, out); }

@@ -117,6 +117,12 @@ int uvws__rt_redis_start(uvws_server_t *primary);
  * worker posts it to the primary. */
 int uvws__rt_append(uvws_server_t *srv, const char *topic, const char *head, size_t head_len,
                     const char *tail, size_t tail_len, size_t keep);
+/* uvws_redis_range from any loop; the answer comes back to that loop. */
+int uvws__rt_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t count, uvws_range_cb cb,
+                   void *user);
+/* On the primary, for a worker's uvws_redis_range (group.c). */
+void uvws__rt_range_for(uvws_server_t *primary, uvws_server_t *dest, const char *topic, size_t n,
+                        uint64_t after, size_t count, uvws_range_cb cb, void *user);
 void uvws__rt_metrics_add(uvws_server_t *primary, void (*render)(const void *, uvws__buf_t *), const void *ctx);
 
 /* group.c: one server on several threads */
@@ -135,6 +141,12 @@ int uvws__group_run(uvws_server_t *primary);
 void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *frame,
                          size_t header_len, uint64_t seq, int to_redis);
 uint64_t uvws__group_seq(uvws_server_t *srv, int next);
+/* A worker's log read for the primary, and its answer back to the worker.
+ * 0, UV_ENOMEM, or UVWS_EUNAVAILABLE when the group is ending. */
+int uvws__group_post_range(uvws_server_t *from, const char *topic, size_t n, uint64_t after, size_t count,
+                           uvws_range_cb cb, void *user);
+void uvws__group_post_range_done(uvws_server_t *to, uvws_range_cb cb, void *user, int status,
+                                 const uvws_seq_entry_t *entries, size_t n);
 /* A worker's sequenced publish for the primary: `both` is head (split
  * bytes) then tail. 0 or UV_ENOMEM. */
 int uvws__group_post_append(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *both,
