@@ -8,7 +8,9 @@ instances: A on one loop, B and C with --threads 2.
        receives all 1 800, in one and the same order, with ids strictly increasing; meanwhile
        2 newcomers join on each instance and get each line exactly once, in their history or
        live, never both, never neither, in that same order.
-    2. The cost of the ordered path: a lone member's send -> own echo latency on loopback,
+    2. History that survives: an instance SIGKILLed and restarted, and one started after the
+       lines were sent, give their newcomers every line (from the room's Redis stream) once.
+    3. The cost of the ordered path: a lone member's send -> own echo latency on loopback,
        with Redis (the line goes to Redis and back before it is shown) and on an instance
        without --redis; printed for the README, bounded.
 
@@ -123,6 +125,74 @@ class OneOrderTest(ClusterCase):
                     await c.close()
 
             asyncio.run(asyncio.wait_for(go(), 240 * SLOW))
+
+
+class HistoryThatSurvivesTest(ClusterCase):
+    def test_restarted_and_new_instances_serve_the_log(self):
+        """B (--threads 2) is SIGKILLed while A's members talk, then started again; C starts
+        only after every line was sent. Newcomers on both get, in `history`, every line
+        (those sent while they were down or not yet started) once, in the room's order,
+        then the next line live, once."""
+        room = "log"
+        with self.instance("--chat-history", "100") as A:
+            B = self.instance("--chat-history", "100", "--threads", "2")
+            B.expect_exit = None  # SIGKILLed below
+            with B:
+                self.connected(A, B)
+
+                async def before():
+                    a1, b1 = await Client.open(A, "a1", "A"), await Client.open(B, "b1", "B")
+                    for c in (a1, b1):
+                        await c.send(type="join", room=room, nick=c.nick)
+                        await c.until(lambda m: m.get("type") == "joined", what="joined")
+                    for k in range(10):
+                        await (a1 if k % 2 else b1).say(room, "x%d" % k)
+                    await a1.until_messages(10, timeout=10 * SLOW)
+                    await b1.until_messages(10, timeout=10 * SLOW)
+                    return a1, b1
+
+                async def run_all():
+                    a1, b1 = await before()
+                    B.proc.kill()  # no goodbye
+                    B.proc.wait(10)
+                    for k in range(10, 20):
+                        await a1.say(room, "x%d" % k)
+                    await a1.until_messages(20, timeout=10 * SLOW)
+                    b1.ws.transport.abort()  # its server is gone
+                    return a1
+
+                loop = asyncio.new_event_loop()
+                try:
+                    a1 = loop.run_until_complete(asyncio.wait_for(run_all(), 60 * SLOW))
+                    order = [(m["text"], m["id"]) for m in a1.messages]
+                    self.assertEqual(sorted(int(t[1:]) for t, _ in order), list(range(20)))
+                    self.assertEqual([t for t, _ in order[10:]], ["x%d" % k for k in range(10, 20)])
+                    B2 = self.instance("--chat-history", "100", "--threads", "2")
+                    C = self.instance("--chat-history", "100")
+                    with B2, C:
+                        self.connected(B2, C)
+
+                        async def newcomers():
+                            for s, nick in ((B2, "nb"), (C, "nc")):
+                                n = await Client.open(s, nick, "new")
+                                await n.send(type="join", room=room, nick=nick)
+                                j = await n.until(lambda m: m.get("type") == "joined", what="joined")
+                                self.assertEqual([(h["text"], h["id"]) for h in j["history"]], order,
+                                                 "%s's history" % nick)
+                                await a1.say(room, "after-" + nick)
+                                m = await n.until(lambda m: m.get("type") == "message", what="live line")
+                                self.assertEqual(m["text"], "after-" + nick)
+                                self.assertGreater(m["id"], order[-1][1])
+                                order.append((m["text"], m["id"]))
+                                await n.drain(0.3)
+                                self.assertEqual([x["text"] for x in n.messages], ["after-" + nick],
+                                                 "a line came twice")
+                                await n.close()
+                            await a1.close()
+
+                        loop.run_until_complete(asyncio.wait_for(newcomers(), 60 * SLOW))
+                finally:
+                    loop.close()
 
 
 class LatencyTest(ClusterCase):
