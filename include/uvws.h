@@ -419,6 +419,11 @@ typedef void (*uvws_range_cb)(uvws_server_t *srv, int status, const uvws_seq_ent
  * is unreachable (cb is not called), UVWS_ESTATE without options.redis. */
 UVWS_EXTERN int uvws_redis_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t count,
                                  uvws_range_cb cb, void *user);
+/** Calls `cb(srv, up, user)` on the loop of the server given each time the
+ * Redis link comes up (1: connected and subscribed) or goes down (0).
+ * Before uvws_server_start(); UVWS_ESTATE without options.redis. */
+UVWS_EXTERN int uvws_server_on_redis_state(uvws_server_t *srv, void (*cb)(uvws_server_t *srv, int up, void *user),
+                                           void *user);
 /** 1 while the server is connected to Redis and subscribed, else 0. From
  * any thread. */
 UVWS_EXTERN int uvws_server_redis_up(const uvws_server_t *srv);

@@ -477,6 +477,14 @@ int uvws_redis_range(uvws_server_t *srv, const char *topic, uint64_t after, size
   return uvws__rt_range(srv, topic, after, count, cb, user);
 }
 
+int uvws_server_on_redis_state(uvws_server_t *srv, void (*cb)(uvws_server_t *srv, int up, void *user),
+                               void *user) {
+  if (srv->opts.redis == NULL) return UVWS_ESTATE;
+  srv->on_redis_state = cb;
+  srv->on_redis_state_user = user;
+  return 0;
+}
+
 int uvws_server_redis_up(const uvws_server_t *srv) {
   const uvws_server_t *p = uvws__rt_primary((uvws_server_t *)(uintptr_t)srv);
   return atomic_load_explicit(&p->redis_up, memory_order_acquire);

@@ -370,7 +370,30 @@ static void chat_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, siz
   json_decref(req);
 }
 
-static void chat_open(uvws_conn_t *c) { uvws_conn_set_data(c, calloc(1, sizeof(chat_conn_t))); }
+/* With Redis every chat connection hears of the link's state on this
+ * topic: {"type":"status","redis":"down"} when it is lost (sends are
+ * refused until it is back), {"type":"status","redis":"up"} when it is. */
+#define STATUS_TOPIC "chat-status"
+
+static void status_json(uvws_conn_t *c, uvws_server_t *srv, int up) {
+  char text[40];
+  snprintf(text, sizeof(text), "{\"type\":\"status\",\"redis\":\"%s\"}", up ? "up" : "down");
+  if (c) uvws_send_text(c, text);
+  else uvws_publish_local(srv, STATUS_TOPIC, UVWS_OP_TEXT, text, strlen(text));
+}
+
+static void chat_redis_state(uvws_server_t *srv, int up, void *user) {
+  (void)user;
+  status_json(NULL, srv, up);
+}
+
+static void chat_open(uvws_conn_t *c) {
+  chat_app_t *app = uvws_conn_route_data(c);
+  uvws_conn_set_data(c, calloc(1, sizeof(chat_conn_t)));
+  if (!app->redis) return;
+  if (uvws_subscribe(c, STATUS_TOPIC) != 0) fprintf(stderr, "chat: %s misses Redis status\n", uvws_conn_peer(c));
+  if (!uvws_server_redis_up(uvws_conn_server(c))) status_json(c, NULL, 0);
+}
 
 static void chat_close(uvws_conn_t *c, int code, const char *reason, size_t reason_len) {
   chat_app_t *app = uvws_conn_route_data(c);
@@ -462,7 +485,8 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
   route.drop_on_backpressure = 1;
   r = uvws_server_route(srv, &route);
   if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0)
-    app->redis = uvws_server_on_sequenced(srv, chat_sequenced, app) == 0;
+    app->redis = uvws_server_on_sequenced(srv, chat_sequenced, app) == 0 &&
+                 uvws_server_on_redis_state(srv, chat_redis_state, app) == 0;
   if (r != 0) {
     uv_mutex_destroy(&app->pending_lock);
     chat_rooms_free(&app->rooms);

@@ -92,6 +92,7 @@ static void redis_sequenced(void *ctx, const char *topic, size_t n, uint64_t seq
 static void redis_state(void *ctx, int up) {
   uvws_server_t *srv = ctx;
   atomic_store_explicit(&srv->redis_up, up, memory_order_release);
+  if (srv->on_redis_state) srv->on_redis_state(srv, up, srv->on_redis_state_user);
 }
 
 int uvws__rt_append(uvws_server_t *srv, const char *topic, const char *head, size_t head_len,

@@ -55,6 +55,8 @@ struct uvws_server_s {
   void *on_remote_user;
   uvws_sequenced_cb on_sequenced; /* [primary] sequenced messages of every instance */
   void *on_sequenced_user;
+  void (*on_redis_state)(uvws_server_t *srv, int up, void *user); /* [primary] */
+  void *on_redis_state_user;
 
   /* [loop] the layers' contexts */
   uv_loop_t *loop;

@@ -13,8 +13,9 @@ to the Redis channel "uvws:<topic>" and each instance PSUBSCRIBEs "uvws:*", so c
     2. a raw RESP subscriber (PSUBSCRIBE uvws:*) sees uvws:chat:<room>; the
        uvws_redis_messages_total{dir} counters move (out on A; in on B, and on A too: a chat line
        is delivered only once it comes back from Redis, on every instance)
-    3. Redis killed: both instances log "lost" and report uvws_redis_connected 0; a chat line
-       sent meanwhile is refused (error redis_down) and reaches nobody; redis-server restarted
+    3. Redis killed: both instances log "lost" and report uvws_redis_connected 0; every chat
+       client gets {"type":"status","redis":"down"}, and a chat line sent meanwhile is refused
+       (error redis_down) and reaches nobody; "up" once it is back; redis-server restarted
        on the same port (no persistence: the counters are gone): both reconnect, re-subscribe,
        and every client that stayed connected gets the same lines, none twice, ids still growing
     4. an instance started while Redis is down serves /chat joins locally (sends: redis_down),
@@ -701,6 +702,10 @@ class RedisOutageTest(RedisTestCase):
                     await to_thread(wait_lines, s, lost_rx(port), 1, 10)
                     await to_thread(wait_metric, s, CONNECTED, lambda v: v == 0, 5, "after SIGKILL")
 
+                # Every chat client is told (README: status messages).
+                down = {"type": "status", "redis": "down"}
+                for c in four:
+                    await c.until(lambda m: m == down, what="status down")
                 # A line sent now cannot get its place: refused, and nobody gets it.
                 n_out = 5
                 for k in range(n_out):
@@ -726,6 +731,8 @@ class RedisOutageTest(RedisTestCase):
                 await to_thread(self.redis.start)
                 for s in (A, B):
                     await to_thread(self.wait_connected, s, times=2)
+                for c in four:
+                    await c.until(lambda m: m == {"type": "status", "redis": "up"}, what="status up")
 
                 # Cross-instance delivery resumes for the clients that stayed connected.
                 after_a = await send_until_seen(a1, room, b1, "afterA:")
@@ -774,6 +781,8 @@ class StartWithRedisDownTest(RedisTestCase):
             async def local():
                 a1, a2 = await Client.open(A, "a1", "A"), await Client.open(A, "a2", "A")
                 await join_all(room, [a1, a2])
+                for c in (a1, a2):  # told at once on connecting
+                    self.assertEqual(c.other[0], {"type": "status", "redis": "down"})
                 await a1.say(room, "local")
                 e = await a1.until(lambda m: m.get("type") == "error", what="redis_down")
                 self.assertEqual(e["code"], "redis_down")
