@@ -45,7 +45,8 @@ extern "C" {
   X(EEXIST,     -30006, "route already exists")                                \
   X(EBADCODE,   -30007, "close code may not be sent")                          \
   X(ESTATE,     -30008, "operation not allowed in the current state")                 \
-  X(EBACKPRESSURE, -30009, "send queue over max_backpressure; message dropped")
+  X(EBACKPRESSURE, -30009, "send queue over max_backpressure; message dropped") \
+  X(EUNAVAILABLE, -30010, "Redis is unreachable")
 
 typedef enum {
 #define UVWS_ERRNO_GEN(name, val, msg) UVWS_##name = (val),
@@ -377,6 +378,64 @@ typedef void (*uvws_remote_cb)(uvws_server_t *srv, const char *topic, size_t top
  * (a chat's history, say) in step across instances. Set it before
  * uvws_server_start(). UVWS_ESTATE without options.redis. */
 UVWS_EXTERN int uvws_server_on_remote(uvws_server_t *srv, uvws_remote_cb cb, void *user);
+/** uvws_publish for this instance's subscribers only (on every thread),
+ * never sent to Redis: for an application that delivers what it received
+ * from Redis itself (see uvws_publish_sequenced). */
+UVWS_EXTERN int uvws_publish_local(uvws_server_t *srv, const char *topic, uvws_opcode_t op,
+                                   const void *data, size_t len);
+/** A text message put in one order across every instance (options.redis).
+ * In one Redis script the topic gets its next sequence number N (INCR of
+ * the key "uvws:seq:<topic>", which starts at Redis's clock in
+ * microseconds, so numbers keep growing even across a Redis restart that
+ * lost the key), the message
+ * head + decimal N + tail is appended to the stream "uvws:log:<topic>"
+ * with the entry id "N-0" (trimmed to about `keep` entries, MAXLEN ~),
+ * and published. Redis's one order of scripts is then the topic's order.
+ * Nothing is delivered to local subscribers: every instance, this one
+ * included, hears the message from Redis through the callback of
+ * uvws_server_on_sequenced() and delivers it as it sees fit
+ * (uvws_publish_local). From any thread. Returns 0 once on its way, or
+ * UVWS_EUNAVAILABLE while Redis is unreachable (nothing was sent),
+ * UVWS_ESTATE without options.redis, UV_EINVAL for a bad argument. */
+UVWS_EXTERN int uvws_publish_sequenced(uvws_server_t *srv, const char *topic, const char *head,
+                                       size_t head_len, const char *tail, size_t tail_len,
+                                       size_t keep);
+/** A sequenced message as it came back from Redis: its topic (`topic_len`
+ * bytes), its number and its text (`len` bytes, valid during the call).
+ * Messages of one topic arrive in number order; after a lost connection
+ * there may be a gap. */
+typedef void (*uvws_sequenced_cb)(uvws_server_t *srv, const char *topic, size_t topic_len,
+                                  uint64_t seq, const char *data, size_t len, void *user);
+/** Calls `cb` on the loop of the server given for every sequenced message
+ * of every instance, this one's included. Before uvws_server_start();
+ * UVWS_ESTATE without options.redis. */
+UVWS_EXTERN int uvws_server_on_sequenced(uvws_server_t *srv, uvws_sequenced_cb cb, void *user);
+/** One logged sequenced message: its number and text (not NUL-terminated). */
+typedef struct {
+  uint64_t seq;
+  const char *data;
+  size_t len;
+} uvws_seq_entry_t;
+/** The answer of uvws_redis_range: 0 and the entries, oldest first (valid
+ * during the call), or UVWS_EUNAVAILABLE if Redis went away first. */
+typedef void (*uvws_range_cb)(uvws_server_t *srv, int status, const uvws_seq_entry_t *entries,
+                              size_t n, void *user);
+/** Reads the log of a topic's sequenced messages (uvws_publish_sequenced):
+ * with `after` 0 its last `count` entries, else up to `count` entries
+ * numbered above `after`. `cb` is called once, later, on the loop of the
+ * server given (the caller's loop: pass uvws_conn_server()), unless the
+ * server stops first. From any thread. 0, UVWS_EUNAVAILABLE while Redis
+ * is unreachable (cb is not called), UVWS_ESTATE without options.redis. */
+UVWS_EXTERN int uvws_redis_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t count,
+                                 uvws_range_cb cb, void *user);
+/** Calls `cb(srv, up, user)` on the loop of the server given each time the
+ * Redis link comes up (1: connected and subscribed) or goes down (0).
+ * Before uvws_server_start(); UVWS_ESTATE without options.redis. */
+UVWS_EXTERN int uvws_server_on_redis_state(uvws_server_t *srv, void (*cb)(uvws_server_t *srv, int up, void *user),
+                                           void *user);
+/** 1 while the server is connected to Redis and subscribed, else 0. From
+ * any thread. */
+UVWS_EXTERN int uvws_server_redis_up(const uvws_server_t *srv);
 /** Subscribers of `topic` right now. */
 UVWS_EXTERN size_t uvws_topic_subscribers(const uvws_server_t *srv, const char *topic);
 

@@ -450,7 +450,44 @@ int uvws_unsubscribe(uvws_conn_t *c, const char *topic) {
 }
 
 int uvws_publish(uvws_server_t *srv, const char *topic, uvws_opcode_t op, const void *data, size_t len) {
-  return uvws__pubsub_publish(&srv->ps, topic, op, data, len);
+  return uvws__pubsub_publish(&srv->ps, topic, op, data, len, 0);
+}
+
+int uvws_publish_local(uvws_server_t *srv, const char *topic, uvws_opcode_t op, const void *data, size_t len) {
+  return uvws__pubsub_publish(&srv->ps, topic, op, data, len, 1);
+}
+
+int uvws_publish_sequenced(uvws_server_t *srv, const char *topic, const char *head, size_t head_len,
+                           const char *tail, size_t tail_len, size_t keep) {
+  if (topic == NULL || topic[0] == '\0' || (head == NULL && head_len) || (tail == NULL && tail_len))
+    return UV_EINVAL;
+  return uvws__rt_append(srv, topic, head ? head : "", head_len, tail ? tail : "", tail_len, keep);
+}
+
+int uvws_server_on_sequenced(uvws_server_t *srv, uvws_sequenced_cb cb, void *user) {
+  if (srv->opts.redis == NULL) return UVWS_ESTATE;
+  srv->on_sequenced = cb;
+  srv->on_sequenced_user = user;
+  return 0;
+}
+
+int uvws_redis_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t count, uvws_range_cb cb,
+                     void *user) {
+  if (topic == NULL || topic[0] == '\0' || cb == NULL) return UV_EINVAL;
+  return uvws__rt_range(srv, topic, after, count, cb, user);
+}
+
+int uvws_server_on_redis_state(uvws_server_t *srv, void (*cb)(uvws_server_t *srv, int up, void *user),
+                               void *user) {
+  if (srv->opts.redis == NULL) return UVWS_ESTATE;
+  srv->on_redis_state = cb;
+  srv->on_redis_state_user = user;
+  return 0;
+}
+
+int uvws_server_redis_up(const uvws_server_t *srv) {
+  const uvws_server_t *p = uvws__rt_primary((uvws_server_t *)(uintptr_t)srv);
+  return atomic_load_explicit(&p->redis_up, memory_order_acquire);
 }
 
 size_t uvws_topic_subscribers(const uvws_server_t *srv, const char *topic) {

@@ -3,23 +3,34 @@
  * only. Each room is the topic "chat:<room>"; a message is serialised once
  * and published, so every member's connection shares one frame.
  *
- * Ownership: the app owns its rooms (a list) and each connection's state
- * (uvws_conn_set_data); a room lives while it has members.
+ * Ownership: the app owns its room table (chat_rooms.c: a room lives while
+ * a membership, a remote member or an operation in progress holds it) and
+ * each connection's state (uvws_conn_set_data, touched only by the
+ * connection's own loop).
  *
- * Threads: with --threads the handlers run on every loop, so rooms are
- * shared state under one lock. Publishing happens under it too: the order
- * of ids, of the history and of publishes is then the same, and since a
- * subscription only receives what was published after it began, a newcomer
- * gets each message exactly once, either in "history" or live.
+ * Threads: with --threads the handlers run on every loop. Each room has a
+ * lock of its own and publishes under it: the order of ids, of the history
+ * and of publishes is then the same for the room, and since a subscription
+ * only receives what was published after it began, a newcomer gets each
+ * message exactly once, either in "history" or live. Rooms do not wait for
+ * each other; a send finds its room through the connection's memberships,
+ * without the table's lock.
  *
- * Instances (--redis): messages and presence events cross through Redis;
- * uvws_server_on_remote() shows us the other instances' ones, so members
- * and history include them (from the moment this instance was connected).
- * Ids must stay unique per room across instances without asking anyone:
- * id = counter << 16 | tag, a Lamport counter (always past every id seen in
- * the room) and this instance's random 16-bit tag; a tag seen from another
- * instance is redrawn. Without Redis the tag is 0 and ids are 1, 2, 3... */
+ * Instances (--redis): a line takes its place from Redis. A send goes out
+ * with uvws_publish_sequenced(): one script numbers it (the id), logs it
+ * and publishes it, so Redis's single order of scripts is the room's
+ * order on every instance. Nobody delivers a line before it comes back:
+ * every instance, the sender's included, hears it in chat_sequenced() and
+ * publishes it to its own members (uvws_publish_local) under the room's
+ * lock, in id order, dropping an id it already delivered; the sender sees
+ * its own line only once it has its place. While Redis is unreachable a
+ * send is refused (error "redis_down"): a line is either in the order for
+ * everyone or sent to no one. Presence events cross through plain
+ * publishes; uvws_server_on_remote() shows us the other instances' ones,
+ * so members include them (from the moment this instance was connected).
+ * Without Redis ids are the room's own counter, 1, 2, 3... */
 #include "apps.h"
+#include "chat_rooms.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -27,38 +38,34 @@
 #include <string.h>
 #include <time.h>
 
-#define NAME_MAX_LEN 32
+#define NAME_MAX_LEN CHAT_NAME_MAX
 #define TEXT_MAX_LEN 4096
 #define MAX_ROOMS_PER_CONN 16
 #define ABUSE_LIMIT 10 /* errors before the connection is closed with 1008 */
 
-typedef struct member_s {
-  struct member_s *next;
-  int remote; /* on another instance */
-  char nick[NAME_MAX_LEN + 1];
-} member_t;
-
-typedef struct chat_room_s {
-  struct chat_room_s *next;
-  char name[NAME_MAX_LEN + 1];
-  char topic[NAME_MAX_LEN + 6];
-  uint64_t next_id;      /* the counter part of the next id */
-  size_t members;        /* local members; remote ones are only in the list */
-  member_t *member_list; /* owned, newest first */
-  char **history;        /* ring of serialised "message" objects, owned */
-  size_t hist_len, hist_head;
-} chat_room_t;
+typedef struct pending_join_s pending_join_t;
 
 typedef struct {
-  uv_mutex_t lock; /* rooms and everything in them */
-  chat_room_t *rooms;
-  size_t history; /* messages kept per room */
-  unsigned tag;   /* 1-65535 with Redis, else 0 */
+  chat_rooms_t rooms;
+  int redis; /* lines are ordered by Redis (set before start, then read-only) */
+  uv_mutex_t pending_lock; /* the list below */
+  pending_join_t *pending; /* joins waiting for their history from Redis */
 } chat_app_t;
 
-typedef struct {
-  chat_room_t *room;
+/* A join whose history is being read from Redis. Owned by the app's list
+ * until the answer comes (on the connection's loop), or the app ends. */
+struct pending_join_s {
+  pending_join_t *next, *prev;
+  chat_app_t *app;
+  uvws_conn_t *conn; /* NULL once it closed (both on the connection's loop) */
+  chat_room_t *room; /* held by the membership, or by this once it closed */
   char nick[NAME_MAX_LEN + 1];
+};
+
+typedef struct {
+  chat_room_t *room;       /* held: this membership is one of its references */
+  char nick[NAME_MAX_LEN + 1];
+  pending_join_t *pending; /* non-NULL until "joined" is sent */
 } membership_t;
 
 typedef struct {
@@ -110,171 +117,224 @@ static void error_msg(uvws_conn_t *c, const char *code, const char *message) {
   if (cc && ++cc->errors >= ABUSE_LIMIT) uvws_close(c, UVWS_CLOSE_POLICY, "too many errors");
 }
 
-static chat_room_t *find_room(chat_app_t *app, const char *name, int create) {
-  chat_room_t *r;
-  for (r = app->rooms; r; r = r->next)
-    if (strcmp(r->name, name) == 0) return r;
-  if (!create || (r = calloc(1, sizeof(*r))) == NULL) return NULL;
-  if (app->history && (r->history = calloc(app->history, sizeof(char *))) == NULL) {
-    free(r);
-    return NULL;
-  }
-  snprintf(r->name, sizeof(r->name), "%s", name);
-  snprintf(r->topic, sizeof(r->topic), "chat:%s", name);
-  r->next_id = 1;
-  r->next = app->rooms;
-  app->rooms = r;
-  return r;
-}
-
-static void drop_room(chat_app_t *app, chat_room_t *r) {
-  chat_room_t **p;
-  size_t i;
-  for (p = &app->rooms; *p; p = &(*p)->next) {
-    if (*p != r) continue;
-    *p = r->next;
-    while (r->member_list) {
-      member_t *m = r->member_list;
-      r->member_list = m->next;
-      free(m);
-    }
-    for (i = 0; i < r->hist_len; i++) free(r->history[(r->hist_head + i) % app->history]);
-    free(r->history);
-    free(r);
-    return;
-  }
-}
-
-static void members_add(chat_room_t *r, const char *nick, int remote) {
-  member_t *m = calloc(1, sizeof(*m));
-  if (m == NULL) return;
-  m->remote = remote;
-  snprintf(m->nick, sizeof(m->nick), "%s", nick);
-  m->next = r->member_list;
-  r->member_list = m;
-}
-
-static void members_remove(chat_room_t *r, const char *nick, int remote) {
-  member_t **p;
-  for (p = &r->member_list; *p; p = &(*p)->next) {
-    if ((*p)->remote == remote && strcmp((*p)->nick, nick) == 0) {
-      member_t *m = *p;
-      *p = m->next;
-      free(m);
-      return;
-    }
-  }
-}
-
-static int nick_taken(const chat_room_t *r, const char *nick) {
-  const member_t *m;
-  for (m = r->member_list; m; m = m->next)
-    if (strcmp(m->nick, nick) == 0) return 1;
-  return 0;
-}
-
 static json_t *members_json(const chat_room_t *r) {
   json_t *arr = json_array();
-  const member_t *m;
+  const chat_member_t *m;
   for (m = r->member_list; m; m = m->next) json_array_append_new(arr, json_string(m->nick));
   return arr;
 }
 
-static membership_t *member_of(chat_conn_t *cc, const chat_room_t *r) {
+/* The connection's membership of the room called `name`, or NULL; one
+ * still waiting for its history only if `pending`. */
+static membership_t *member_of(chat_conn_t *cc, const char *name, int pending) {
   size_t i;
-  for (i = 0; i < cc->n; i++)
-    if (cc->in[i].room == r) return &cc->in[i];
+  for (i = 0; name && i < cc->n; i++)
+    if (strcmp(cc->in[i].room->name, name) == 0) return pending || !cc->in[i].pending ? &cc->in[i] : NULL;
   return NULL;
 }
 
-static void leave(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, membership_t *m, int announce) {
+static void leave(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, membership_t *m) {
   chat_room_t *r = m->room;
   char nick[NAME_MAX_LEN + 1];
   snprintf(nick, sizeof(nick), "%s", m->nick);
-  members_remove(r, nick, 0);
-  uvws_unsubscribe(c, r->topic);
   *m = cc->in[--cc->n];
-  if (--r->members == 0 && r->member_list == NULL) {
-    drop_room(app, r);
-    return;
-  }
-  if (announce)
-    publish_json(uvws_conn_server(c), r,
-                 json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick,
-                           "event", "leave"));
+  uv_mutex_lock(&r->lock);
+  chat_room_remove_member(r, nick, 0);
+  uvws_unsubscribe(c, r->topic);
+  /* Published even to an empty room: other instances may have members. */
+  publish_json(uvws_conn_server(c), r,
+               json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick,
+                         "event", "leave"));
+  uv_mutex_unlock(&r->lock);
+  chat_rooms_release(&app->rooms, r);
 }
 
-static json_t *history_json(const chat_app_t *app, const chat_room_t *r) {
+/* A line with its place, on this instance (room lock held): to the local
+ * members once, in id order, and into the history. */
+static void deliver_line(uvws_server_t *srv, chat_room_t *r, uint64_t seq, const char *data, size_t len) {
+  char *copy;
+  if (seq <= r->last_seq) return;
+  r->last_seq = seq;
+  uvws_publish_local(srv, r->topic, UVWS_OP_TEXT, data, len);
+  if ((copy = malloc(len + 1)) != NULL) {
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    chat_room_history_add(r, copy, seq);
+  }
+}
+
+/* The room's last lines: the ring, and before it what the log read from
+ * Redis has (both in id order; every line is up to r->last_seq). */
+static json_t *history_json(const chat_room_t *r, const uvws_seq_entry_t *log, size_t nlog) {
   json_t *arr = json_array();
-  size_t i;
+  uint64_t first = r->hist_len ? r->hist_seq[r->hist_head] : UINT64_MAX;
+  size_t i, older = 0, skip;
+  for (i = 0; i < nlog; i++)
+    if (log[i].seq < first) older++;
+  skip = older + r->hist_len > r->hist_cap ? older + r->hist_len - r->hist_cap : 0;
+  for (i = 0; i < nlog && log[i].seq < first; i++) {
+    json_t *m = i >= skip ? json_loadb(log[i].data, log[i].len, 0, NULL) : NULL;
+    if (m) json_array_append_new(arr, m);
+  }
   for (i = 0; i < r->hist_len; i++) {
-    json_t *m = json_loads(r->history[(r->hist_head + i) % app->history], 0, NULL);
+    json_t *m = older + i >= skip ? json_loads(r->history[(r->hist_head + i) % r->hist_cap], 0, NULL) : NULL;
     if (m) json_array_append_new(arr, m);
   }
   return arr;
 }
 
+/* The newcomer hears the room's state, then everything after it: under the
+ * room's lock, so each line reaches it once, in `history` or live. Lines
+ * the log read found that this instance has not delivered yet (they are
+ * on their way) are delivered now, to everyone; their copy from Redis is
+ * then dropped as already seen. */
+static void complete_join(uvws_conn_t *c, membership_t *m, const uvws_seq_entry_t *log, size_t nlog) {
+  chat_room_t *r = m->room;
+  size_t i;
+  uv_mutex_lock(&r->lock);
+  for (i = 0; i < nlog; i++) deliver_line(uvws_conn_server(c), r, log[i].seq, log[i].data, log[i].len);
+  publish_json(uvws_conn_server(c), r,
+               json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", m->nick, "event",
+                         "join"));
+  send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", m->nick,
+                         "members", members_json(r), "history", history_json(r, log, nlog)));
+  i = uvws_subscribe(c, r->topic) != 0;
+  uv_mutex_unlock(&r->lock);
+  if (i) error_msg(c, "internal", "cannot subscribe");
+}
+
+static void pending_unlink(chat_app_t *app, pending_join_t *pj) {
+  uv_mutex_lock(&app->pending_lock);
+  if (pj->prev) pj->prev->next = pj->next;
+  else app->pending = pj->next;
+  if (pj->next) pj->next->prev = pj->prev;
+  uv_mutex_unlock(&app->pending_lock);
+}
+
+/* The log read's answer, on the connection's loop. */
+static void on_history(uvws_server_t *srv, int status, const uvws_seq_entry_t *log, size_t n, void *user) {
+  pending_join_t *pj = user;
+  chat_app_t *app = pj->app;
+  chat_conn_t *cc;
+  size_t i;
+  (void)srv;
+  pending_unlink(app, pj);
+  if (pj->conn == NULL) { /* it left before: give back its nick and room */
+    uv_mutex_lock(&pj->room->lock);
+    chat_room_remove_member(pj->room, pj->nick, 0);
+    uv_mutex_unlock(&pj->room->lock);
+    chat_rooms_release(&app->rooms, pj->room);
+    free(pj);
+    return;
+  }
+  cc = uvws_conn_get_data(pj->conn);
+  for (i = 0; i < cc->n && cc->in[i].pending != pj; i++) {
+  }
+  if (status != 0) fprintf(stderr, "chat: history of %s not read from Redis: %s\n", pj->room->name,
+                           uvws_strerror(status));
+  if (i < cc->n) {
+    cc->in[i].pending = NULL;
+    complete_join(pj->conn, &cc->in[i], status == 0 ? log : NULL, status == 0 ? n : 0);
+  }
+  free(pj);
+}
+
+/* With Redis, a join first reads the room's last lines from its log, so a
+ * newcomer's history holds what was said before this instance knew of the
+ * room. Returns 1 if the join now waits for that answer. */
+static int read_history(uvws_conn_t *c, chat_app_t *app, membership_t *m) {
+  pending_join_t *pj;
+  if (!app->redis || app->rooms.history == 0 || (pj = calloc(1, sizeof(*pj))) == NULL) return 0;
+  pj->app = app, pj->conn = c, pj->room = m->room;
+  snprintf(pj->nick, sizeof(pj->nick), "%s", m->nick);
+  uv_mutex_lock(&app->pending_lock);
+  pj->next = app->pending;
+  if (pj->next) pj->next->prev = pj;
+  app->pending = pj;
+  uv_mutex_unlock(&app->pending_lock);
+  if (uvws_redis_range(uvws_conn_server(c), m->room->topic, 0, app->rooms.history, on_history, pj) != 0) {
+    pending_unlink(app, pj); /* Redis is down: the history this instance has */
+    free(pj);
+    return 0;
+  }
+  m->pending = pj;
+  return 1;
+}
+
+/* Every refusal is decided before the room is looked up, or undone by
+ * releasing it: a refused join leaves nothing behind. */
 static void on_join(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char *room, const char *nick) {
   chat_room_t *r;
   membership_t *m;
+  const char *code = NULL, *why = NULL;
   if (!valid_name(room) || !valid_name(nick))
     return error_msg(c, "invalid_name", "room and nick: 1-32 of A-Z a-z 0-9 _ . -");
-  r = find_room(app, room, 1);
-  if (r == NULL) return error_msg(c, "internal", "out of memory");
-  if (member_of(cc, r)) return error_msg(c, "already_joined", "already in this room");
+  if (member_of(cc, room, 1)) return error_msg(c, "already_joined", "already in this room");
   if (cc->n == MAX_ROOMS_PER_CONN) return error_msg(c, "too_many_rooms", "leave a room first");
-  if (nick_taken(r, nick)) {
-    if (r->member_list == NULL) drop_room(app, r);
-    return error_msg(c, "nick_taken", "someone in this room has that nick");
+  if ((r = chat_rooms_hold(&app->rooms, room)) == NULL) return error_msg(c, "internal", "out of memory");
+  uv_mutex_lock(&r->lock);
+  if (chat_room_nick_taken(r, nick)) {
+    code = "nick_taken", why = "someone in this room has that nick";
+  } else if (chat_room_add_member(r, nick, 0) != 0) {
+    code = "internal", why = "out of memory";
   }
-  /* Others hear of the newcomer; the newcomer gets the room's state. */
-  publish_json(uvws_conn_server(c), r,
-               json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick, "event",
-                         "join"));
-  members_add(r, nick, 0);
-  r->members++;
+  uv_mutex_unlock(&r->lock);
+  if (code) {
+    chat_rooms_release(&app->rooms, r);
+    return error_msg(c, code, why);
+  }
+  /* The nick is the newcomer's now; the reference taken above is the
+   * membership's. */
   m = &cc->in[cc->n++];
   m->room = r;
+  m->pending = NULL;
   snprintf(m->nick, sizeof(m->nick), "%s", nick);
-  send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", nick,
-                         "members", members_json(r), "history", history_json(app, r)));
-  if (uvws_subscribe(c, r->topic) != 0) error_msg(c, "internal", "cannot subscribe");
+  if (!read_history(c, app, m)) complete_join(c, m, NULL, 0);
 }
 
-/* The ring keeps the last N serialised messages; takes `serial`. */
-static void history_add(chat_app_t *app, chat_room_t *r, char *serial) {
-  size_t slot;
-  if (app->history == 0) {
-    free(serial);
-    return;
+/* With Redis: the line without its id goes to Redis, which gives it one
+ * (the room's next number) and sends it back to every instance. */
+static void send_ordered(uvws_conn_t *c, chat_app_t *app, membership_t *m, const char *text) {
+  json_t *msg = json_pack("{s:s, s:s, s:s, s:s, s:I}", "type", "message", "room", m->room->name, "nick",
+                          m->nick, "text", text, "ts", (json_int_t)now_ms());
+  char *obj = msg ? json_dumps(msg, JSON_COMPACT) : NULL, *head = NULL;
+  size_t n = obj ? strlen(obj) : 0;
+  int r = UV_ENOMEM;
+  json_decref(msg);
+  /* {...,"ts":T} becomes the head {...,"ts":T,"id": and the tail } */
+  if (n >= 2 && obj[n - 1] == '}' && (head = malloc(n + 5)) != NULL) {
+    memcpy(head, obj, n - 1);
+    memcpy(head + n - 1, ",\"id\":", 6);
+    r = uvws_publish_sequenced(uvws_conn_server(c), m->room->topic, head, n + 5, "}", 1, app->rooms.history);
   }
-  slot = (r->hist_head + r->hist_len) % app->history;
-  if (r->hist_len == app->history) {
-    free(r->history[r->hist_head]);
-    r->hist_head = (r->hist_head + 1) % app->history;
-    slot = (r->hist_head + r->hist_len - 1) % app->history;
-  } else {
-    r->hist_len++;
-  }
-  r->history[slot] = serial;
+  free(obj);
+  free(head);
+  if (r == UVWS_EUNAVAILABLE) return error_msg(c, "redis_down", "Redis is unreachable: the line was not sent");
+  if (r != 0) error_msg(c, "internal", "the line was not sent");
 }
 
 static void on_send(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char *room, const char *text) {
-  chat_room_t *r = valid_name(room) ? find_room(app, room, 0) : NULL;
-  membership_t *m = r ? member_of(cc, r) : NULL;
+  membership_t *m = member_of(cc, room, 0);
+  chat_room_t *r;
   json_t *msg;
   char *serial;
+  uint64_t id;
   if (m == NULL) return error_msg(c, "not_joined", "join the room first");
   if (strlen(text) > TEXT_MAX_LEN) return error_msg(c, "too_long", "text over 4096 bytes");
+  if (app->redis) return send_ordered(c, app, m, text);
+  r = m->room;
+  uv_mutex_lock(&r->lock);
+  id = r->next_id++;
   msg = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "type", "message", "room", r->name, "nick", m->nick,
-                  "text", text, "id", (json_int_t)(r->next_id++ << (app->tag ? 16 : 0) | app->tag),
-                  "ts", (json_int_t)now_ms());
-  if (msg == NULL) return error_msg(c, "internal", "out of memory");
-  serial = json_dumps(msg, JSON_COMPACT);
+                  "text", text, "id", (json_int_t)id, "ts", (json_int_t)now_ms());
+  serial = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
   json_decref(msg);
-  if (serial == NULL) return;
-  uvws_publish(uvws_conn_server(c), r->topic, UVWS_OP_TEXT, serial, strlen(serial));
-  history_add(app, r, serial);
+  if (serial) {
+    uvws_publish(uvws_conn_server(c), r->topic, UVWS_OP_TEXT, serial, strlen(serial));
+    chat_room_history_add(r, serial, id);
+  }
+  uv_mutex_unlock(&r->lock);
+  if (serial == NULL) error_msg(c, "internal", "out of memory");
 }
 
 static void chat_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {
@@ -292,90 +352,107 @@ static void chat_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, siz
     return error_msg(c, "bad_json", "not a JSON object");
   }
   json_unpack(req, "{s?s, s?s, s?s, s?s}", "type", &type, "room", &room, "nick", &nick, "text", &text);
-  uv_mutex_lock(&app->lock);
   if (type == NULL) {
     error_msg(c, "bad_request", "missing type");
   } else if (strcmp(type, "join") == 0) {
     if (room && nick) on_join(c, app, cc, room, nick);
     else error_msg(c, "bad_request", "join needs room and nick");
   } else if (strcmp(type, "leave") == 0) {
-    chat_room_t *r = room ? find_room(app, room, 0) : NULL;
-    membership_t *m = r ? member_of(cc, r) : NULL;
-    if (m) {
-      leave(c, app, cc, m, 1);
-    } else {
-      error_msg(c, "not_joined", "not in this room");
-    }
+    membership_t *m = member_of(cc, room, 0);
+    if (m) leave(c, app, cc, m);
+    else error_msg(c, "not_joined", "not in this room");
   } else if (strcmp(type, "send") == 0) {
     if (room && text) on_send(c, app, cc, room, text);
     else error_msg(c, "bad_request", "send needs room and text");
   } else {
     error_msg(c, "unknown_type", "type must be join, leave or send");
   }
-  uv_mutex_unlock(&app->lock);
   json_decref(req);
 }
 
-static void chat_open(uvws_conn_t *c) { uvws_conn_set_data(c, calloc(1, sizeof(chat_conn_t))); }
+/* With Redis every chat connection hears of the link's state on this
+ * topic: {"type":"status","redis":"down"} when it is lost (sends are
+ * refused until it is back), {"type":"status","redis":"up"} when it is. */
+#define STATUS_TOPIC "chat-status"
+
+static void status_json(uvws_conn_t *c, uvws_server_t *srv, int up) {
+  char text[40];
+  snprintf(text, sizeof(text), "{\"type\":\"status\",\"redis\":\"%s\"}", up ? "up" : "down");
+  if (c) uvws_send_text(c, text);
+  else uvws_publish_local(srv, STATUS_TOPIC, UVWS_OP_TEXT, text, strlen(text));
+}
+
+static void chat_redis_state(uvws_server_t *srv, int up, void *user) {
+  (void)user;
+  status_json(NULL, srv, up);
+}
+
+static void chat_open(uvws_conn_t *c) {
+  chat_app_t *app = uvws_conn_route_data(c);
+  uvws_conn_set_data(c, calloc(1, sizeof(chat_conn_t)));
+  if (!app->redis) return;
+  if (uvws_subscribe(c, STATUS_TOPIC) != 0) fprintf(stderr, "chat: %s misses Redis status\n", uvws_conn_peer(c));
+  if (!uvws_server_redis_up(uvws_conn_server(c))) status_json(c, NULL, 0);
+}
 
 static void chat_close(uvws_conn_t *c, int code, const char *reason, size_t reason_len) {
   chat_app_t *app = uvws_conn_route_data(c);
   chat_conn_t *cc = uvws_conn_get_data(c);
   (void)code, (void)reason, (void)reason_len;
   if (cc == NULL) return;
-  uv_mutex_lock(&app->lock);
   while (cc->n > 0) {
-    leave(c, app, cc, &cc->in[cc->n - 1], 1);
+    membership_t *m = &cc->in[cc->n - 1];
+    if (m->pending) { /* on_history gives its room back */
+      m->pending->conn = NULL;
+      cc->n--;
+    } else {
+      leave(c, app, cc, m);
+    }
   }
-  uv_mutex_unlock(&app->lock);
   free(cc);
 }
 
-static unsigned draw_tag(void) {
-  uint16_t t = 0;
-  while (t == 0)
-    if (uv_random(NULL, NULL, &t, sizeof(t), 0, NULL) != 0) t = (uint16_t)(uv_hrtime() | 1);
-  return t;
+/* A line back from Redis with its place (primary's loop): delivered to
+ * this instance's members once, in id order, and kept in the history. */
+static void chat_sequenced(uvws_server_t *srv, const char *topic, size_t topic_len, uint64_t seq,
+                           const char *data, size_t len, void *user) {
+  chat_app_t *app = user;
+  char name[NAME_MAX_LEN + 1];
+  chat_room_t *r;
+  if (topic_len < 6 || topic_len - 5 > NAME_MAX_LEN || memcmp(topic, "chat:", 5) != 0) return;
+  memcpy(name, topic + 5, topic_len - 5);
+  name[topic_len - 5] = '\0';
+  if (!valid_name(name) || (r = chat_rooms_hold(&app->rooms, name)) == NULL) return;
+  uv_mutex_lock(&r->lock);
+  deliver_line(srv, r, seq, data, len);
+  uv_mutex_unlock(&r->lock);
+  chat_rooms_release(&app->rooms, r);
 }
 
-/* Another instance's presence event or message (primary's loop). */
+/* Another instance's presence event or message (primary's loop). A remote
+ * member holds its room like a local one. */
 static void chat_remote(uvws_server_t *srv, const char *topic, size_t topic_len, uvws_opcode_t op,
                         const void *data, size_t len, void *user) {
   chat_app_t *app = user;
   json_t *obj;
   const char *type = NULL, *room = NULL, *nick = NULL, *event = NULL;
-  json_int_t id = 0;
   chat_room_t *r;
+  int keep = 0, gone = 0;
   (void)srv;
   if (op != UVWS_OP_TEXT || topic_len < 6 || memcmp(topic, "chat:", 5) != 0) return;
   if ((obj = json_loadb(data, len, 0, NULL)) == NULL) return;
-  json_unpack(obj, "{s?s, s?s, s?s, s?s, s?I}", "type", &type, "room", &room, "nick", &nick, "event",
-              &event, "id", &id);
+  json_unpack(obj, "{s?s, s?s, s?s, s?s}", "type", &type, "room", &room, "nick", &nick, "event", &event);
   if (type == NULL || !valid_name(room) || !valid_name(nick)) goto out;
-  uv_mutex_lock(&app->lock);
-  r = find_room(app, room, 1);
-  if (r == NULL) goto unlock;
+  if ((r = chat_rooms_hold(&app->rooms, room)) == NULL) goto out;
+  uv_mutex_lock(&r->lock);
   if (strcmp(type, "presence") == 0 && event && strcmp(event, "join") == 0) {
-    if (!nick_taken(r, nick)) members_add(r, nick, 1);
+    keep = !chat_room_nick_taken(r, nick) && chat_room_add_member(r, nick, 1) == 0;
   } else if (strcmp(type, "presence") == 0 && event && strcmp(event, "leave") == 0) {
-    members_remove(r, nick, 1);
-  } else if (strcmp(type, "message") == 0 && id > 0) {
-    char *copy = malloc(len + 1);
-    if ((unsigned)(id & 0xffff) == app->tag) {
-      unsigned old = app->tag;
-      app->tag = draw_tag();
-      fprintf(stderr, "chat: another instance uses id tag %u; this one now uses %u\n", old, app->tag);
-    }
-    if ((uint64_t)id >> 16 >= r->next_id) r->next_id = ((uint64_t)id >> 16) + 1;
-    if (copy) {
-      memcpy(copy, data, len);
-      copy[len] = '\0';
-      history_add(app, r, copy);
-    }
+    gone = chat_room_remove_member(r, nick, 1);
   }
-  if (r->members == 0 && r->member_list == NULL) drop_room(app, r);
-unlock:
-  uv_mutex_unlock(&app->lock);
+  uv_mutex_unlock(&r->lock);
+  if (!keep) chat_rooms_release(&app->rooms, r);
+  if (gone) chat_rooms_release(&app->rooms, r); /* the reference that member held */
 out:
   json_decref(obj);
 }
@@ -388,11 +465,15 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
   int r;
   *handle = NULL;
   if (app == NULL) return UV_ENOMEM;
-  if ((r = uv_mutex_init(&app->lock)) != 0) {
+  if ((r = chat_rooms_init(&app->rooms, history)) != 0) {
     free(app);
     return r;
   }
-  app->history = history;
+  if ((r = uv_mutex_init(&app->pending_lock)) != 0) {
+    chat_rooms_free(&app->rooms);
+    free(app);
+    return r;
+  }
   route.path = path;
   route.handlers.on_open = chat_open;
   route.handlers.on_message = chat_message;
@@ -403,9 +484,12 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
    * member than holding up, or disconnecting, anyone. */
   route.drop_on_backpressure = 1;
   r = uvws_server_route(srv, &route);
-  if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0) app->tag = draw_tag();
+  if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0)
+    app->redis = uvws_server_on_sequenced(srv, chat_sequenced, app) == 0 &&
+                 uvws_server_on_redis_state(srv, chat_redis_state, app) == 0;
   if (r != 0) {
-    uv_mutex_destroy(&app->lock);
+    uv_mutex_destroy(&app->pending_lock);
+    chat_rooms_free(&app->rooms);
     free(app);
   } else {
     *handle = app;
@@ -416,7 +500,13 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
 void uvws_app_chat_free(void *handle) {
   chat_app_t *app = handle;
   if (app == NULL) return;
-  while (app->rooms) drop_room(app, app->rooms);
-  uv_mutex_destroy(&app->lock);
+  /* Joins whose answer never came (the server stopped first). */
+  while (app->pending) {
+    pending_join_t *pj = app->pending;
+    app->pending = pj->next;
+    free(pj);
+  }
+  uv_mutex_destroy(&app->pending_lock);
+  chat_rooms_free(&app->rooms);
   free(app);
 }

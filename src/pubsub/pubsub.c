@@ -251,7 +251,7 @@ int uvws__pubsub_deliver(uvws__pubsub_t *ps, const char *topic, size_t n, uvws__
 }
 
 int uvws__pubsub_publish(uvws__pubsub_t *ps, const char *topic, uvws_opcode_t op, const void *data,
-                         size_t len) {
+                         size_t len, int local) {
   size_t n = topic ? strlen(topic) : 0, hl;
   uvws__sbuf_t *frame;
   uint8_t hdr[UVWS__FRAME_MAX_HEADER];
@@ -270,7 +270,7 @@ int uvws__pubsub_publish(uvws__pubsub_t *ps, const char *topic, uvws_opcode_t op
   if (len) memcpy(frame->data + hl, data, len);
   frame->len = hl + len;
   seq = uvws__pubsub_seq(ps, 1);
-  if (ps->bus == NULL || !ps->bus->publish(ps->bus->ctx, topic, n, frame, hl, seq))
+  if (ps->bus == NULL || !ps->bus->publish(ps->bus->ctx, topic, n, frame, hl, seq, local))
     delivered = uvws__pubsub_deliver(ps, topic, n, frame, hl, seq);
   uvws__sbuf_unref(frame); /* the queues hold their own references */
   return delivered;

@@ -21,9 +21,10 @@ typedef struct uvws__topic_s uvws__topic_t;
 typedef struct {
   /* A frame published on this loop, for everyone else (and, through the
    * inboxes, for this loop's subscribers too: the bus then delivers here
-   * itself). Returns 1 if it delivers to this loop, 0 if the caller must. */
+   * itself). `local`: this instance only, not to Redis. Returns 1 if it
+   * delivers to this loop, 0 if the caller must. */
   int (*publish)(void *ctx, const char *topic, size_t n, uvws__sbuf_t *frame, size_t header_len,
-                 uint64_t seq);
+                 uint64_t seq, int local);
   /* The publish sequence every loop shares: next=1 takes a number for a
    * publish, 0 reads the one the next publish will take. */
   uint64_t (*seq)(void *ctx, int next);
@@ -50,8 +51,9 @@ int uvws__pubsub_unsubscribe(uvws__pubsub_t *ps, uvws_conn_t *c, const char *top
 /* A session is gone: its subscriptions end. */
 void uvws__pubsub_conn_closed(uvws__pubsub_t *ps, uvws_conn_t *c);
 void uvws__pubsub_free(uvws__pubsub_t *ps);
+/* `local`: for this instance's subscribers only, never to Redis. */
 int uvws__pubsub_publish(uvws__pubsub_t *ps, const char *topic, uvws_opcode_t op, const void *data,
-                         size_t len);
+                         size_t len, int local);
 /* 1 if this loop has subscribers of the topic. */
 int uvws__pubsub_has(uvws__pubsub_t *ps, const char *topic, size_t n);
 /* Queues `frame` on this loop's subscribers of the topic that subscribed

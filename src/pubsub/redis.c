@@ -35,6 +35,7 @@
 #define CHANNEL_PREFIX "uvws:"
 #define CHANNEL_PREFIX_LEN 5
 #define MAGIC "U1"
+#define MAGIC_SEQ "U2"
 #define HEADER_LEN (2 + 16 + 1)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -173,6 +174,7 @@ static void go_down(uvws__redis_t *r, const char *why) {
   if (sub) redisAsyncFree(sub);
   if (pub) redisAsyncFree(pub);
   r->in_down = 0;
+  if (was_up && r->hooks.on_state) r->hooks.on_state(r->hooks.ctx, 0);
   if (r->stopping) return;
   if (why == NULL) why = "closed";
   if (was_up)
@@ -210,6 +212,7 @@ static void check_up(uvws__redis_t *r) {
   UVWS__SET(r->connected, 1);
   uv_timer_stop(&r->timer);
   uvws__log(UVWS_LOG_INFO, "redis: connected to %s:%d", r->host, r->port);
+  if (r->hooks.on_state) r->hooks.on_state(r->hooks.ctx, 1);
 }
 
 static void on_connect(const redisAsyncContext *cac, int status) {
@@ -309,6 +312,24 @@ static void connect_both(uvws__redis_t *r) {
 
 /* ---- messages ------------------------------------------------------------------ */
 
+/* "N message" after the header: the number, then the text for the app. */
+static void on_sequenced(uvws__redis_t *r, const redisReply *chan, const redisReply *data) {
+  const char *p = data->str + HEADER_LEN, *end = data->str + data->len;
+  uint64_t seq = 0;
+  while (p < end && *p >= '0' && *p <= '9' && seq < UINT64_MAX / 10) seq = seq * 10 + (uint64_t)(*p++ - '0');
+  if (p == end || *p != ' ' || seq == 0 || (uint8_t)data->str[18] != UVWS_OP_TEXT) return;
+  p++;
+  if (!uvws__utf8_valid((const uint8_t *)p, (size_t)(end - p))) {
+    uvws__log(UVWS_LOG_WARN, "redis: dropped a sequenced message on %.*s that is not UTF-8", (int)chan->len,
+              chan->str);
+    return;
+  }
+  UVWS__ADD(r->msgs_in, 1);
+  if (r->hooks.on_sequenced)
+    r->hooks.on_sequenced(r->hooks.ctx, chan->str + CHANNEL_PREFIX_LEN, (size_t)chan->len - CHANNEL_PREFIX_LEN,
+                          seq, p, (size_t)(end - p));
+}
+
 static void on_message(redisAsyncContext *ac, void *reply, void *priv) {
   uvws__redis_t *r = priv;
   redisReply *rep = reply, *kind, *chan, *data;
@@ -330,9 +351,12 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv) {
   chan = rep->element[2];
   data = rep->element[3];
   if (chan->type != REDIS_REPLY_STRING || data->type != REDIS_REPLY_STRING) return;
-  if ((size_t)chan->len <= CHANNEL_PREFIX_LEN || (size_t)data->len < HEADER_LEN ||
-      memcmp(data->str, MAGIC, 2) != 0)
-    return; /* not ours: someone else's use of the uvws: channels */
+  if ((size_t)chan->len <= CHANNEL_PREFIX_LEN || (size_t)data->len < HEADER_LEN) return;
+  if (memcmp(data->str, MAGIC_SEQ, 2) == 0) {
+    on_sequenced(r, chan, data);
+    return;
+  }
+  if (memcmp(data->str, MAGIC, 2) != 0) return; /* not ours: someone else's use of the uvws: channels */
   if (memcmp(data->str + 2, r->id, 16) == 0) return; /* our own, already delivered */
   op = (uint8_t)data->str[18];
   if (op != UVWS_OP_TEXT && op != UVWS_OP_BINARY) return;
@@ -400,6 +424,156 @@ void uvws__redis_publish(uvws__redis_t *r, const char *topic, size_t n, uvws__sb
   }
   r->pending++;
   UVWS__ADD(r->msgs_out, 1);
+}
+
+/* KEYS: the counter, the stream, the channel. ARGV: the payload header,
+ * head, tail, how many entries the stream keeps.
+ *
+ * A counter that does not exist yet (a new topic, or a Redis restarted
+ * without persistence, which lost the counter and the stream alike)
+ * starts at Redis's clock in microseconds: numbers then keep growing
+ * across such a restart, so no instance takes a new message for one it
+ * already delivered. Lua 5.1 prints large numbers as "1.7e+15": hence
+ * string.format('%d'), exact below 2^53. */
+static const char APPEND_SCRIPT[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then "
+    "local t = redis.call('TIME') "
+    "redis.call('SET', KEYS[1], t[1] .. string.format('%06d', tonumber(t[2]))) end "
+    "local n = string.format('%d', redis.call('INCR', KEYS[1])) "
+    "local m = ARGV[2] .. n .. ARGV[3] "
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], n .. '-0', 'm', m) "
+    "redis.call('PUBLISH', KEYS[3], ARGV[1] .. n .. ' ' .. m) "
+    "return n";
+
+static void on_appended(redisAsyncContext *ac, void *reply, void *priv) {
+  uvws__redis_t *r = priv;
+  redisReply *rep = reply;
+  (void)ac;
+  r->pending--;
+  if (rep && rep->type == REDIS_REPLY_ERROR)
+    uvws__log(UVWS_LOG_ERROR, "redis: a sequenced publish failed: %s", rep->str);
+}
+
+int uvws__redis_append(uvws__redis_t *r, const char *topic, size_t n, const char *head, size_t head_len,
+                       const char *tail, size_t tail_len, size_t keep) {
+  const char *argv[10];
+  size_t argl[10], i, klen = CHANNEL_PREFIX_LEN + 4 + n; /* "uvws:seq:" + topic */
+  char keepbuf[24], *p;
+
+  if (r == NULL || !r->subscribed || r->pending >= MAX_PENDING) {
+    if (r) UVWS__ADD(r->dropped, 1);
+    return UVWS_EUNAVAILABLE;
+  }
+  r->scratch.len = 0;
+  if (uvws__buf_reserve(&r->scratch, 3 * klen + HEADER_LEN) != 0) return UV_ENOMEM;
+  p = uvws__buf_data(&r->scratch);
+  memcpy(p, CHANNEL_PREFIX "seq:", klen - n);
+  memcpy(p + klen - n, topic, n);
+  memcpy(p + klen, CHANNEL_PREFIX "log:", klen - n);
+  memcpy(p + 2 * klen - n, topic, n);
+  memcpy(p + 2 * klen, CHANNEL_PREFIX, CHANNEL_PREFIX_LEN);
+  memcpy(p + 2 * klen + CHANNEL_PREFIX_LEN, topic, n);
+  memcpy(p + 3 * klen, MAGIC_SEQ, 2);
+  memcpy(p + 3 * klen + 2, r->id, 16);
+  p[3 * klen + 18] = (char)UVWS_OP_TEXT;
+  snprintf(keepbuf, sizeof(keepbuf), "%zu", keep ? keep : 1);
+  argv[0] = "EVAL", argv[1] = APPEND_SCRIPT, argv[2] = "3";
+  for (i = 0; i < 3; i++) argl[i] = strlen(argv[i]);
+  argv[3] = p, argl[3] = klen;                                       /* KEYS[1] */
+  argv[4] = p + klen, argl[4] = klen;                                /* KEYS[2] */
+  argv[5] = p + 2 * klen, argl[5] = CHANNEL_PREFIX_LEN + n;          /* KEYS[3] */
+  argv[6] = p + 3 * klen, argl[6] = HEADER_LEN;                      /* ARGV[1] */
+  argv[7] = head, argl[7] = head_len;                                /* ARGV[2] */
+  argv[8] = tail, argl[8] = tail_len;                                /* ARGV[3] */
+  argv[9] = keepbuf, argl[9] = strlen(keepbuf);                      /* ARGV[4] */
+  if (redisAsyncCommandArgv(r->pub, on_appended, r, 10, argv, argl) != REDIS_OK) {
+    UVWS__ADD(r->dropped, 1);
+    return UVWS_EUNAVAILABLE;
+  }
+  r->pending++;
+  UVWS__ADD(r->msgs_out, 1);
+  return 0;
+}
+
+/* ---- reading the log ------------------------------------------------------- */
+
+typedef struct {
+  uvws__range_done cb;
+  void *ctx;
+  int newest_first; /* XREVRANGE */
+} range_req_t;
+
+/* One entry of an XRANGE reply: [ "N-0", [ "m", text ] ]. 0 if it is not
+ * one of ours. */
+static int entry_of(const redisReply *e, uvws_seq_entry_t *out) {
+  const redisReply *f;
+  size_t i;
+  char *end;
+  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING) return 0;
+  out->seq = strtoull(e->element[0]->str, &end, 10);
+  f = e->element[1];
+  if (out->seq == 0 || *end != '-' || f->type != REDIS_REPLY_ARRAY) return 0;
+  for (i = 0; i + 1 < f->elements; i += 2) {
+    if (f->element[i]->type == REDIS_REPLY_STRING && f->element[i]->len == 1 && f->element[i]->str[0] == 'm' &&
+        f->element[i + 1]->type == REDIS_REPLY_STRING) {
+      out->data = f->element[i + 1]->str;
+      out->len = (size_t)f->element[i + 1]->len;
+      return uvws__utf8_valid((const uint8_t *)out->data, out->len);
+    }
+  }
+  return 0;
+}
+
+static void on_range(redisAsyncContext *ac, void *reply, void *priv) {
+  range_req_t *q = priv;
+  redisReply *rep = reply;
+  uvws_seq_entry_t *entries = NULL;
+  size_t n = 0, i;
+  int status = UVWS_EUNAVAILABLE;
+  (void)ac;
+  ((uvws__redis_t *)ac->data)->pending--;
+  if (rep && rep->type == REDIS_REPLY_ARRAY) {
+    status = 0;
+    if (rep->elements && (entries = calloc(rep->elements, sizeof(*entries))) == NULL) status = UV_ENOMEM;
+    for (i = 0; entries && i < rep->elements; i++) {
+      size_t k = q->newest_first ? rep->elements - 1 - i : i;
+      if (entry_of(rep->element[k], &entries[n])) n++;
+    }
+  } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+    uvws__log(UVWS_LOG_ERROR, "redis: reading a log failed: %s", rep->str);
+  }
+  q->cb(q->ctx, status, entries, n);
+  free(entries);
+  free(q);
+}
+
+int uvws__redis_range(uvws__redis_t *r, const char *topic, size_t n, uint64_t after, size_t count,
+                      uvws__range_done cb, void *ctx) {
+  char key[CHANNEL_PREFIX_LEN + 4 + 256], from[32], num[24];
+  const char *argv[6];
+  size_t argl[6], i;
+  range_req_t *q;
+  if (r == NULL || !r->subscribed || n > 255) return UVWS_EUNAVAILABLE;
+  if ((q = calloc(1, sizeof(*q))) == NULL) return UV_ENOMEM;
+  q->cb = cb, q->ctx = ctx, q->newest_first = after == 0;
+  memcpy(key, CHANNEL_PREFIX "log:", CHANNEL_PREFIX_LEN + 4);
+  memcpy(key + CHANNEL_PREFIX_LEN + 4, topic, n);
+  key[CHANNEL_PREFIX_LEN + 4 + n] = '\0';
+  snprintf(from, sizeof(from), "%llu-1", (unsigned long long)after); /* just past entry "after-0" */
+  snprintf(num, sizeof(num), "%zu", count ? count : 1);
+  argv[0] = after ? "XRANGE" : "XREVRANGE";
+  argv[1] = key;
+  argv[2] = after ? from : "+";
+  argv[3] = after ? "+" : "-";
+  argv[4] = "COUNT";
+  argv[5] = num;
+  for (i = 0; i < 6; i++) argl[i] = strlen(argv[i]);
+  if (redisAsyncCommandArgv(r->pub, on_range, q, 6, argv, argl) != REDIS_OK) {
+    free(q);
+    return UVWS_EUNAVAILABLE;
+  }
+  r->pending++;
+  return 0;
 }
 
 /* ---- start, stop, metrics ----------------------------------------------------- */

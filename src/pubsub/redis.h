@@ -17,6 +17,12 @@ typedef struct {
    * local delivery. Valid during the call. */
   void (*on_message)(void *ctx, const char *topic, size_t n, uvws_opcode_t op, const char *data,
                      size_t len, uvws__sbuf_t *frame, size_t header_len);
+  /* A sequenced message (uvws__redis_append) of any instance, ours too:
+   * its number and text. Valid during the call. */
+  void (*on_sequenced)(void *ctx, const char *topic, size_t n, uint64_t seq, const char *data,
+                       size_t len);
+  /* The link came up (1: connected and subscribed) or went down (0). */
+  void (*on_state)(void *ctx, int up);
   /* After uvws__redis_stop: the last handle is closed. */
   void (*on_stopped)(void *ctx);
   void *ctx;
@@ -26,6 +32,17 @@ typedef struct {
  * connecting. 0, UV_EINVAL for a bad URL (logged), or a libuv error. */
 int uvws__redis_start(uvws__redis_t **out, uv_loop_t *loop, const char *url, const uvws__redis_hooks_t *hooks);
 void uvws__redis_publish(uvws__redis_t *r, const char *topic, size_t n, uvws__sbuf_t *frame, size_t header_len);
+/* The topic's next number N, head + N + tail appended to its stream
+ * (about `keep` entries) and published, in one script. 0, or
+ * UVWS_EUNAVAILABLE when the link is down or too far behind. */
+int uvws__redis_append(uvws__redis_t *r, const char *topic, size_t n, const char *head, size_t head_len,
+                       const char *tail, size_t tail_len, size_t keep);
+/* Reads a topic's log (see uvws_redis_range); `cb(ctx, status, entries,
+ * n)` is called once, on this loop, even when the link goes down first.
+ * 0 or UVWS_EUNAVAILABLE (then cb is not called). */
+typedef void (*uvws__range_done)(void *ctx, int status, const uvws_seq_entry_t *entries, size_t n);
+int uvws__redis_range(uvws__redis_t *r, const char *topic, size_t n, uint64_t after, size_t count,
+                      uvws__range_done cb, void *ctx);
 void uvws__redis_stop(uvws__redis_t *r);
 int uvws__redis_busy(const uvws__redis_t *r);
 void uvws__redis_free(uvws__redis_t *r);

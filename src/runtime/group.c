@@ -7,6 +7,9 @@
  * nothing on the hot path; they talk only through each server's inbox, a
  * lock-free queue (xq.c) drained when uv_async wakes the owner:
  *   PUBLISH   a frame published on another loop, for this loop's subscribers
+ *   APPEND    worker -> primary: a sequenced publish for Redis
+ *   RANGE     worker -> primary: read a topic's log in Redis
+ *   RANGE_DONE primary -> worker: the entries read (packed in `frame`)
  *   SHUTDOWN  primary -> worker: start the graceful shutdown
  *   STOPPED   worker -> primary: my connections are gone
  *   EXIT      primary -> worker: close your last handle (after every worker
@@ -20,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { XM_PUBLISH, XM_SHUTDOWN, XM_STOPPED, XM_EXIT, XM_TLS };
+enum { XM_PUBLISH, XM_APPEND, XM_RANGE, XM_RANGE_DONE, XM_SHUTDOWN, XM_STOPPED, XM_EXIT, XM_TLS };
 
 /* A message between loops. Allocated by the sender, freed by the receiver;
  * a PUBLISH holds one cross-thread reference on its frame. */
@@ -30,10 +33,14 @@ typedef struct {
   int to_redis;       /* PUBLISH to the primary: also send it to Redis */
   uvws__sbuf_t *frame;
   size_t header_len;
-  uint64_t seq;       /* PUBLISH: its number (see pubsub.c) */
+  uint64_t seq;       /* PUBLISH: its number (see pubsub.c); APPEND: entries kept */
   unsigned dest;
   uvws__tls_conf_t *conf;
   uint8_t preallocated; /* a control message made at start: never freed on receipt */
+  uvws_range_cb range_cb; /* RANGE, RANGE_DONE: the asker's callback and pointer */
+  void *user;
+  size_t count;           /* RANGE: entries wanted; RANGE_DONE: entries packed */
+  int status;             /* RANGE_DONE */
   size_t topic_len;
   char topic[];
 } xmsg_t;
@@ -101,6 +108,23 @@ static void primary_worker_stopped(uvws_server_t *primary) {
   uv_close((uv_handle_t *)&primary->wake, on_wake_closed);
 }
 
+/* Entries cross packed in one buffer: seq (8 bytes), length (8), text. */
+static void range_answer(uvws_server_t *srv, xmsg_t *m) {
+  uvws_seq_entry_t *e = m->count ? calloc(m->count, sizeof(*e)) : NULL;
+  const char *p = m->frame ? m->frame->data : NULL;
+  size_t i, n = e ? m->count : 0;
+  for (i = 0; i < n; i++) {
+    uint64_t len;
+    memcpy(&e[i].seq, p, 8);
+    memcpy(&len, p + 8, 8);
+    e[i].data = p + 16;
+    e[i].len = (size_t)len;
+    p += 16 + len;
+  }
+  m->range_cb(srv, m->count && e == NULL ? UV_ENOMEM : m->status, e, n, m->user);
+  free(e);
+}
+
 static void handle(uvws_server_t *srv, xmsg_t *m) {
   switch (m->kind) {
     case XM_PUBLISH:
@@ -117,6 +141,21 @@ static void handle(uvws_server_t *srv, xmsg_t *m) {
         uvws__pubsub_deliver(&srv->ps, m->topic, m->topic_len, view, m->header_len, m->seq);
         uvws__sbuf_unref(view);
       }
+      break;
+    case XM_APPEND:
+      /* Redis may have gone since the worker looked: then the line is
+       * not sent, as if it had seen the link down (never acknowledged). */
+      if (uvws__redis_append(srv->redis, m->topic, m->topic_len, (const char *)m->frame->data, m->header_len,
+                             (const char *)m->frame->data + m->header_len, m->frame->len - m->header_len,
+                             (size_t)m->seq) != 0)
+        uvws__log(UVWS_LOG_WARN, "redis: a sequenced publish on %s was not sent (Redis unreachable)", m->topic);
+      break;
+    case XM_RANGE:
+      uvws__rt_range_for(srv, srv->group->srv[m->dest], m->topic, m->topic_len, m->seq, m->count, m->range_cb,
+                         m->user);
+      break;
+    case XM_RANGE_DONE:
+      range_answer(srv, m);
       break;
     case XM_SHUTDOWN:
       uvws_server_shutdown(srv, worker_stopped);
@@ -192,6 +231,70 @@ void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws_
   /* Every reference exists before the first receiver can drop one. */
   uvws__sbuf_xref(frame, others);
   for (i = 0; i < others; i++) post(g->srv[m[i]->dest], m[i]);
+}
+
+int uvws__group_post_append(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *both,
+                            size_t split, size_t keep) {
+  uvws__group_t *g = from->group;
+  xmsg_t *m;
+  if (atomic_load_explicit(&g->exiting, memory_order_relaxed)) return UVWS_EUNAVAILABLE;
+  if ((m = msg_new(XM_APPEND, n)) == NULL) return UV_ENOMEM;
+  memcpy(m->topic, topic, n);
+  m->topic_len = n;
+  m->frame = both;
+  m->header_len = split;
+  m->seq = keep;
+  uvws__sbuf_xref(both, 1);
+  post(g->srv[0], m);
+  return 0;
+}
+
+int uvws__group_post_range(uvws_server_t *from, const char *topic, size_t n, uint64_t after, size_t count,
+                           uvws_range_cb cb, void *user) {
+  uvws__group_t *g = from->group;
+  xmsg_t *m;
+  if (atomic_load_explicit(&g->exiting, memory_order_relaxed)) return UVWS_EUNAVAILABLE;
+  if ((m = msg_new(XM_RANGE, n)) == NULL) return UV_ENOMEM;
+  memcpy(m->topic, topic, n);
+  m->topic_len = n;
+  m->seq = after;
+  m->count = count;
+  m->range_cb = cb;
+  m->user = user;
+  m->dest = from->index;
+  post(g->srv[0], m);
+  return 0;
+}
+
+void uvws__group_post_range_done(uvws_server_t *to, uvws_range_cb cb, void *user, int status,
+                                 const uvws_seq_entry_t *entries, size_t n) {
+  uvws__group_t *g = to->group;
+  xmsg_t *m;
+  size_t i, size = 0;
+  char *p;
+  if (atomic_load_explicit(&g->exiting, memory_order_relaxed)) return;
+  if ((m = msg_new(XM_RANGE_DONE, 0)) == NULL) {
+    uvws__log(UVWS_LOG_ERROR, "redis: out of memory, thread %u misses a log read", to->index);
+    return;
+  }
+  m->range_cb = cb, m->user = user, m->status = status;
+  for (i = 0; i < n; i++) size += 16 + entries[i].len;
+  if (n && (m->frame = uvws__sbuf_new(size)) == NULL) {
+    m->status = UV_ENOMEM;
+  } else if (n) {
+    for (i = 0, p = m->frame->data; i < n; i++) {
+      uint64_t len = entries[i].len;
+      memcpy(p, &entries[i].seq, 8);
+      memcpy(p + 8, &len, 8);
+      memcpy(p + 16, entries[i].data, entries[i].len);
+      p += 16 + len;
+    }
+    m->frame->len = size;
+    m->count = n;
+    uvws__sbuf_xref(m->frame, 1);
+    uvws__sbuf_unref(m->frame); /* the message holds the cross-thread reference alone */
+  }
+  post(to, m);
 }
 
 /* ---- start ------------------------------------------------------------------ */

@@ -60,11 +60,12 @@ static void session_closed(void *ctx, uvws_conn_t *c) {
  * publisher's own included, so publishes made in turn reach every
  * subscriber in one order; Redis gets it from the primary. */
 static int bus_publish(void *ctx, const char *topic, size_t n, uvws__sbuf_t *frame, size_t header_len,
-                       uint64_t seq) {
+                       uint64_t seq, int local) {
   uvws_server_t *srv = ctx, *p = uvws__rt_primary(srv);
-  if (srv->index == 0 && p->redis) uvws__redis_publish(p->redis, topic, n, frame, header_len);
+  int to_redis = p->redis != NULL && !local;
+  if (srv->index == 0 && to_redis) uvws__redis_publish(p->redis, topic, n, frame, header_len);
   if (srv->group == NULL) return 0;
-  uvws__group_forward(srv, topic, n, frame, header_len, seq, srv->index != 0 && p->redis != NULL);
+  uvws__group_forward(srv, topic, n, frame, header_len, seq, srv->index != 0 && to_redis);
   return 1;
 }
 
@@ -82,12 +83,86 @@ static void redis_message(void *ctx, const char *topic, size_t n, uvws_opcode_t 
   else uvws__pubsub_deliver(&srv->ps, topic, n, frame, header_len, seq);
 }
 
+/* A sequenced message, any instance's: the application delivers it. */
+static void redis_sequenced(void *ctx, const char *topic, size_t n, uint64_t seq, const char *data, size_t len) {
+  uvws_server_t *srv = ctx;
+  if (srv->on_sequenced) srv->on_sequenced(srv, topic, n, seq, data, len, srv->on_sequenced_user);
+}
+
+static void redis_state(void *ctx, int up) {
+  uvws_server_t *srv = ctx;
+  atomic_store_explicit(&srv->redis_up, up, memory_order_release);
+  if (srv->on_redis_state) srv->on_redis_state(srv, up, srv->on_redis_state_user);
+}
+
+int uvws__rt_append(uvws_server_t *srv, const char *topic, const char *head, size_t head_len,
+                    const char *tail, size_t tail_len, size_t keep) {
+  uvws_server_t *p = uvws__rt_primary(srv);
+  size_t n = strlen(topic);
+  uvws__sbuf_t *both;
+  int r;
+  if (p->redis == NULL) return UVWS_ESTATE;
+  if (!atomic_load_explicit(&p->redis_up, memory_order_acquire)) return UVWS_EUNAVAILABLE;
+  if (srv->index == 0) return uvws__redis_append(p->redis, topic, n, head, head_len, tail, tail_len, keep);
+  /* A worker hands it to the primary, whose loop owns the link. */
+  if ((both = uvws__sbuf_new(head_len + tail_len)) == NULL) return UV_ENOMEM;
+  memcpy(both->data, head, head_len);
+  memcpy(both->data + head_len, tail, tail_len);
+  both->len = head_len + tail_len;
+  r = uvws__group_post_append(srv, topic, n, both, head_len, keep);
+  uvws__sbuf_unref(both);
+  return r;
+}
+
+/* A log read under way: who asked, on which loop. */
+typedef struct {
+  uvws_server_t *dest;
+  uvws_range_cb cb;
+  void *user;
+} range_ctx_t;
+
+static void range_done(void *ctx, int status, const uvws_seq_entry_t *entries, size_t n) {
+  range_ctx_t *rc = ctx;
+  if (rc->dest->index == 0) rc->cb(rc->dest, status, entries, n, rc->user);
+  else uvws__group_post_range_done(rc->dest, rc->cb, rc->user, status, entries, n);
+  free(rc);
+}
+
+void uvws__rt_range_for(uvws_server_t *p, uvws_server_t *dest, const char *topic, size_t n, uint64_t after,
+                        size_t count, uvws_range_cb cb, void *user) {
+  range_ctx_t *rc = malloc(sizeof(*rc));
+  int r = UV_ENOMEM;
+  if (rc) {
+    rc->dest = dest, rc->cb = cb, rc->user = user;
+    r = uvws__redis_range(p->redis, topic, n, after, count, range_done, rc);
+  }
+  if (r == 0) return;
+  free(rc);
+  /* Asked from a worker: it already returned 0, so the answer is a failure. */
+  if (dest->index == 0) cb(dest, UVWS_EUNAVAILABLE, NULL, 0, user);
+  else uvws__group_post_range_done(dest, cb, user, UVWS_EUNAVAILABLE, NULL, 0);
+}
+
+int uvws__rt_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t count, uvws_range_cb cb,
+                   void *user) {
+  uvws_server_t *p = uvws__rt_primary(srv);
+  range_ctx_t *rc;
+  int r;
+  if (p->redis == NULL) return UVWS_ESTATE;
+  if (!atomic_load_explicit(&p->redis_up, memory_order_acquire)) return UVWS_EUNAVAILABLE;
+  if (srv->index != 0) return uvws__group_post_range(srv, topic, strlen(topic), after, count, cb, user);
+  if ((rc = malloc(sizeof(*rc))) == NULL) return UV_ENOMEM;
+  rc->dest = srv, rc->cb = cb, rc->user = user;
+  if ((r = uvws__redis_range(p->redis, topic, strlen(topic), after, count, range_done, rc)) != 0) free(rc);
+  return r;
+}
+
 static void redis_stopped(void *ctx) { uvws__rt_maybe_done(ctx); }
 
 static void render_redis(const void *ctx, uvws__buf_t *out) { uvws__redis_metrics(ctx, out); }
 
 int uvws__rt_redis_start(uvws_server_t *p) {
-  static const uvws__redis_hooks_t proto = {redis_message, redis_stopped, NULL};
+  static const uvws__redis_hooks_t proto = {redis_message, redis_sequenced, redis_state, redis_stopped, NULL};
   uvws__redis_hooks_t hooks = proto;
   int r;
   hooks.ctx = p;

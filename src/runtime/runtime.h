@@ -53,6 +53,10 @@ struct uvws_server_s {
   void *data;                /* the user's */
   uvws_remote_cb on_remote;  /* [primary] messages from other instances */
   void *on_remote_user;
+  uvws_sequenced_cb on_sequenced; /* [primary] sequenced messages of every instance */
+  void *on_sequenced_user;
+  void (*on_redis_state)(uvws_server_t *srv, int up, void *user); /* [primary] */
+  void *on_redis_state_user;
 
   /* [loop] the layers' contexts */
   uv_loop_t *loop;
@@ -92,6 +96,7 @@ struct uvws_server_s {
   uvws__census_t *census;    /* subscriber counts (its own lock); NULL on one loop */
   atomic_int draining;       /* [atomic] shutdown_drain_ms running: /healthz 503 */
   uvws__redis_t *redis;      /* NULL without Redis */
+  atomic_int redis_up;       /* [atomic] the Redis link is connected and subscribed */
   uvws__tls_rng_t rng;
   uvws__metrics_source_t sources[UVWS__MAX_METRICS_SOURCES];
   unsigned nsources;
@@ -110,6 +115,16 @@ void uvws__rt_maybe_done(uvws_server_t *srv);
 uvws_server_t *uvws__rt_primary(uvws_server_t *srv);
 /* redis.c's hooks, on the primary */
 int uvws__rt_redis_start(uvws_server_t *primary);
+/* uvws_publish_sequenced from any loop: the primary sends it to Redis, a
+ * worker posts it to the primary. */
+int uvws__rt_append(uvws_server_t *srv, const char *topic, const char *head, size_t head_len,
+                    const char *tail, size_t tail_len, size_t keep);
+/* uvws_redis_range from any loop; the answer comes back to that loop. */
+int uvws__rt_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t count, uvws_range_cb cb,
+                   void *user);
+/* On the primary, for a worker's uvws_redis_range (group.c). */
+void uvws__rt_range_for(uvws_server_t *primary, uvws_server_t *dest, const char *topic, size_t n,
+                        uint64_t after, size_t count, uvws_range_cb cb, void *user);
 void uvws__rt_metrics_add(uvws_server_t *primary, void (*render)(const void *, uvws__buf_t *), const void *ctx);
 
 /* group.c: one server on several threads */
@@ -128,6 +143,16 @@ int uvws__group_run(uvws_server_t *primary);
 void uvws__group_forward(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *frame,
                          size_t header_len, uint64_t seq, int to_redis);
 uint64_t uvws__group_seq(uvws_server_t *srv, int next);
+/* A worker's log read for the primary, and its answer back to the worker.
+ * 0, UV_ENOMEM, or UVWS_EUNAVAILABLE when the group is ending. */
+int uvws__group_post_range(uvws_server_t *from, const char *topic, size_t n, uint64_t after, size_t count,
+                           uvws_range_cb cb, void *user);
+void uvws__group_post_range_done(uvws_server_t *to, uvws_range_cb cb, void *user, int status,
+                                 const uvws_seq_entry_t *entries, size_t n);
+/* A worker's sequenced publish for the primary: `both` is head (split
+ * bytes) then tail. 0 or UV_ENOMEM. */
+int uvws__group_post_append(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *both,
+                            size_t split, size_t keep);
 void uvws__group_shutdown(uvws_server_t *primary);
 int uvws__group_busy(const uvws_server_t *primary);
 void uvws__group_free(uvws_server_t *primary);
