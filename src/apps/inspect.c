@@ -167,6 +167,7 @@ int uvws_app_inspect(uvws_server_t *srv, const char *path) {
   route.handlers.on_message = inspect_message;
   route.handlers.on_close = inspect_close;
   route.handlers.on_frame = inspect_frame;
+  route.handlers.on_upgrade = uvws_app_deflate_choice;
   route.subprotocols = inspect_protocols;
   return uvws_server_route(srv, &route);
 }
