@@ -20,8 +20,14 @@
 #include <string.h>
 #include <strings.h>
 
+/* One connection's inspector, owned by the connection (freed in on_close);
+ * loop thread only. */
 typedef struct {
-  uint64_t opened; /* uv_now at open */
+  uint64_t opened;   /* uv_now at open */
+  uint64_t msgs_in;  /* data messages begun by the client so far */
+  uint64_t msgs_out; /* data messages begun by us so far */
+  size_t sending;    /* size of the message uvws_send is sending, before compression */
+  json_t *held;      /* the last frame of an incoming message, until on_message gives its size */
 } inspect_state_t;
 
 static void hex(const uint8_t *p, size_t n, char *out) {
@@ -106,13 +112,12 @@ static void inspect_open(uvws_conn_t *conn) {
   if (msg) send_json(conn, msg);
 }
 
-char *uvws_app_inspect_describe(const uvws_frame_info_t *f, uint64_t t) {
+static json_t *describe(const uvws_frame_info_t *f, uint64_t t) {
   char header_hex[2 * 14 + 1], payload_hex[2 * 16 + 1], wire_hex[2 * 16 + 1], mask_hex[9];
   uint8_t wire[16];
   size_t i, plen = f->payload_len > 16 ? 16 : f->payload_len;
   size_t hlen = f->header_len > 14 ? 14 : f->header_len;
   json_t *msg;
-  char *text;
 
   hex(f->header, hlen, header_hex);
   hex(f->payload, plen, payload_hex);
@@ -132,19 +137,53 @@ char *uvws_app_inspect_describe(const uvws_frame_info_t *f, uint64_t t) {
   } else {
     json_object_set_new(msg, "mask", json_null());
   }
-  text = json_dumps(msg, JSON_COMPACT);
+  return msg;
+}
+
+static char *dump(json_t *msg) {
+  char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
   json_decref(msg);
   return text;
 }
 
+char *uvws_app_inspect_describe(const uvws_frame_info_t *f, uint64_t t) { return dump(describe(f, t)); }
+
+static void send_held(uvws_conn_t *conn, inspect_state_t *st) {
+  json_t *held = st->held;
+  st->held = NULL;
+  if (held) send_json(conn, held);
+}
+
+static int is_data(int opcode) {
+  return opcode == UVWS_OP_CONTINUATION || opcode == UVWS_OP_TEXT || opcode == UVWS_OP_BINARY;
+}
+
+/* Data frames say which message they belong to ("message", counted per
+ * direction), and a message's last frame its size before compression
+ * ("message_len"). For our own messages that is the size being sent; an
+ * incoming one is only known once inflated, so its last frame's trace is
+ * held until on_message, which follows it at once (any other trace first
+ * sends it as it is: the message failed). */
 static void inspect_frame(uvws_conn_t *conn, const uvws_frame_info_t *f) {
   inspect_state_t *st = uvws_conn_get_data(conn);
   uint64_t t = st ? uv_now(uvws_server_loop(uvws_conn_server(conn))) - st->opened : 0;
-  char *text = uvws_app_inspect_describe(f, t);
-  if (text) {
-    uvws_send_ex(conn, UVWS_OP_TEXT, text, strlen(text), UVWS_SEND_UNTRACED);
-    free(text);
+  json_t *msg = describe(f, t);
+  if (msg == NULL || st == NULL) {
+    if (msg) send_json(conn, msg);
+    return;
   }
+  send_held(conn, st);
+  if (is_data(f->opcode)) {
+    uint64_t *count = f->dir == UVWS_FRAME_IN ? &st->msgs_in : &st->msgs_out;
+    if (f->opcode != UVWS_OP_CONTINUATION) ++*count;
+    json_object_set_new(msg, "message", json_integer((json_int_t)*count));
+    if (f->fin && f->dir == UVWS_FRAME_IN) {
+      st->held = msg;
+      return;
+    }
+    if (f->fin) json_object_set_new(msg, "message_len", json_integer((json_int_t)st->sending));
+  }
+  send_json(conn, msg);
 }
 
 static void inspect_message(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len) {
