@@ -137,7 +137,7 @@ describe('the guide page', () => {
     await page.goto(`${srv.origin}/`);
     const links = await page.$$eval('details.help', (ds) => ds.map((d) => [d.id,
       [...d.querySelectorAll('a[href^="guide.html?"]')].map((a) => a.getAttribute('href'))]));
-    assert.equal(links.length, 12); // eleven parts of the raw-API client, and the chat panel
+    assert.equal(links.length, 13); // eleven parts of the raw-API client, the server-side scenarios and the chat panel
     for (const [id, hrefs] of links) {
       assert.equal(hrefs.length, 1, `#${id} has one guide link`);
       const { page: g } = await open(hrefs[0].slice('guide.html'.length));
