@@ -218,3 +218,51 @@ describe('learning page: compression switch and server-side scenarios in Chromiu
     }, { allowConsoleErrors: true }); // Chromium logs why it failed the connection
   });
 });
+
+describe('learning page: the timeline of both directions in Chromium', () => {
+  const env = browserAndServer(before, after);
+
+  it('lists sent and received messages, toggles UTF-8/hex/base64, pretty-prints JSON, searches, exports', T, async () => {
+    const page = await env.browser.context.newPage();
+    page.setDefaultTimeout(WAIT);
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    try {
+      await page.goto(`${env.srv.origin}/`);
+      await page.waitForSelector('html[data-ready="true"]');
+      await page.click('#connect-btn');
+      await page.waitForSelector('#ready-state[data-state="open"]');
+      const json = '{"a":1,"b":["ü"]}';
+      await page.fill('#message-text', json);
+      await page.click('#send-text');
+      const items = page.locator('#timeline-list li');
+      await items.nth(1).waitFor();
+      await page.fill('#random-size', '3');
+      await page.click('#send-random');
+      await items.nth(3).waitFor();
+      assert.deepEqual(await items.evaluateAll((lis) => lis.map((li) => `${li.dataset.dir}:${li.dataset.kind}`)),
+        ['sent:text', 'received:text', 'sent:binary', 'received:binary']);
+      const body = (i) => items.nth(i).locator('pre').innerText();
+      assert.equal(await body(0), JSON.stringify(JSON.parse(json), null, 2), 'JSON pretty-printed');
+      await page.check('[data-testid="timeline-hex"]');
+      assert.equal(await body(0), Buffer.from(json).toString('hex').replace(/(..)(?!$)/g, '$1 '));
+      assert.equal(await body(2), await body(3), 'the echo has the same bytes');
+      await page.check('[data-testid="timeline-base64"]');
+      assert.equal(await body(1), Buffer.from(json).toString('base64'));
+      await page.fill('#timeline-search', '"b"');
+      assert.deepEqual(await items.evaluateAll((lis) => lis.map((li) => !li.hidden)), [true, true, false, false]);
+      assert.equal(await page.textContent('#timeline-count'), '2 of 4');
+      await page.fill('#timeline-search', '');
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#timeline-export')]);
+      const file = await download.path();
+      const exported = JSON.parse(require('node:fs').readFileSync(file, 'utf8'));
+      assert.equal(exported.messages.length, 4);
+      assert.equal(Buffer.from(exported.messages[1].base64, 'base64').toString(), json);
+      assert.deepEqual(exported.messages.map((m) => [m.dir, m.type, m.size]),
+        [['sent', 'text', Buffer.byteLength(json)], ['received', 'text', Buffer.byteLength(json)], ['sent', 'binary', 3], ['received', 'binary', 3]]);
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close().catch(() => {});
+    }
+  });
+});

@@ -6,6 +6,7 @@ import {
   READY_STATES, closeCodeMeaning,
 } from './util.js';
 import { parseTrace, endsDataMessage, traceSummary, frameRow, frameAnatomy, renderHandshake, messageAnchor } from './inspector.js';
+import { initTimeline, timelineAdd } from './timeline.js';
 import { initScenarios, refreshScenarios, scenarioAnswer, scenarioClosed, FRAGMENTED_TEXT } from './scenarios.js';
 
 const $ = (id) => document.getElementById(id);
@@ -334,6 +335,7 @@ function sendText() {
   const size = utf8(text).length;
   const seq = track(c, { kind: 'text', text, size });
   c.ws.send(text);
+  timelineAdd(c.id, 'sent', text);
   logEvent('call', [h('code', null, 'ws.send(string)'), ` send #${seq}: ${text.length} UTF-16 units, ${size} UTF-8 bytes, text frame · ${quote(text, 40)}`], { c });
   afterSend(c, seq);
 }
@@ -343,6 +345,7 @@ function sendBytes(bytes, what) {
   if (!c) return;
   const seq = track(c, { kind: 'binary', size: bytes.byteLength, head: bytes.slice(0, PREVIEW_BYTES) });
   c.ws.send(bytes);
+  timelineAdd(c.id, 'sent', bytes);
   logEvent('call', [h('code', null, 'ws.send(Uint8Array)'), ` send #${seq}: ${formatBytes(bytes.byteLength)} ${what}, binary frame`], { c });
   afterSend(c, seq);
 }
@@ -388,6 +391,7 @@ ui.sendFile.addEventListener('click', () => {
   const seq = track(c, entry);
   file.slice(0, PREVIEW_BYTES).arrayBuffer().then((b) => { entry.head = new Uint8Array(b); });
   c.ws.send(file); // a File is a Blob: the browser reads and sends it
+  timelineAdd(c.id, 'sent', file);
   logEvent('call', [h('code', null, 'ws.send(File)'), ` send #${seq}: ${JSON.stringify(file.name)}, ${formatBytes(file.size)}, binary frame`], { c });
   afterSend(c, seq);
 });
@@ -466,6 +470,7 @@ function onMessage(c, ev) {
 
 function addMessage(c, data, sent, rtt) {
   const n = ++messageSeq;
+  timelineAdd(c.id, 'received', data);
   let type;
   let cls;
   let size;
@@ -617,6 +622,7 @@ if (params.has('inspect')) {
 }
 ui.compression.checked = !deflateOff(ui.url.value);
 initScenarios({ current: () => conn, log: logEvent });
+initTimeline();
 updateLengthNote();
 refreshState();
 if (params.has('connect')) connect();
