@@ -52,7 +52,8 @@ async def next_trace(ws, kind="frame", want=None):
                 return j
 
 
-class DeflateSwitch(unittest.TestCase):
+class ServerCase(unittest.TestCase):
+    """One uvws (default options) for the tests of a class."""
     @classmethod
     def setUpClass(cls):
         need_websockets()
@@ -61,6 +62,9 @@ class DeflateSwitch(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.srv.stop()
+
+
+class DeflateSwitch(ServerCase):
 
     def test_deflate_off_declines_on_both_routes(self):
         async def go():
@@ -190,15 +194,7 @@ def is_trace(f, **want):
     return isinstance(f[3], dict) and all(f[3].get(k) == v for k, v in want.items())
 
 
-class InspectorMessages(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        need_websockets()
-        cls.srv = UvwsServer().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class InspectorMessages(ServerCase):
 
     def test_message_len_before_compression(self):
         async def go():
@@ -244,15 +240,7 @@ class InspectorMessages(unittest.TestCase):
             c.close()
 
 
-class Commands(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        need_websockets()
-        cls.srv = UvwsServer().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class Commands(ServerCase):
 
     def raw(self, path="/inspect?deflate=off"):
         c = RawClient(self.srv.port, path)
