@@ -331,6 +331,33 @@ UVWS_EXTERN int uvws_send_ex(uvws_conn_t *conn, uvws_opcode_t op, const void *da
 /** Sends a ping with up to 125 bytes of payload (UV_EINVAL beyond). */
 UVWS_EXTERN int uvws_ping(uvws_conn_t *conn, const void *data, size_t len);
 
+/** Sends one fragment of a message (RFC 6455 section 5.4), never
+ * compressed: the first with `op` UVWS_OP_TEXT or UVWS_OP_BINARY, the
+ * next ones with UVWS_OP_CONTINUATION, the last with `fin` 1. Pings and
+ * uvws_close may go between fragments, other messages may not: until the
+ * last fragment, uvws_send and publishes to this connection return
+ * UVWS_ESTATE, and so does a fragment out of that order. Text fragments
+ * together must be valid UTF-8. */
+UVWS_EXTERN int uvws_send_fragment(uvws_conn_t *conn, uvws_opcode_t op, const void *data, size_t len,
+                                   int fin);
+
+/** Closes the TCP connection at once, without a close frame: what is still
+ * queued is dropped, the peer sees the connection lost (1006 in a browser),
+ * and on_close follows with 1006 after the call has returned. For cutting
+ * off a peer, and for showing a learner an abnormal closure. UVWS_ECLOSED
+ * if the connection is already closing. */
+UVWS_EXTERN int uvws_conn_abort(uvws_conn_t *conn);
+
+/** The most uvws_conn_send_raw() writes at once. */
+#define UVWS_RAW_MAX 256
+/** For teaching and testing peers only: writes 1 to UVWS_RAW_MAX bytes to
+ * the connection as they are, outside uvws's framing (no header added,
+ * nothing checked, not traced), so that a page can watch its browser
+ * reject, say, a frame with a reserved opcode. Bytes that are not whole
+ * frames the peer can parse break the connection, and uvws's own sends
+ * know nothing of them. UV_EINVAL for a length out of range. */
+UVWS_EXTERN int uvws_conn_send_raw(uvws_conn_t *conn, const void *data, size_t len);
+
 /** Starts the closing handshake with `code` (1000-1003, 1007-1014 or
  * 3000-4999) and an optional UTF-8 reason of at most 123 bytes. The TCP
  * connection ends when the peer answers or after close_timeout_ms. */

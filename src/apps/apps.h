@@ -63,4 +63,12 @@ void uvws_exec_free(uvws_exec_t *app);
  * open: the inspector's message format, exposed for tests. */
 char *uvws_app_inspect_describe(const uvws_frame_info_t *frame, uint64_t t);
 
+/* 1 if the query of `target` (`len` bytes, with or without '?...') has a
+ * pair whose decoded name and value are `name` and `value` exactly. */
+int uvws_app_query_has(const char *target, size_t len, const char *name, const char *value);
+
+/* An on_upgrade for echo routes: "?deflate=off" declines permessage-deflate
+ * for the connection; always accepts. */
+int uvws_app_deflate_choice(uvws_upgrade_t *up);
+
 #endif

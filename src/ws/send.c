@@ -53,13 +53,14 @@ static z_stream *deflater(uvws_conn_t *c) {
   return *slot;
 }
 
-/* One frame with FIN set. A compressed frame is traced only once it is
+/* One frame (FIN as given). A compressed frame is traced only once it is
  * queued: a tracer that sends (and compresses, with the same deflater when
  * the context is taken over) must put its message behind this one on the
  * wire, or the peer would inflate the two in the wrong order. Uncompressed
  * frames are traced before they are queued, so that a close frame can
  * still be reported ahead of it: nothing may follow a close frame. */
-int uvws__ws_send_frame(uvws_conn_t *c, int opcode, const void *data, size_t len, int compress) {
+int uvws__ws_send_frame_fin(uvws_conn_t *c, int fin, int opcode, const void *data, size_t len,
+                            int compress) {
   uvws__ws_env_t *env = c->env;
   uint8_t hdr[UVWS__FRAME_MAX_HEADER];
   uv_buf_t b[2];
@@ -84,7 +85,7 @@ int uvws__ws_send_frame(uvws_conn_t *c, int opcode, const void *data, size_t len
     len = zb.len;
     rsv = 0x40;
   }
-  hl = uvws__frame_header_encode(hdr, 1, rsv, opcode, len, NULL);
+  hl = uvws__frame_header_encode(hdr, fin, rsv, opcode, len, NULL);
   if (!compress && c->route->h.on_frame) {
     uvws__ws_trace(c, UVWS_FRAME_OUT, hdr, hl, len, data, len);
     if (c->s->closing || c->s->finishing) r = UVWS_ECLOSED; /* the tracer closed it */
@@ -165,6 +166,7 @@ int uvws_send_ex(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len,
   uint8_t was;
   if (op != UVWS_OP_TEXT && op != UVWS_OP_BINARY) return UV_EINVAL;
   if (!uvws__ws_sendable(c)) return UVWS_ECLOSED;
+  if (c->frag_out) return UVWS_ESTATE; /* inside a fragmented message */
   if ((r = backpressure(c, len)) != 0) return r;
   was = c->tracing;
   if (flags & UVWS_SEND_UNTRACED) c->tracing = 1;
@@ -182,6 +184,7 @@ int uvws__ws_send_shared(uvws_conn_t *c, uvws__sbuf_t *frame, size_t header_len)
   int r;
 
   if (!uvws__ws_sendable(c)) return UVWS_ECLOSED;
+  if (c->frag_out) return UVWS_ESTATE;
   if ((r = backpressure(c, payload)) != 0) return r;
   UVWS__ADD(c->env->m->messages_out, 1);
   UVWS__ADD(c->env->m->bytes_out, payload);
@@ -199,6 +202,29 @@ int uvws_send(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {
 
 int uvws_send_text(uvws_conn_t *c, const char *text) {
   return uvws_send(c, UVWS_OP_TEXT, text, strlen(text));
+}
+
+/* Fragments are never compressed: a message is compressed whole or not at
+ * all (RFC 7692 section 6.1), and uncompressed ones are always allowed. */
+int uvws_send_fragment(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len, int fin) {
+  int r;
+  if (op != UVWS_OP_TEXT && op != UVWS_OP_BINARY && op != UVWS_OP_CONTINUATION) return UV_EINVAL;
+  if (!uvws__ws_sendable(c)) return UVWS_ECLOSED;
+  if (c->frag_out != (op == UVWS_OP_CONTINUATION)) return UVWS_ESTATE;
+  if ((r = backpressure(c, len)) != 0) return r;
+  if (op != UVWS_OP_CONTINUATION) UVWS__ADD(c->env->m->messages_out, 1);
+  UVWS__ADD(c->env->m->bytes_out, len);
+  r = uvws__ws_send_frame_fin(c, fin != 0, op, data, len, 0);
+  if (r == 0) c->frag_out = fin == 0;
+  return r;
+}
+
+int uvws_conn_send_raw(uvws_conn_t *c, const void *data, size_t len) {
+  uv_buf_t b;
+  if (len == 0 || len > UVWS_RAW_MAX) return UV_EINVAL;
+  if (!uvws__ws_sendable(c)) return UVWS_ECLOSED;
+  b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+  return uvws__stream_write(c->s, &b, 1);
 }
 
 int uvws_ping(uvws_conn_t *c, const void *data, size_t len) {

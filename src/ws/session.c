@@ -337,6 +337,18 @@ int uvws_conn_pause(uvws_conn_t *c, int paused) {
   return 0;
 }
 
+/* The route cuts the peer off: no close frame, nothing more written. The
+ * transport's close callback brings on_close (1006) later, never from
+ * inside this call. */
+int uvws_conn_abort(uvws_conn_t *c) {
+  if (c->s->closing) return UVWS_ECLOSED;
+  uvws__log(UVWS_LOG_INFO, "ws %s %s: connection aborted by the route", c->s->peer, c->route->path);
+  c->by_server = 1;
+  c->close_code = UVWS_CLOSE_ABNORMAL;
+  ws_close_now(c, "aborted by the route");
+  return 0;
+}
+
 /* ---- the upgrade request, for on_open ------------------------------------------ */
 
 const char *uvws_conn_request_target(const uvws_conn_t *c, size_t *len) {

@@ -60,6 +60,7 @@ struct uvws_conn_s {
   uint8_t drain_owed;        /* a send was refused (backpressure): on_drain is owed */
   uint8_t uncounted;         /* no longer in uvws_connections{kind="websocket"} */
   uint8_t paused;            /* the route paused reading (uvws_conn_pause) */
+  uint8_t frag_out;          /* uvws_send_fragment began a message not ended yet */
   uint16_t close_code;       /* for on_close and the log */
   uint64_t started;          /* uv_now() at open */
   uint64_t last_rx;          /* uv_now() of the last bytes received */
@@ -96,7 +97,12 @@ void uvws__ws_finish(uvws_conn_t *c);
 void uvws__ws_fail(uvws_conn_t *c, unsigned code, const char *why);
 
 /* send.c, for session.c */
-int uvws__ws_send_frame(uvws_conn_t *c, int opcode, const void *data, size_t len, int compress);
+int uvws__ws_send_frame_fin(uvws_conn_t *c, int fin, int opcode, const void *data, size_t len,
+                            int compress);
+static inline int uvws__ws_send_frame(uvws_conn_t *c, int opcode, const void *data, size_t len,
+                                      int compress) {
+  return uvws__ws_send_frame_fin(c, 1, opcode, data, len, compress);
+}
 int uvws__ws_send_close(uvws_conn_t *c, unsigned code, const char *reason, size_t rlen);
 void uvws__ws_trace(uvws_conn_t *c, uvws_frame_dir_t dir, const uint8_t *hdr, size_t hlen,
                     uint64_t len, const uint8_t *payload, size_t plen);

@@ -348,7 +348,10 @@ describe('the learning page (issue 17)', () => {
         return d.decodeFrames(d.parseHex(hexText)).frames;
       }, wire);
       assert.equal(decoded.length, 1);
-      const { t, ...server } = sent;
+      // "message" (the message's number on this connection) and "message_len" (its size once
+      // inflated) describe the connection, not the frame's bytes: the decoder cannot know them.
+      const { t, message, message_len: messageLen, ...server } = sent;
+      assert.deepEqual([message, messageLen], [1, Buffer.byteLength('héllo')], 'the server numbers the message and sizes it');
       const { t: dt, offset, complete, problems, notes, ...mine } = decoded[0];
       assert.deepEqual(mine, server, 'the decoder describes the frame exactly as the server did');
       assert.deepEqual([offset, complete, problems], [0, true, []]);

@@ -237,7 +237,7 @@ describe('the guide page', () => {
     await page.goto(`${srv.origin}/`);
     const links = await page.$$eval('details.help', (ds) => ds.map((d) => [d.id,
       [...d.querySelectorAll('a[href^="guide.html?"]')].map((a) => a.getAttribute('href'))]));
-    assert.equal(links.length, 16); // thirteen parts of the raw-API client (subprotocols and the trace format among them), the chat panel, the decoder, the lessons
+    assert.equal(links.length, 17); // thirteen parts of the raw-API client (subprotocols and the trace format among them), the server-side scenarios, the chat panel, the decoder, the lessons
     for (const [id, hrefs] of links) {
       assert.equal(hrefs.length, 1, `#${id} has one guide link`);
       const { page: g } = await open(hrefs[0].slice('guide.html'.length));

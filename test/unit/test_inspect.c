@@ -150,11 +150,52 @@ static void opcode_names(void **state) {
   }
 }
 
+/* "?deflate=off" is read as a query, pair by pair, decoded: not a substring. */
+static void query_pairs(void **state) {
+  static const struct {
+    const char *target;
+    int has;
+  } cases[] = {
+      {"/echo?deflate=off", 1},
+      {"/echo?x=1&deflate=off", 1},
+      {"/echo?deflate=off&x=1", 1},
+      {"/echo?&&deflate=off&", 1},
+      {"/echo?deflate=%6Fff", 1},
+      {"/echo?de%66late=off#frag", 1},
+      {"/echo", 0},
+      {"/echo?", 0},
+      {"/echo?deflate=offx", 0},
+      {"/echo?xdeflate=off", 0},
+      {"/echo?deflate=on", 0},
+      {"/echo?deflate", 0},
+      {"/echo?deflate=", 0},
+      {"/echo?deflate=of%", 0},
+      {"/echo?deflate=of%6", 0},
+      {"/echo?deflate=of%zz", 0},
+      {"/echo?x=deflate=off", 0},
+      {"/echo#?deflate=off", 0},
+      {"/echo?a=1#&deflate=off", 0},
+      {"/deflate=off", 0},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *t = cases[i].target;
+    if (uvws_app_query_has(t, strlen(t), "deflate", "off") != cases[i].has) fail_msg("%s", t);
+  }
+  /* the length is the bound, not a NUL */
+  assert_int_equal(uvws_app_query_has("/echo?deflate=offx", 17, "deflate", "off"), 1);
+  assert_int_equal(uvws_app_query_has("/echo?deflate=off", 16, "deflate", "off"), 0);
+  assert_int_equal(uvws_app_query_has(NULL, 0, "deflate", "off"), 0);
+  assert_int_equal(uvws_app_query_has("/?a+b=c%20d", 11, "a b", "c d"), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(masked_hello_in),
       cmocka_unit_test(long_binary_out),
       cmocka_unit_test(opcode_names),
+      cmocka_unit_test(query_pairs),
   };
   return cmocka_run_group_tests_name("inspect", tests, NULL, NULL);
 }

@@ -491,6 +491,59 @@ static void test_pause_stops_reading_and_the_keepalive_until_resumed(void **stat
   assert_int_equal(f.paused, 0);
 }
 
+/* A message in fragments: FIN 0 then continuations, a ping may go between
+ * them, another message may not until the last fragment. */
+static void test_send_fragment_with_a_ping_between(void **state) {
+  (void)state;
+  ws_open(NULL, 0);
+  assert_int_equal(uvws_send_fragment(conn, UVWS_OP_CONTINUATION, "x", 1, 1), UVWS_ESTATE);
+  assert_int_equal(uvws_send_fragment(conn, UVWS_OP_PING, "x", 1, 1), UV_EINVAL);
+  assert_int_equal(uvws_send_fragment(conn, UVWS_OP_TEXT, "Hel", 3, 0), 0);
+  assert_int_equal(uvws_send_text(conn, "between"), UVWS_ESTATE);
+  assert_int_equal(uvws_send_fragment(conn, UVWS_OP_BINARY, "x", 1, 1), UVWS_ESTATE);
+  assert_int_equal(uvws_ping(conn, "p", 1), 0);
+  assert_int_equal(uvws_send_fragment(conn, UVWS_OP_CONTINUATION, "l", 1, 0), 0);
+  assert_int_equal(uvws_send_fragment(conn, UVWS_OP_CONTINUATION, "o", 1, 1), 0);
+  assert_int_equal(uvws_send_fragment(conn, UVWS_OP_CONTINUATION, "!", 1, 1), UVWS_ESTATE);
+  assert_int_equal(uvws_send_text(conn, "ok"), 0);
+  expect_out("\x01\x03Hel" "\x89\x01p" "\x00\x01l" "\x80\x01o" "\x81\x02ok", 18);
+  assert_int_equal(uvws_close(conn, 1000, ""), 0);
+  assert_int_equal(uvws_send_fragment(conn, UVWS_OP_TEXT, "x", 1, 1), UVWS_ECLOSED);
+}
+
+/* Abort: no close frame, the stream closed at once, on_close (1006) only
+ * from the transport's close callback. */
+static void test_abort_closes_without_a_close_frame(void **state) {
+  (void)state;
+  ws_open(NULL, 0);
+  assert_int_equal(uvws_send_text(conn, "hi"), 0);
+  assert_int_equal(uvws_conn_abort(conn), 0);
+  assert_int_equal(f.closed, 1);
+  assert_int_equal(closes, 0);
+  assert_int_equal(uvws_conn_abort(conn), UVWS_ECLOSED);
+  assert_int_equal(uvws_send_text(conn, "after"), UVWS_ECLOSED);
+  expect_out("\x81\x02hi", 4); /* no close frame */
+  fake_stream_free(&f);
+  opened = 0;
+  assert_int_equal(closes, 1);
+  assert_int_equal(close_code, 1006);
+}
+
+/* Raw bytes go out exactly as given, bounded, and not after a close. */
+static void test_send_raw_writes_the_bytes_as_given(void **state) {
+  static const uint8_t reserved_opcode[] = {0x83, 0x02, 'h', 'i'};
+  uint8_t big[UVWS_RAW_MAX + 1];
+  (void)state;
+  memset(big, 0, sizeof(big));
+  ws_open(NULL, 0);
+  assert_int_equal(uvws_conn_send_raw(conn, reserved_opcode, 0), UV_EINVAL);
+  assert_int_equal(uvws_conn_send_raw(conn, big, sizeof(big)), UV_EINVAL);
+  assert_int_equal(uvws_conn_send_raw(conn, reserved_opcode, sizeof(reserved_opcode)), 0);
+  expect_out(reserved_opcode, sizeof(reserved_opcode));
+  assert_int_equal(uvws_close(conn, 1000, ""), 0);
+  assert_int_equal(uvws_conn_send_raw(conn, reserved_opcode, sizeof(reserved_opcode)), UVWS_ECLOSED);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_text_message_reaches_on_message, setup, teardown),
@@ -512,6 +565,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_rest_after_the_upgrade_is_fed_after_on_open, setup, teardown),
       cmocka_unit_test_setup_teardown(test_server_close_waits_for_the_peers_close, setup, teardown),
       cmocka_unit_test_setup_teardown(test_eof_without_close_reports_1006, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_send_fragment_with_a_ping_between, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_abort_closes_without_a_close_frame, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_send_raw_writes_the_bytes_as_given, setup, teardown),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -8,7 +8,7 @@ const OPCODES = {
   0: 'continuation', 1: 'text', 2: 'binary', 8: 'close', 9: 'ping', 10: 'pong',
 };
 
-/** Parses a text message; returns the trace object if it is one ({"uvws":"handshake"|"frame",...}), else null. */
+/** Parses a text message; returns the trace object if it is one ({"uvws":"handshake"|"frame"|"command",...}), else null. */
 export function parseTrace(text) {
   if (typeof text !== 'string' || !text.startsWith('{"uvws":')) return null;
   let obj;
@@ -20,6 +20,7 @@ export function parseTrace(text) {
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return null;
   if (obj.uvws === 'handshake' && obj.request && obj.response) return obj;
   if (obj.uvws === 'frame' && (obj.dir === 'in' || obj.dir === 'out') && typeof obj.opcode === 'number') return obj;
+  if (obj.uvws === 'command' && typeof obj.do === 'string' && typeof obj.ok === 'boolean') return obj;
   return null;
 }
 
@@ -32,6 +33,9 @@ export function endsDataMessage(frame) {
 export function traceSummary(trace) {
   if (trace.uvws === 'handshake') {
     return `trace: handshake ${trace.request.method} ${trace.request.target} → ${trace.response.status}`;
+  }
+  if (trace.uvws === 'command') {
+    return `command ${trace.do}: ${trace.ok ? trace.detail : `refused: ${trace.error}`}`;
   }
   return `trace: frame ${trace.dir} ${trace.op}${trace.fin ? '' : ' (FIN 0)'} length ${trace.len}` +
     `${trace.masked ? ' masked' : ''}${isCompressed(trace) ? ' compressed' : ''}`;
@@ -143,8 +147,29 @@ function payloadCell(frame) {
   return out;
 }
 
-/** A <tr> for the frame table. `onSelect(frame, row)` is called by the row's button. */
-export function frameRow(frame, index, onSelect) {
+/** Where a message's row is: the frame table links each "out" message to the received message. */
+export function messageAnchor(conn, dir, message) {
+  return dir === 'out' ? `msg-${conn}-${message}` : null;
+}
+
+/** Under a data frame's length: its message, and on a message's last frame the size before compression. */
+function messageNote(frame, conn) {
+  if (typeof frame.message !== 'number') return null;
+  const anchor = messageAnchor(conn, frame.dir, frame.message);
+  const label = `message ${frame.message}`;
+  const parts = [anchor ? h('a', { href: `#${anchor}`, class: 'msg-link', title: 'the message this frame carried' }, label) : label];
+  if (typeof frame.message_len === 'number') {
+    if (frame.message_len !== frame.len || frame.opcode === 0) {
+      parts.push(h('span', { class: 'msg-len', dataset: { testid: 'message-len' } },
+        `: ${groupDigits(frame.message_len)} B${frame.rsv1 || frame.opcode === 0 ? '' : ' in all'}`,
+        frame.rsv1 ? ' before compression' : ''));
+    }
+  }
+  return h('div', { class: 'muted' }, ...parts);
+}
+
+/** A <tr> for the frame table. `onSelect(frame, row)` is called by the row's button; `conn` numbers the page's connections. */
+export function frameRow(frame, index, onSelect, conn = 0) {
   const rsv = `${+frame.rsv1}${+frame.rsv2}${+frame.rsv3}`;
   const selectBtn = h('button', {
     type: 'button', class: 'row-select', 'aria-pressed': 'false',
@@ -155,7 +180,10 @@ export function frameRow(frame, index, onSelect) {
     dataset: {
       testid: 'frame-row', index, dir: frame.dir, op: frame.op, opcode: frame.opcode,
       masked: frame.masked, len: frame.len, lenBits: frame.len_bits, fin: frame.fin, rsv1: frame.rsv1,
+      ...(frame.message === undefined ? {} : { message: frame.message }),
+      ...(frame.message_len === undefined ? {} : { messageLen: frame.message_len }),
     },
+    id: frame.message_len !== undefined ? `frame-${conn}-${frame.dir}-${frame.message}` : undefined,
   },
   h('td', null, selectBtn),
   h('td', { class: 'num' }, String(frame.t)),
@@ -167,7 +195,7 @@ export function frameRow(frame, index, onSelect) {
   h('td', null, h('span', { class: `op op-${frame.op}` }, `${frame.opcode} ${frame.op}`)),
   h('td', { class: 'c' }, yesNo(frame.masked)),
   h('td', { class: 'mono' }, frame.mask ? h('span', { class: 'f-mask' }, hex(fromHex(frame.mask))) : h('span', { class: 'muted' }, '—')),
-  h('td', { class: 'num' }, groupDigits(frame.len)),
+  h('td', { class: 'num' }, groupDigits(frame.len), messageNote(frame, conn)),
   h('td', null, lenField(frame)),
   h('td', { class: 'mono hexcell header-hex' }, ...headerHex(frame)),
   h('td', { class: 'mono hexcell payload-hex' }, ...payloadCell(frame)));

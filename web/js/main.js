@@ -7,12 +7,14 @@ import {
 } from './util.js';
 import { explainFailedConnect } from './diagnose.js';
 import { addRecord, render, setMode, setQuery, clearRecords, sessionJson } from './timeline.js';
-import { parseTrace, endsDataMessage, traceSummary, frameRow, frameAnatomy, renderHandshake } from './inspector.js';
+import { parseTrace, endsDataMessage, traceSummary, frameRow, frameAnatomy, renderHandshake, messageAnchor } from './inspector.js';
+import { initScenarios, refreshScenarios, scenarioAnswer, scenarioClosed, FRAGMENTED_TEXT } from './scenarios.js';
 
 const $ = (id) => document.getElementById(id);
 
 const ui = {
   connectForm: $('connect-form'), url: $('url'), protocols: $('protocols'), inspect: $('inspect'),
+  compression: $('compression'), lengthNote: $('length-note'),
   connectBtn: $('connect-btn'), disconnectBtn: $('disconnect-btn'), connectWhy: $('connect-why'),
   readyState: $('ready-state'), wsUrl: $('ws-url'), wsProtocol: $('ws-protocol'),
   wsExtensions: $('ws-extensions'), wsBinaryType: $('ws-binary-type'),
@@ -91,8 +93,65 @@ $('copy-wscat').addEventListener('click', async () => {
 });
 
 ui.inspect.addEventListener('change', () => { setUrlPath(ui.inspect.checked ? '/inspect' : '/echo'); showWscat(); });
-ui.url.addEventListener('input', () => { ui.inspect.checked = urlPath(ui.url.value) === '/inspect'; showWscat(); });
+ui.url.addEventListener('input', () => {
+  ui.inspect.checked = urlPath(ui.url.value) === '/inspect';
+  ui.compression.checked = !deflateOff(ui.url.value);
+  updateLengthNote();
+  showWscat();
+});
 ui.protocols.addEventListener('input', showWscat);
+
+// The compression switch is the URL's ?deflate=off (README: /echo and /inspect then decline
+// permessage-deflate), so the URL field always says what the next connection asks for.
+function deflateOff(text) {
+  try {
+    return new URL(text).searchParams.get('deflate') === 'off';
+  } catch {
+    return false;
+  }
+}
+
+ui.compression.addEventListener('change', () => {
+  try {
+    const u = new URL(ui.url.value);
+    if (ui.compression.checked) u.searchParams.delete('deflate');
+    else u.searchParams.set('deflate', 'off');
+    ui.url.value = u.href;
+  } catch { /* not a URL yet: the switch waits for one */ }
+  updateLengthNote();
+});
+
+function lengthBits(n) {
+  return n <= 125 ? 7 : n <= 65535 ? 16 : 64;
+}
+
+// Why a length-edge button may not give the encoding it names: with permessage-deflate the frame
+// carries the compressed bytes, whose count is not the message's.
+function updateLengthNote() {
+  const n = Number(ui.randomSize.value);
+  const size = Number.isInteger(n) && n >= 0 ? `${groupDigits(n)} bytes` : 'the message';
+  const ws = conn && conn.ws;
+  const live = ws && ws.readyState === WebSocket.OPEN;
+  let compressed;
+  let text;
+  if (live && /permessage-deflate/.test(ws.extensions)) {
+    compressed = true;
+    text = `This connection compresses (extensions ${JSON.stringify(ws.extensions)}): the browser deflates ${size} ` +
+      'before framing them, so the frame’s length is the compressed size, not the one you chose, and may need a ' +
+      'different length encoding. Untick Compression and connect again to see exactly the encoding each button names.';
+  } else if (live) {
+    compressed = false;
+    text = `No compression on this connection: ${size} travel as a frame of exactly that length` +
+      (Number.isInteger(n) && n >= 0 ? `, a ${lengthBits(n)}-bit length.` : '.');
+  } else {
+    compressed = ui.compression.checked;
+    text = compressed
+      ? 'Compression is on: Chromium offers permessage-deflate and the server accepts, so frame lengths will be compressed sizes. Untick Compression to see the length encodings exactly.'
+      : 'Compression is off (?deflate=off): each frame’s length will be exactly the message’s.';
+  }
+  ui.lengthNote.textContent = text;
+  ui.lengthNote.dataset.compressed = String(compressed);
+}
 
 // ---------------------------------------------------------------- the event log
 
@@ -161,6 +220,7 @@ function refreshState() {
   for (const b of [ui.sendText, ui.sendTextBinary, ui.sendRandom, ui.sendZeros]) b.disabled = !open;
   ui.sendFile.disabled = !open || !ui.file.files.length;
   ui.wsBinaryType.textContent = ws ? `"${ws.binaryType}"` : '—';
+  refreshScenarios(conn);
 
   showQuiet(open);
 
@@ -259,6 +319,9 @@ function connect() {
     inspect: urlPath(ws.url) === '/inspect',
     pending: [], // sends not yet echoed, oldest first
     outDataTraces: 0, echoes: 0, frames: 0, peak: null, opened: false, closeCalled: false, seen: new Set(),
+    received: 0, // messages received that are not traces: "out" message n of the server is the n-th
+    unpaired: 0, // messages coming that echo no send (the "fragments" scenario)
+    scenario: null,
   };
   conn = c;
   ws.binaryType = document.querySelector('input[name="binary-type"]:checked').value;
@@ -279,6 +342,7 @@ function connect() {
     c.opened = true;
     ui.wsProtocol.textContent = JSON.stringify(ws.protocol);
     ui.wsExtensions.replaceChildren(breakable(JSON.stringify(ws.extensions)));
+    updateLengthNote();
     logEvent('open', [`protocol ${JSON.stringify(ws.protocol)}, extensions ${JSON.stringify(ws.extensions)}`,
       c.inspect ? ' · inspector on: trace messages follow' : ''], { c });
     refreshState();
@@ -301,6 +365,8 @@ function connect() {
       c.pending.length ? ` · ${c.pending.length} send(s) never echoed` : '',
     ], { c, bad: !ev.wasClean });
     if (!c.opened && !c.closeCalled) explainFailure(c);
+    scenarioClosed(c, ev);
+    updateLengthNote();
     if (c.inspect && c.closeCalled && c.opened) {
       logEvent('note', ['The page called close(), so the browser dropped the messages that arrived while CLOSING: ' +
         'the traces of both close frames are not shown. Let the server close first to see one (see “Control frames”).'], { c });
@@ -427,11 +493,15 @@ ui.sendRandom.addEventListener('click', () => {
 });
 // The compressible opposite of random bytes, for the compression help: watch the frame lengths.
 ui.sendZeros.addEventListener('click', () => sendBytes(new Uint8Array(70000), 'of zero bytes'));
-ui.randomSize.addEventListener('input', () => ui.randomSize.setCustomValidity(''));
+ui.randomSize.addEventListener('input', () => {
+  ui.randomSize.setCustomValidity('');
+  updateLengthNote();
+});
 for (const chip of document.querySelectorAll('.presets [data-size]')) {
   chip.addEventListener('click', () => {
     ui.randomSize.value = chip.dataset.size;
     ui.randomSize.setCustomValidity('');
+    updateLengthNote();
     if (!ui.sendRandom.disabled) ui.sendRandom.focus();
   });
 }
@@ -513,6 +583,12 @@ function onMessage(c, ev) {
       return;
     }
   }
+  c.received++;
+  if (c.unpaired && data === FRAGMENTED_TEXT) {
+    c.unpaired--;
+    addMessage(c, data, null, null);
+    return;
+  }
   c.echoes++;
   const sent = c.pending.shift() || null;
   const rtt = sent ? performance.now() - sent.t : null;
@@ -542,12 +618,13 @@ function addMessage(c, data, sent, rtt) {
 
   const preview = h('td', { class: type === 'text' ? 'preview' : 'preview mono' });
   const echoCell = h('td', { class: 'echo-of' });
-  const row = h('tr', { class: 'received', dataset: { testid: 'message-row', index: n, type, cls, size, conn: c.id } },
+  const row = h('tr', { class: 'received', id: messageAnchor(c.id, 'out', c.received), dataset: { testid: 'message-row', index: n, type, cls, size, conn: c.id } },
     h('td', { class: 'num' }, String(n)),
     h('td', null, h('span', { class: 'dir out', title: 'received by this page' }, 'received ↓')),
     h('td', null, h('span', { class: `pill ${type}` }, type)),
     h('td', null, h('code', null, cls)),
-    h('td', { class: 'num', title: sizeNote || undefined }, formatBytes(size), sizeNote ? h('div', { class: 'muted' }, sizeNote) : null),
+    h('td', { class: 'num', title: sizeNote || undefined }, formatBytes(size), sizeNote ? h('div', { class: 'muted' }, sizeNote) : null,
+      c.inspect ? h('div', null, h('a', { href: `#frame-${c.id}-out-${c.received}`, class: 'frame-link' }, 'its frame')) : null),
     preview,
     echoCell,
     h('td', { class: 'num rtt' }, rtt === null ? '—' : formatMs(rtt)));
@@ -638,6 +715,10 @@ function onTrace(c, trace) {
   if (sessionTraces.length < 10000) sessionTraces.push({ conn: c.id, ...trace });
   logEvent('message', [traceSummary(trace)], { c, trace: true });
   if (c !== conn) return;
+  if (trace.uvws === 'command') {
+    scenarioAnswer(c, trace);
+    return;
+  }
   if (trace.uvws === 'handshake') {
     renderHandshake(trace, {
       request: ui.handshakeRequest, response: ui.handshakeResponse, steps: ui.acceptSteps, check: ui.acceptCheck,
@@ -652,7 +733,7 @@ function onTrace(c, trace) {
   const row = frameRow(trace, index, (f, r) => {
     pinnedFrame = r;
     showFrame(f, index, r);
-  });
+  }, c.id);
   const wrap = ui.frameList.closest('.table-scroll');
   const stick = wrap.scrollHeight - wrap.scrollTop - wrap.clientHeight < 40;
   ui.frameList.append(row);
@@ -683,6 +764,9 @@ if (params.has('inspect')) {
 } else {
   ui.inspect.checked = urlPath(ui.url.value) === '/inspect';
 }
+ui.compression.checked = !deflateOff(ui.url.value);
+initScenarios({ current: () => conn, log: logEvent });
+updateLengthNote();
 refreshState();
 showWscat();
 if (params.has('connect')) connect();
