@@ -22,6 +22,9 @@ from uvwsproc import UvwsServer  # noqa: E402
 from chatjson import receiver, send  # noqa: E402
 from wsimport import need_websockets, websockets  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hardening_util import rss_kib  # noqa: E402
+
 need_websockets()
 
 T = 10
@@ -29,14 +32,6 @@ T = 10
 SLOW = 10 if os.environ.get("UVWS_SANITIZED") else 1
 recv = receiver(T)
 MiB = 1024
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 async def connect(port):
