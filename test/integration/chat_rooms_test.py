@@ -198,6 +198,9 @@ class FloodedNeighbourTest(unittest.TestCase):
             base = stats(await round_trips(q, self.ROUNDS))
             flooders = await asyncio.to_thread(lambda: [RawFlooder(port, "flood", "f%d" % i) for i in range(4)])
             try:
+                deadline = time.monotonic() + 10 * SLOW  # the flood flows before measuring
+                while sum(f.lines for f in flooders) < 1000 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
                 await asyncio.sleep(0.5)
                 before = sum(f.lines for f in flooders)
                 t0 = time.monotonic()
