@@ -434,8 +434,8 @@ UVWS_EXTERN int uvws_publish_sequenced(uvws_server_t *srv, const char *topic, co
 typedef void (*uvws_sequenced_cb)(uvws_server_t *srv, const char *topic, size_t topic_len,
                                   uint64_t seq, const char *data, size_t len, void *user);
 /** Calls `cb` on the loop of the server given for every sequenced message
- * of every instance, this one's included. Before uvws_server_start();
- * UVWS_ESTATE without options.redis. */
+ * of every instance, this one's included. Set it before
+ * uvws_server_start(). UVWS_ESTATE without options.redis. */
 UVWS_EXTERN int uvws_server_on_sequenced(uvws_server_t *srv, uvws_sequenced_cb cb, void *user);
 /** One logged sequenced message: its number and text (not NUL-terminated). */
 typedef struct {
