@@ -224,6 +224,51 @@ static int bad(const char *flag, const char *value, const char *why) {
 #define MAX_EXEC_ROUTES 64
 enum { EXEC_TEXT, EXEC_BINARY, EXEC_SHARED };
 
+/* --exec and its companions, gathered until the server exists. */
+typedef struct {
+  uvws_exec_options_t opts;
+  const char *specs[MAX_EXEC_ROUTES];
+  int kind[MAX_EXEC_ROUTES];
+  size_t n;
+  const char *dir;
+} exec_flags_t;
+
+/* One --exec* flag: 0, or bad()'s exit status. */
+static int exec_flag(int c, const char *arg, exec_flags_t *f) {
+  int v;
+  switch (c) {
+    case 'x':
+    case 'x' + 256:
+    case 'x' + 1792:
+      if (strchr(arg, '=') == NULL || arg[0] != '/')
+        return bad(c == 'x' ? "--exec" : c == 'x' + 256 ? "--exec-binary" : "--exec-shared", arg,
+                   "expected /PATH=COMMAND");
+      if (f->n == MAX_EXEC_ROUTES) return bad("--exec", arg, "too many exec routes");
+      f->kind[f->n] = c == 'x' ? EXEC_TEXT : c == 'x' + 256 ? EXEC_BINARY : EXEC_SHARED;
+      f->specs[f->n++] = arg;
+      return 0;
+    case 'x' + 512:
+      if (parse_int(arg, 1, 100000, &v) != 0) return bad("--exec-max-procs", arg, "expected 1 to 100000");
+      f->opts.max_procs = (unsigned)v;
+      return 0;
+    case 'x' + 768:
+      if (parse_duration(arg, &f->opts.close_timeout_ms) != 0)
+        return bad("--exec-close-timeout", arg, "expected a duration such as 1s or 500ms");
+      return 0;
+    case 'x' + 1024:
+      if (strcmp(arg, "log") != 0 && strcmp(arg, "discard") != 0 && strcmp(arg, "client") != 0)
+        return bad("--exec-stderr", arg, "expected log, discard or client");
+      f->opts.stderr_mode = arg;
+      return 0;
+    case 'x' + 1280:
+      f->opts.passenv = arg;
+      return 0;
+    default: /* 'x' + 1536 */
+      f->dir = arg;
+      return 0;
+  }
+}
+
 /* --exec, --exec-binary and --exec-shared, "/PATH=COMMAND" each (kind[i]
  * says which), and --exec-dir, as routes of one app. */
 static int add_exec_routes(uvws_server_t *srv, const uvws_exec_options_t *o, const char *const *specs,
@@ -341,15 +386,12 @@ int main(int argc, char **argv) {
   void *chat = NULL;
   int docs_given = 0;
   int c, r;
-  uvws_exec_options_t exec_opts;
+  exec_flags_t ex;
   uvws_exec_t *exec_app = NULL;
-  const char *exec_specs[MAX_EXEC_ROUTES];
-  int exec_binary[MAX_EXEC_ROUTES];
-  size_t nexec = 0;
-  const char *exec_dir = NULL;
 
   uvws_options_init(&opts);
-  uvws_exec_options_init(&exec_opts);
+  memset(&ex, 0, sizeof(ex));
+  uvws_exec_options_init(&ex.opts);
   opts.threads = default_threads();
   default_web = data_dir("web", UVWS_DEFAULT_WEB_ROOT, web_buf, sizeof(web_buf));
   default_docs = data_dir("docs", UVWS_DEFAULT_DOCS_ROOT, docs_buf, sizeof(docs_buf));
@@ -504,34 +546,13 @@ int main(int argc, char **argv) {
         break;
       case 'x':
       case 'x' + 256:
-      case 'x' + 1792:
-        if (strchr(optarg, '=') == NULL || optarg[0] != '/')
-          return bad(c == 'x' ? "--exec" : c == 'x' + 256 ? "--exec-binary" : "--exec-shared", optarg,
-                     "expected /PATH=COMMAND");
-        if (nexec == MAX_EXEC_ROUTES) return bad("--exec", optarg, "too many exec routes");
-        exec_binary[nexec] = c == 'x' ? EXEC_TEXT : c == 'x' + 256 ? EXEC_BINARY : EXEC_SHARED;
-        exec_specs[nexec++] = optarg;
-        break;
-      case 'x' + 512: {
-        int v;
-        if (parse_int(optarg, 1, 100000, &v) != 0) return bad("--exec-max-procs", optarg, "expected 1 to 100000");
-        exec_opts.max_procs = (unsigned)v;
-        break;
-      }
+      case 'x' + 512:
       case 'x' + 768:
-        if (parse_duration(optarg, &exec_opts.close_timeout_ms) != 0)
-          return bad("--exec-close-timeout", optarg, "expected a duration such as 1s or 500ms");
-        break;
       case 'x' + 1024:
-        if (strcmp(optarg, "log") != 0 && strcmp(optarg, "discard") != 0 && strcmp(optarg, "client") != 0)
-          return bad("--exec-stderr", optarg, "expected log, discard or client");
-        exec_opts.stderr_mode = optarg;
-        break;
       case 'x' + 1280:
-        exec_opts.passenv = optarg;
-        break;
       case 'x' + 1536:
-        exec_dir = optarg;
+      case 'x' + 1792:
+        if ((r = exec_flag(c, optarg, &ex)) != 0) return r;
         break;
       case 'l':
         if (uvws_log_level_parse(optarg, &level) != 0)
@@ -588,8 +609,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "uvws: adding routes: %s\n", uvws_strerror(r));
     return 1;
   }
-  exec_opts.max_line = opts.max_message; /* a line is a message */
-  if ((r = add_exec_routes(prog.srv, &exec_opts, exec_specs, exec_binary, nexec, exec_dir, &exec_app)) != 0)
+  ex.opts.max_line = opts.max_message; /* a line is a message */
+  if ((r = add_exec_routes(prog.srv, &ex.opts, ex.specs, ex.kind, ex.n, ex.dir, &exec_app)) != 0)
     return 1;
   prog.exec = exec_app;
   prog.shutdown_budget_ms = opts.shutdown_drain_ms + opts.shutdown_timeout_ms;

@@ -97,17 +97,17 @@ static void send_line(exec_conn_t *ec, const char *p, size_t n) {
   uvws_send(ec->conn, UVWS_OP_TEXT, p, n);
 }
 
-static int line_append(exec_conn_t *ec, const char *p, size_t n) {
-  if (ec->line_len + n > ec->line_cap) {
-    size_t cap = ec->line_cap ? ec->line_cap : 1024;
+int exec_buf_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n) {
+  if (*len + n > *cap) {
+    size_t c = *cap ? *cap : 1024;
     char *grown;
-    while (cap < ec->line_len + n) cap *= 2;
-    if ((grown = realloc(ec->line, cap)) == NULL) return UV_ENOMEM;
-    ec->line = grown;
-    ec->line_cap = cap;
+    while (c < *len + n) c *= 2;
+    if ((grown = realloc(*buf, c)) == NULL) return UV_ENOMEM;
+    *buf = grown;
+    *cap = c;
   }
-  memcpy(ec->line + ec->line_len, p, n);
-  ec->line_len += n;
+  memcpy(*buf + *len, p, n);
+  *len += n;
   return 0;
 }
 
@@ -136,7 +136,7 @@ static void out_text(exec_conn_t *ec, const char *p, size_t n) {
     }
     if (nl && ec->line_len == 0) {
       send_line(ec, p, take); /* the common case: a whole line in one read, no copy */
-    } else if (line_append(ec, p, take) != 0) {
+    } else if (exec_buf_append(&ec->line, &ec->line_len, &ec->line_cap, p, take) != 0) {
       ws_fail(ec, UVWS_CLOSE_INTERNAL, "out of memory");
       return;
     } else if (nl) {

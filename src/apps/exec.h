@@ -83,6 +83,10 @@ int exec_base_env(uvws_exec_t *app, const char *passenv);
  * handle open, or a negative code (logged) with the handles closing and
  * `ec` freed when they are. */
 int exec_spawn(exec_conn_t *ec, uvws_upgrade_t *up, uv_loop_t *loop);
+/* uv_spawn with the three pipes as stdin, stdout and stderr, in a process
+ * group of its own (so signals reach what the program starts). */
+int exec_spawn_piped(uv_loop_t *loop, uv_process_t *proc, uv_pipe_t *in, uv_pipe_t *out, uv_pipe_t *err,
+                     char **argv, char **env, uv_exit_cb exit_cb);
 /* The connection is gone: stdin closed, the program ended in time. */
 void exec_end(exec_conn_t *ec);
 void exec_pid_add(uvws_exec_t *app, int pid);
@@ -95,6 +99,8 @@ void exec_maybe_free(exec_conn_t *ec);
 void exec_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 int exec_utf8_valid(const unsigned char *s, size_t n);
 void exec_sanitize(char *out, const char *in, size_t n);
+/* Appends to a growable buffer (doubling from 1 KiB); UV_ENOMEM. */
+int exec_buf_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n);
 
 /* exec_shared.c */
 struct exec_shared_s;

@@ -331,25 +331,30 @@ static void init_handles(exec_conn_t *ec, uv_loop_t *loop) {
   ec->in.data = ec->out.data = ec->err.data = ec->timer.data = ec->proc.data = ec;
 }
 
-static int spawn(exec_conn_t *ec, uv_loop_t *loop, char **env) {
+int exec_spawn_piped(uv_loop_t *loop, uv_process_t *proc, uv_pipe_t *in, uv_pipe_t *out, uv_pipe_t *err,
+                     char **argv, char **env, uv_exit_cb exit_cb) {
+  uv_pipe_t *pipes[3] = {in, out, err};
   uv_process_options_t o;
   uv_stdio_container_t stdio[3];
-  int r;
+  int i;
   memset(&o, 0, sizeof(o));
-  stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE; /* the child's view */
-  stdio[0].data.stream = (uv_stream_t *)&ec->in;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&ec->out;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t *)&ec->err;
-  o.exit_cb = on_proc_exit;
-  o.file = ec->route->argv[0];
-  o.args = ec->route->argv;
+  for (i = 0; i < 3; i++) {
+    /* the child's view: it reads stdin, writes stdout and stderr */
+    stdio[i].flags = UV_CREATE_PIPE | (i == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE);
+    stdio[i].data.stream = (uv_stream_t *)pipes[i];
+  }
+  o.exit_cb = exit_cb;
+  o.file = argv[0];
+  o.args = argv;
   o.env = env;
   o.stdio = stdio;
   o.stdio_count = 3;
   o.flags = UV_PROCESS_DETACHED;
-  r = uv_spawn(loop, &ec->proc, &o);
+  return uv_spawn(loop, proc, &o);
+}
+
+static int spawn(exec_conn_t *ec, uv_loop_t *loop, char **env) {
+  int r = exec_spawn_piped(loop, &ec->proc, &ec->in, &ec->out, &ec->err, ec->route->argv, env, on_proc_exit);
   ec->proc.data = ec;
   ec->proc_init = 1; /* initialised by uv_spawn even when it fails */
   ec->handles++;

@@ -95,20 +95,6 @@ static void shared_line(exec_shared_t *sh, const char *p, size_t n) {
   uvws_publish(sh->srv, sh->topic, UVWS_OP_TEXT, p, n);
 }
 
-static int line_append(exec_shared_t *sh, const char *p, size_t n) {
-  if (sh->line_len + n > sh->line_cap) {
-    size_t cap = sh->line_cap ? sh->line_cap : 1024;
-    char *grown;
-    while (cap < sh->line_len + n) cap *= 2;
-    if ((grown = realloc(sh->line, cap)) == NULL) return UV_ENOMEM;
-    sh->line = grown;
-    sh->line_cap = cap;
-  }
-  memcpy(sh->line + sh->line_len, p, n);
-  sh->line_len += n;
-  return 0;
-}
-
 static void shared_text(exec_shared_t *sh, const char *p, size_t n) {
   size_t max = sh->route->app->opts.max_line;
   while (n > 0) {
@@ -124,7 +110,7 @@ static void shared_text(exec_shared_t *sh, const char *p, size_t n) {
       if (nl) sh->discarding = 0;
     } else if (nl && sh->line_len == 0) {
       shared_line(sh, p, take);
-    } else if (line_append(sh, p, take) == 0 && nl) {
+    } else if (exec_buf_append(&sh->line, &sh->line_len, &sh->line_cap, p, take) == 0 && nl) {
       shared_line(sh, sh->line, sh->line_len);
       sh->line_len = 0;
     }
@@ -276,8 +262,6 @@ static void on_shared_exit(uv_process_t *p, int64_t status, int sig) {
 
 static void spawn_shared(exec_shared_t *sh) {
   uv_loop_t *loop = uvws_server_loop(sh->srv);
-  uv_process_options_t o;
-  uv_stdio_container_t stdio[3];
   char *env[EXEC_MAX_SHARED + 8];
   size_t i, n = 0;
   int r;
@@ -289,22 +273,9 @@ static void spawn_shared(exec_shared_t *sh) {
   env[n++] = "PYTHONUNBUFFERED=1";
   env[n++] = "SERVER_SOFTWARE=uvws/" UVWS_VERSION_STRING;
   env[n] = NULL;
-  memset(&o, 0, sizeof(o));
-  stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-  stdio[0].data.stream = (uv_stream_t *)&sh->in;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&sh->out;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t *)&sh->err;
-  o.exit_cb = on_shared_exit;
-  o.file = sh->route->argv[0];
-  o.args = sh->route->argv;
-  o.env = env;
-  o.stdio = stdio;
-  o.stdio_count = 3;
-  o.flags = UV_PROCESS_DETACHED;
   sh->started_at = uv_now(loop);
-  if ((r = uv_spawn(loop, &sh->proc, &o)) != 0) {
+  if ((r = exec_spawn_piped(loop, &sh->proc, &sh->in, &sh->out, &sh->err, sh->route->argv, env,
+                            on_shared_exit)) != 0) {
     uvws_log(UVWS_LOG_ERROR, "exec shared %s: cannot start %s: %s; trying again in %u ms", sh->route->path,
              sh->route->argv[0], uvws_strerror(r), sh->backoff_ms);
     close_run(sh);
