@@ -457,9 +457,40 @@ out:
   json_decref(obj);
 }
 
+/* Presence that heals (--redis): this instance's wills are a leave event
+ * for each of its members, which one surviving instance publishes if this
+ * one dies, so every other instance drops them from the room and tells its
+ * members, as for a leave said in person (chat_remote). Primary's loop,
+ * every TTL / 3: the list is rebuilt from the rooms each time. */
+static void chat_wills(uvws_server_t *srv, uvws_wills_t *wills, void *user) {
+  chat_app_t *app = user;
+  size_t n, i;
+  chat_room_t **all = chat_rooms_hold_all(&app->rooms, &n);
+  (void)srv;
+  for (i = 0; i < n; i++) {
+    chat_room_t *r = all[i];
+    const chat_member_t *m;
+    uv_mutex_lock(&r->lock);
+    for (m = r->member_list; m; m = m->next) {
+      json_t *ev = m->remote ? NULL
+                             : json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick",
+                                         m->nick, "event", "leave");
+      char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+      if (text && uvws_wills_add(wills, r->topic, text) != 0)
+        fprintf(stderr, "chat: out of memory, %s in %s would not heal\n", m->nick, r->name);
+      free(text);
+      json_decref(ev);
+    }
+    uv_mutex_unlock(&r->lock);
+  }
+  for (i = 0; i < n; i++) chat_rooms_release(&app->rooms, all[i]);
+  free(all);
+}
+
 static const char *const chat_protocols[] = {"uvws-chat", NULL};
 
-int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **handle) {
+int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, unsigned presence_ttl_s,
+                  void **handle) {
   uvws_route_t route = {0};
   chat_app_t *app = calloc(1, sizeof(*app));
   int r;
@@ -486,7 +517,8 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
   r = uvws_server_route(srv, &route);
   if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0)
     app->redis = uvws_server_on_sequenced(srv, chat_sequenced, app) == 0 &&
-                 uvws_server_on_redis_state(srv, chat_redis_state, app) == 0;
+                 uvws_server_on_redis_state(srv, chat_redis_state, app) == 0 &&
+                 uvws_server_on_wills(srv, presence_ttl_s * 1000u, chat_wills, app) == 0;
   if (r != 0) {
     uv_mutex_destroy(&app->pending_lock);
     chat_rooms_free(&app->rooms);
