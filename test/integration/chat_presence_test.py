@@ -15,19 +15,16 @@ Run: UVWS_BIN=build/default/uvws /usr/bin/python3 test/integration/chat_presence
 """
 import asyncio
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
 sys.path.insert(0, HERE)
-from uvwsproc import UvwsServer  # noqa: E402
-from redis_test import (Client, RedisServer, RespReader, connected_rx, free_port,  # noqa: E402
-                        is_presence, need_redis, resp_command, wait_lines)
+from chat_cluster_test import ClusterCase  # noqa: E402
+from redis_test import Client, RespReader, is_presence, resp_command  # noqa: E402
 
 SLOW = 10 if os.environ.get("UVWS_SANITIZED") else 1
 TTL = 2
@@ -52,21 +49,9 @@ def wills_of_everyone(port):
     return out
 
 
-class PresenceHealsTest(unittest.TestCase):
-    def setUp(self):
-        need_redis()
-        self.folder = tempfile.mkdtemp(prefix="uvws-presence-test-")
-        self.addCleanup(shutil.rmtree, self.folder, True)
-        self.redis = RedisServer(free_port(), self.folder)
-        self.addCleanup(self.redis.stop)
-        self.redis.start()
-
+class PresenceHealsTest(ClusterCase):
     def instance(self, *args):
-        return UvwsServer("--redis", self.redis.url, "--chat-presence-ttl", str(TTL), *args)
-
-    def connected(self, *servers):
-        for s in servers:
-            wait_lines(s, connected_rx(self.redis.port), 1, timeout=15)
+        return super().instance("--chat-presence-ttl", str(TTL), *args)
 
     def wait_wills(self, nicks, timeout):
         deadline = time.monotonic() + timeout
