@@ -437,10 +437,14 @@ typedef void (*uvws_wills_cb)(uvws_server_t *srv, uvws_wills_t *wills, void *use
  * a key that expires ttl_ms later unless the next beat renews it. The same
  * beat publishes the wills of every instance whose key expired, so they go
  * out within ttl_ms + ttl_ms / 3 of the death. The instance's id is fresh
- * at each start: a restarted instance has no wills from before. Before
+ * at each start: a restarted instance has no wills from before. If this
+ * instance's own wills went out while it lived (its link was away longer
+ * than ttl_ms), `buried` (if not NULL) is called on the same loop once the
+ * link is back, so it can say again what they undid. Before
  * uvws_server_start(); UVWS_ESTATE without options.redis, UV_EINVAL for
  * ttl_ms under 2000. */
-UVWS_EXTERN int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_wills_cb cb, void *user);
+UVWS_EXTERN int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_wills_cb cb,
+                                     void (*buried)(uvws_server_t *srv, void *user), void *user);
 /** Adds a will (both strings copied; `text` UTF-8). 0 or UV_ENOMEM. */
 UVWS_EXTERN int uvws_wills_add(uvws_wills_t *wills, const char *topic, const char *text);
 /** 1 while the server is connected to Redis and subscribed, else 0. From

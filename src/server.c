@@ -485,10 +485,12 @@ int uvws_server_on_redis_state(uvws_server_t *srv, void (*cb)(uvws_server_t *srv
   return 0;
 }
 
-int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_wills_cb cb, void *user) {
+int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_wills_cb cb,
+                         void (*buried)(uvws_server_t *srv, void *user), void *user) {
   if (srv->opts.redis == NULL) return UVWS_ESTATE;
   if (ttl_ms < 2000 || cb == NULL) return UV_EINVAL;
   srv->on_wills = cb;
+  srv->on_buried = buried;
   srv->on_wills_user = user;
   srv->will_ttl_ms = ttl_ms;
   return 0;

@@ -511,15 +511,24 @@ int uvws__redis_append(uvws__redis_t *r, const char *topic, size_t n, const char
 
 static void on_command(redisAsyncContext *ac, void *reply, void *priv) {
   uvws__redis_t *r = ac->data;
+  const uvws__command_t *cmd = priv;
   redisReply *rep = reply;
   r->pending--;
   if (rep && rep->type == REDIS_REPLY_ERROR)
-    uvws__log(UVWS_LOG_ERROR, "redis: %s failed: %s", (const char *)priv, rep->str);
+    uvws__log(UVWS_LOG_ERROR, "redis: %s failed: %s", cmd->what, rep->str);
+  else if (rep && rep->type == REDIS_REPLY_INTEGER && cmd->on_integer) cmd->on_integer(r, rep->integer);
 }
 
-int uvws__redis_command(uvws__redis_t *r, int argc, const char **argv, const size_t *argl, const char *what) {
+void uvws__redis_buried(uvws__redis_t *r, long long v) {
+  if (v != 1) return;
+  uvws__log(UVWS_LOG_WARN, "redis: this instance was cut off longer than its heartbeat; its wills went out");
+  if (r->hooks.on_buried) r->hooks.on_buried(r->hooks.ctx);
+}
+
+int uvws__redis_command(uvws__redis_t *r, int argc, const char **argv, const size_t *argl,
+                        const uvws__command_t *cmd) {
   if (r == NULL || !r->subscribed || r->pending >= MAX_PENDING) return UVWS_EUNAVAILABLE;
-  if (redisAsyncCommandArgv(r->pub, on_command, (void *)(uintptr_t)what, argc, argv, argl) != REDIS_OK)
+  if (redisAsyncCommandArgv(r->pub, on_command, (void *)(uintptr_t)cmd, argc, argv, argl) != REDIS_OK)
     return UVWS_EUNAVAILABLE;
   r->pending++;
   return 0;

@@ -37,6 +37,8 @@ typedef struct {
   /* With will_ttl_ms: every will_ttl_ms / 3 while the link is up, fill in
    * this instance's wills (uvws__wills_add); NULL: no heartbeat. */
   void (*on_wills)(void *ctx, uvws__wills_t *w);
+  /* This instance's wills were published while it was cut off. */
+  void (*on_buried)(void *ctx);
   unsigned will_ttl_ms;
 } uvws__redis_hooks_t;
 
@@ -55,9 +57,17 @@ int uvws__redis_append(uvws__redis_t *r, const char *topic, size_t n, const char
 typedef void (*uvws__range_done)(void *ctx, int status, const uvws_seq_entry_t *entries, size_t n);
 int uvws__redis_range(uvws__redis_t *r, const char *topic, size_t n, uint64_t after, size_t count,
                       uvws__range_done cb, void *ctx);
-/* A command on the publishing connection while the link is up; an error
- * reply is logged with `what` (a static string). 0 or UVWS_EUNAVAILABLE. */
-int uvws__redis_command(uvws__redis_t *r, int argc, const char **argv, const size_t *argl, const char *what);
+/* A command on the publishing connection while the link is up: an error
+ * reply is logged with `what`, an integer one goes to on_integer (if any).
+ * `cmd` is static. 0 or UVWS_EUNAVAILABLE. */
+typedef struct {
+  const char *what;
+  void (*on_integer)(uvws__redis_t *r, long long v);
+} uvws__command_t;
+int uvws__redis_command(uvws__redis_t *r, int argc, const char **argv, const size_t *argl,
+                        const uvws__command_t *cmd);
+/* The heartbeat's answer (wills.c): 1 if this instance was buried alive. */
+void uvws__redis_buried(uvws__redis_t *r, long long v);
 int uvws__wills_add(uvws__wills_t *w, const char *topic, const char *text);
 void uvws__wills_clear(uvws__wills_t *w);
 /* One beat: this instance's key for ttl_ms, its wills in place of the

@@ -23,9 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ARGV: id, ttl in ms, the payload header, then topic, text pairs. */
+/* ARGV: id, ttl in ms, the payload header, then topic, text pairs.
+ * Returns 1 if this instance's wills were published while it lived (its
+ * link was away longer than the TTL): a tombstone uvws:buried:<id>, kept a
+ * day, tells it so, whereas a Redis restart that lost every key does not
+ * look like a burial. */
 static const char BEAT_SCRIPT[] =
     "local me = ARGV[1] "
+    "local back = redis.call('DEL', 'uvws:buried:' .. me) "
     "redis.call('SET', 'uvws:inst:' .. me, '1', 'PX', ARGV[2]) "
     "redis.call('SADD', 'uvws:insts', me) "
     "redis.call('DEL', 'uvws:wills:' .. me) "
@@ -36,10 +41,13 @@ static const char BEAT_SCRIPT[] =
     "local w = redis.call('LRANGE', 'uvws:wills:' .. id, 0, -1) "
     "for j = 1, #w - 1, 2 do redis.call('PUBLISH', 'uvws:' .. w[j], ARGV[3] .. w[j + 1]) n = n + 1 end "
     "redis.call('DEL', 'uvws:wills:' .. id) "
-    "redis.call('SREM', 'uvws:insts', id) end end "
-    "return n";
+    "redis.call('SREM', 'uvws:insts', id) "
+    "redis.call('SET', 'uvws:buried:' .. id, '1', 'EX', 86400) end end "
+    "return back";
 
 #define FIXED_ARGS 6 /* EVAL script 0 id ttl header */
+
+static const uvws__command_t beat_cmd = {"a heartbeat", uvws__redis_buried};
 
 int uvws__wills_add(uvws__wills_t *w, const char *topic, const char *text) {
   size_t tl = strlen(topic), xl = strlen(text);
@@ -88,7 +96,7 @@ int uvws__wills_send(uvws__redis_t *r, const uint8_t id[16], unsigned ttl_ms, co
     for (i = 0; i < 5; i++) argl[i] = strlen(argv[i]);
     argv[5] = header, argl[5] = sizeof(header);
     for (i = 0; i < w->n; i++) argv[FIXED_ARGS + i] = w->s[i], argl[FIXED_ARGS + i] = strlen(w->s[i]);
-    e = uvws__redis_command(r, (int)argc, argv, argl, "a heartbeat");
+    e = uvws__redis_command(r, (int)argc, argv, argl, &beat_cmd);
   }
   free(argv);
   free(argl);

@@ -10,6 +10,9 @@ A redis-server on a free loopback port (missing: the test FAILS) and three insta
     3. B restarted on the same port comes back with a fresh instance id: a newcomer there is not
        shown B's old members, the dead id is gone from Redis, and A's and C's members are not
        told that B's old members left again.
+    4. An instance cut off from Redis (through a proxy the test closes) longer than the TTL is
+       taken for dead: its members leave on the other within the bound; when the link is back
+       they join again there, once, and a fresh join lists them.
 
 Run: UVWS_BIN=build/default/uvws /usr/bin/python3 test/integration/chat_presence_test.py -v
 """
@@ -24,7 +27,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
 sys.path.insert(0, HERE)
 from chat_cluster_test import ClusterCase  # noqa: E402
-from redis_test import Client, RespReader, is_presence, resp_command  # noqa: E402
+from redis_test import (Client, RespReader, connected_rx, free_port, is_presence,  # noqa: E402
+                        resp_command, wait_lines)
+from uvwsproc import UvwsServer  # noqa: E402
 
 SLOW = 10 if os.environ.get("UVWS_SANITIZED") else 1
 TTL = 2
@@ -47,6 +52,47 @@ def wills_of_everyone(port):
         for i in range(0, len(items), 2):
             out.append((key.decode()[len("uvws:wills:"):], items[i].decode(), items[i + 1].decode()))
     return out
+
+
+class Cutter:
+    """A TCP proxy to Redis that can be cut (every connection closed, the port refusing) and
+    healed (listening again on the same port). Runs on the test's asyncio loop."""
+
+    def __init__(self, redis_port):
+        self.redis_port, self.port = redis_port, free_port()
+        self.server, self.pipes = None, []
+
+    async def _pipe(self, r, w):
+        try:
+            while True:
+                data = await r.read(65536)
+                if not data:
+                    break
+                w.write(data)
+                await w.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            w.close()
+
+    async def _client(self, cr, cw):
+        try:
+            ur, uw = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        except OSError:
+            cw.close()
+            return
+        self.pipes += [cw, uw]
+        await asyncio.gather(self._pipe(cr, uw), self._pipe(ur, cw))
+
+    async def heal(self):
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port, reuse_address=True)
+
+    async def cut(self):
+        self.server.close()
+        await self.server.wait_closed()
+        for w in self.pipes:
+            w.transport.abort()
+        self.pipes = []
 
 
 class PresenceHealsTest(ClusterCase):
@@ -149,6 +195,54 @@ class PresenceHealsTest(ClusterCase):
                     self.assertTrue(ids <= ids2)
             finally:
                 loop.close()
+
+    def test_instance_cut_off_longer_than_ttl_joins_again(self):
+        bound = 2 * TTL + 2
+        loop = asyncio.new_event_loop()
+        try:
+            cutter = Cutter(self.redis.port)
+            loop.run_until_complete(cutter.heal())
+            C = UvwsServer("--redis", "redis://127.0.0.1:%d" % cutter.port, "--chat-presence-ttl", str(TTL),
+                           "--threads", "2")
+            A = self.instance()
+            # the proxy runs on this loop: start C while the loop turns
+            loop.run_until_complete(loop.run_in_executor(None, C.start))
+            with A, C:
+                loop.run_until_complete(loop.run_in_executor(None, self.connected, A))
+                loop.run_until_complete(loop.run_in_executor(
+                    None, wait_lines, C, connected_rx(cutter.port), 1, 15))
+
+                async def run():
+                    a1, _ = await self.join(A, "a1", "A")
+                    c1, _ = await self.join(C, "c1", "C")
+                    await a1.until(is_presence("c1"), what="join of c1")
+                    await asyncio.get_running_loop().run_in_executor(None, self.wait_wills, ["a1", "c1"], 5 * SLOW)
+                    await cutter.cut()
+                    t0 = time.monotonic()
+                    await a1.until(is_presence("c1", "leave"), timeout=bound * SLOW, what="leave of c1")
+                    gone = time.monotonic() - t0
+                    await c1.until(lambda m: m.get("type") == "status" and m.get("redis") == "down",
+                                   what="status down")
+                    await cutter.heal()
+                    await c1.until(lambda m: m.get("type") == "status" and m.get("redis") == "up",
+                                   timeout=10 * SLOW, what="status up")
+                    await a1.until(lambda m: sum(1 for x in a1.presence if is_presence("c1")(x)) == 2,
+                                   timeout=bound * SLOW, what="c1 joining again")
+                    print("\n  presence: c1 gone from A %.2f s after its instance was cut off; back after "
+                          "the link returned" % gone, file=sys.stderr)
+                    n, _ = await self.join(A, "na", "A")
+                    self.assertIn("c1", _["members"])
+                    await a1.drain(0.3)
+                    joins = [m for m in a1.presence if is_presence("c1")(m)]
+                    self.assertEqual(len(joins), 2, "a1 heard c1 join %d times" % len(joins))
+                    for x in (a1, c1, n):
+                        await x.close()
+
+                loop.run_until_complete(asyncio.wait_for(run(), 60 * SLOW))
+                loop.run_until_complete(cutter.cut())
+                loop.run_until_complete(asyncio.sleep(0.2))  # the pipes see their sockets closed
+        finally:
+            loop.close()
 
 
 if __name__ == "__main__":
