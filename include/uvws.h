@@ -460,6 +460,29 @@ UVWS_EXTERN int uvws_redis_range(uvws_server_t *srv, const char *topic, uint64_t
  * Before uvws_server_start(); UVWS_ESTATE without options.redis. */
 UVWS_EXTERN int uvws_server_on_redis_state(uvws_server_t *srv, void (*cb)(uvws_server_t *srv, int up, void *user),
                                            void *user);
+/** This instance's wills (options.redis): text messages, each for a topic,
+ * that one surviving instance publishes if this one dies without a word
+ * (SIGKILL, a crash, a lost host). Each reaches every instance as another
+ * instance's message does (uvws_server_on_remote, then the topic's
+ * subscribers), exactly once. */
+typedef struct uvws_wills_s uvws_wills_t;
+typedef void (*uvws_wills_cb)(uvws_server_t *srv, uvws_wills_t *wills, void *user);
+/** Gives the instance a heartbeat: every ttl_ms / 3 while Redis is up (and
+ * at once when it comes up), `cb` lists the wills (uvws_wills_add) on the
+ * loop of the server given; they replace the previous list in Redis, with
+ * a key that expires ttl_ms later unless the next beat renews it. The same
+ * beat publishes the wills of every instance whose key expired, so they go
+ * out within ttl_ms + ttl_ms / 3 of the death. The instance's id is fresh
+ * at each start: a restarted instance has no wills from before. If this
+ * instance's own wills went out while it lived (its link was away longer
+ * than ttl_ms), `buried` (if not NULL) is called on the same loop once the
+ * link is back, so it can say again what they undid. Before
+ * uvws_server_start(); UVWS_ESTATE without options.redis, UV_EINVAL for
+ * ttl_ms under 2000. */
+UVWS_EXTERN int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_wills_cb cb,
+                                     void (*buried)(uvws_server_t *srv, void *user), void *user);
+/** Adds a will (both strings copied; `text` UTF-8). 0 or UV_ENOMEM. */
+UVWS_EXTERN int uvws_wills_add(uvws_wills_t *wills, const char *topic, const char *text);
 /** 1 while the server is connected to Redis and subscribed, else 0. From
  * any thread. */
 UVWS_EXTERN int uvws_server_redis_up(const uvws_server_t *srv);

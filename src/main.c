@@ -67,6 +67,10 @@ static void usage(FILE *f) {
           "  --max-header-bytes BYTES\n"
           "                        request line and headers; more gets 431 (default %zu)\n"
           "  --chat-history N      messages /chat keeps per room for newcomers (default 50)\n"
+          "  --chat-presence-ttl SECONDS\n"
+          "                        with --redis: an instance's heartbeat lasts this long;\n"
+          "                        the members of one that dies leave everywhere within\n"
+          "                        SECONDS * 4/3 (default 10, at least 2)\n"
           "  --max-frame BYTES     largest frame payload, 1009 beyond (default: --max-message)\n"
           "  --max-backpressure BYTES\n"
           "                        a WebSocket whose send queue would pass this is\n"
@@ -341,6 +345,7 @@ int main(int argc, char **argv) {
       {"log-level", required_argument, NULL, 'l'},
       {"max-frame", required_argument, NULL, 'F'},
       {"chat-history", required_argument, NULL, 'C'},
+      {"chat-presence-ttl", required_argument, NULL, 'C' + 256},
       {"max-backpressure", required_argument, NULL, 'B'},
       {"handshake-timeout", required_argument, NULL, 't'},
       {"idle-timeout", required_argument, NULL, 't' + 256},
@@ -383,6 +388,7 @@ int main(int argc, char **argv) {
   uvws_log_level_t level = UVWS_LOG_INFO;
   const char *docs;
   size_t chat_history = 50;
+  unsigned presence_ttl = 10;
   void *chat = NULL;
   int docs_given = 0;
   int c, r;
@@ -441,6 +447,13 @@ int main(int argc, char **argv) {
         if (parse_int(optarg, 0, 100000, &v) != 0)
           return bad("--chat-history", optarg, "expected 0 to 100000 messages");
         chat_history = (size_t)v;
+        break;
+      }
+      case 'C' + 256: {
+        int v;
+        if (parse_int(optarg, 2, 86400, &v) != 0)
+          return bad("--chat-presence-ttl", optarg, "expected 2 to 86400 seconds");
+        presence_ttl = (unsigned)v;
         break;
       }
       case 'F':
@@ -605,7 +618,7 @@ int main(int argc, char **argv) {
       (r = uvws_app_echo(prog.srv, "/echo")) != 0 ||
       (r = uvws_app_inspect(prog.srv, "/inspect")) != 0 ||
       (r = uvws_app_broadcast(prog.srv, "/broadcast")) != 0 ||
-      (r = uvws_app_chat(prog.srv, "/chat", chat_history, &chat)) != 0) {
+      (r = uvws_app_chat(prog.srv, "/chat", chat_history, presence_ttl, &chat)) != 0) {
     fprintf(stderr, "uvws: adding routes: %s\n", uvws_strerror(r));
     return 1;
   }

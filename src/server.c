@@ -485,6 +485,22 @@ int uvws_server_on_redis_state(uvws_server_t *srv, void (*cb)(uvws_server_t *srv
   return 0;
 }
 
+int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_wills_cb cb,
+                         void (*buried)(uvws_server_t *srv, void *user), void *user) {
+  if (srv->opts.redis == NULL) return UVWS_ESTATE;
+  if (ttl_ms < 2000 || cb == NULL) return UV_EINVAL;
+  srv->on_wills = cb;
+  srv->on_buried = buried;
+  srv->on_wills_user = user;
+  srv->will_ttl_ms = ttl_ms;
+  return 0;
+}
+
+int uvws_wills_add(uvws_wills_t *wills, const char *topic, const char *text) {
+  if (wills == NULL || topic == NULL || topic[0] == '\0' || text == NULL) return UV_EINVAL;
+  return uvws__wills_add(wills, topic, text);
+}
+
 int uvws_server_redis_up(const uvws_server_t *srv) {
   const uvws_server_t *p = uvws__rt_primary((uvws_server_t *)(uintptr_t)srv);
   return atomic_load_explicit(&p->redis_up, memory_order_acquire);

@@ -15,9 +15,12 @@ int uvws_app_inspect(uvws_server_t *srv, const char *path);
 int uvws_app_broadcast(uvws_server_t *srv, const char *path);
 
 /* Chat rooms on publish/subscribe (protocol in the README). `history`
- * messages are kept per room. *handle is freed with uvws_app_chat_free
- * after the server is. */
-int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **handle);
+ * messages are kept per room. With options.redis an instance that dies
+ * has its members leave everywhere within about presence_ttl_s * 4 / 3
+ * seconds (at least 2). *handle is freed with uvws_app_chat_free after
+ * the server is. */
+int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, unsigned presence_ttl_s,
+                  void **handle);
 void uvws_app_chat_free(void *handle);
 
 /* Exec routes: each WebSocket is served by a program (README, "Your backend

@@ -111,6 +111,10 @@ static void publish_json(uvws_server_t *srv, const chat_room_t *r, json_t *obj) 
   json_decref(obj);
 }
 
+static json_t *presence_json(const chat_room_t *r, const char *nick, const char *event) {
+  return json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick, "event", event);
+}
+
 static void error_msg(uvws_conn_t *c, const char *code, const char *message) {
   chat_conn_t *cc = uvws_conn_get_data(c);
   send_json(c, json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message));
@@ -142,9 +146,7 @@ static void leave(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, membership_t
   chat_room_remove_member(r, nick, 0);
   uvws_unsubscribe(c, r->topic);
   /* Published even to an empty room: other instances may have members. */
-  publish_json(uvws_conn_server(c), r,
-               json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick,
-                         "event", "leave"));
+  publish_json(uvws_conn_server(c), r, presence_json(r, nick, "leave"));
   uv_mutex_unlock(&r->lock);
   chat_rooms_release(&app->rooms, r);
 }
@@ -193,9 +195,7 @@ static void complete_join(uvws_conn_t *c, membership_t *m, const uvws_seq_entry_
   size_t i;
   uv_mutex_lock(&r->lock);
   for (i = 0; i < nlog; i++) deliver_line(uvws_conn_server(c), r, log[i].seq, log[i].data, log[i].len);
-  publish_json(uvws_conn_server(c), r,
-               json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", m->nick, "event",
-                         "join"));
+  publish_json(uvws_conn_server(c), r, presence_json(r, m->nick, "join"));
   send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", m->nick,
                          "members", members_json(r), "history", history_json(r, log, nlog)));
   i = uvws_subscribe(c, r->topic) != 0;
@@ -457,9 +457,60 @@ out:
   json_decref(obj);
 }
 
+/* Calls fn(srv, room, nick) for each of this instance's members, under
+ * its room's lock (primary's loop). */
+static void each_local_member(chat_app_t *app, uvws_server_t *srv,
+                              void (*fn)(uvws_server_t *srv, chat_room_t *r, const char *nick, void *ctx),
+                              void *ctx) {
+  size_t n, i;
+  chat_room_t **all = chat_rooms_hold_all(&app->rooms, &n);
+  for (i = 0; i < n; i++) {
+    const chat_member_t *m;
+    uv_mutex_lock(&all[i]->lock);
+    for (m = all[i]->member_list; m; m = m->next)
+      if (!m->remote) fn(srv, all[i], m->nick, ctx);
+    uv_mutex_unlock(&all[i]->lock);
+  }
+  for (i = 0; i < n; i++) chat_rooms_release(&app->rooms, all[i]);
+  free(all);
+}
+
+static void add_will(uvws_server_t *srv, chat_room_t *r, const char *nick, void *wills) {
+  json_t *ev = presence_json(r, nick, "leave");
+  char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+  (void)srv;
+  if (text == NULL || uvws_wills_add(wills, r->topic, text) != 0)
+    fprintf(stderr, "chat: out of memory, %s in %s would not heal\n", nick, r->name);
+  free(text);
+  json_decref(ev);
+}
+
+/* Presence that heals (--redis): this instance's wills are a leave event
+ * for each of its members, which one surviving instance publishes if this
+ * one dies, so every other instance drops them from the room and tells its
+ * members, as for a leave said in person (chat_remote). Primary's loop,
+ * every TTL / 3: the list is rebuilt from the rooms each time. */
+static void chat_wills(uvws_server_t *srv, uvws_wills_t *wills, void *user) {
+  each_local_member(user, srv, add_will, wills);
+}
+
+static void rejoin(uvws_server_t *srv, chat_room_t *r, const char *nick, void *ctx) {
+  (void)ctx;
+  publish_json(srv, r, presence_json(r, nick, "join"));
+}
+
+/* This instance was cut off from Redis longer than its heartbeat, and its
+ * members' leaves went out to the others: they are still here, so they
+ * join again. Their neighbours here, who heard no leave (the link was
+ * down), hear that join too: uvws_publish has no "others only". */
+static void chat_buried(uvws_server_t *srv, void *user) {
+  each_local_member(user, srv, rejoin, NULL);
+}
+
 static const char *const chat_protocols[] = {"uvws-chat", NULL};
 
-int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **handle) {
+int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, unsigned presence_ttl_s,
+                  void **handle) {
   uvws_route_t route = {0};
   chat_app_t *app = calloc(1, sizeof(*app));
   int r;
@@ -486,7 +537,8 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, void **h
   r = uvws_server_route(srv, &route);
   if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0)
     app->redis = uvws_server_on_sequenced(srv, chat_sequenced, app) == 0 &&
-                 uvws_server_on_redis_state(srv, chat_redis_state, app) == 0;
+                 uvws_server_on_redis_state(srv, chat_redis_state, app) == 0 &&
+                 uvws_server_on_wills(srv, presence_ttl_s * 1000u, chat_wills, chat_buried, app) == 0;
   if (r != 0) {
     uv_mutex_destroy(&app->pending_lock);
     chat_rooms_free(&app->rooms);

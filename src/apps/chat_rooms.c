@@ -102,6 +102,21 @@ static chat_room_t *room_new(const chat_rooms_t *t, const char *name, uint32_t h
   return r;
 }
 
+chat_room_t **chat_rooms_hold_all(chat_rooms_t *t, size_t *n) {
+  chat_room_t **all, *r;
+  size_t i, k = 0;
+  uv_mutex_lock(&t->lock);
+  all = t->count ? malloc(t->count * sizeof(*all)) : NULL;
+  for (i = 0; all && i < t->nbuckets; i++)
+    for (r = t->buckets[i]; r; r = r->next) {
+      r->refs++;
+      all[k++] = r;
+    }
+  uv_mutex_unlock(&t->lock);
+  *n = k;
+  return all;
+}
+
 chat_room_t *chat_rooms_hold(chat_rooms_t *t, const char *name) {
   size_t n = strlen(name);
   uint32_t h = name_hash(name, n);

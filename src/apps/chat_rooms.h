@@ -65,6 +65,9 @@ void chat_rooms_free(chat_rooms_t *t);
 chat_room_t *chat_rooms_hold(chat_rooms_t *t, const char *name);
 /* Gives back one reference (the room's lock not held). */
 void chat_rooms_release(chat_rooms_t *t, chat_room_t *r);
+/* Every room, each held for the caller (*n of them; release each, then
+ * free the array). NULL with *n 0 when there are none or no memory. */
+chat_room_t **chat_rooms_hold_all(chat_rooms_t *t, size_t *n);
 /* Rooms in the table right now. */
 size_t chat_rooms_count(chat_rooms_t *t);
 

@@ -66,6 +66,8 @@ struct uvws__redis_s {
   uint8_t auth_failed;          /* logged once until AUTH succeeds again */
   uv_timer_t timer;             /* reconnect, or connect timeout */
   int timer_open;
+  uv_timer_t beat;              /* the heartbeat (hooks.on_wills), wills.c */
+  int beat_open;
   unsigned handles;             /* timer + poll adapters not yet closed */
   unsigned backoff_ms;
   unsigned pending;
@@ -204,6 +206,17 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
 
 static void on_message(redisAsyncContext *ac, void *reply, void *priv);
 
+/* The heartbeat: this instance's wills and key, and the dead's wills. */
+static void on_beat(uv_timer_t *t) {
+  uvws__redis_t *r = t->data;
+  uvws__wills_t w = {0};
+  if (!r->subscribed || r->stopping) return;
+  r->hooks.on_wills(r->hooks.ctx, &w);
+  if (uvws__wills_send(r, r->id, r->hooks.will_ttl_ms, &w) != 0)
+    uvws__log(UVWS_LOG_WARN, "redis: a heartbeat was not sent");
+  uvws__wills_clear(&w);
+}
+
 static void check_up(uvws__redis_t *r) {
   if (!r->sub_ok || !r->pub_ok || r->subscribed) return;
   r->subscribed = 1;
@@ -213,6 +226,7 @@ static void check_up(uvws__redis_t *r) {
   uv_timer_stop(&r->timer);
   uvws__log(UVWS_LOG_INFO, "redis: connected to %s:%d", r->host, r->port);
   if (r->hooks.on_state) r->hooks.on_state(r->hooks.ctx, 1);
+  if (r->beat_open) on_beat(&r->beat); /* at once: the key exists from now */
 }
 
 static void on_connect(const redisAsyncContext *cac, int status) {
@@ -495,6 +509,31 @@ int uvws__redis_append(uvws__redis_t *r, const char *topic, size_t n, const char
   return 0;
 }
 
+static void on_command(redisAsyncContext *ac, void *reply, void *priv) {
+  uvws__redis_t *r = ac->data;
+  const uvws__command_t *cmd = priv;
+  redisReply *rep = reply;
+  r->pending--;
+  if (rep && rep->type == REDIS_REPLY_ERROR)
+    uvws__log(UVWS_LOG_ERROR, "redis: %s failed: %s", cmd->what, rep->str);
+  else if (rep && rep->type == REDIS_REPLY_INTEGER && cmd->on_integer) cmd->on_integer(r, rep->integer);
+}
+
+void uvws__redis_buried(uvws__redis_t *r, long long v) {
+  if (v != 1) return;
+  uvws__log(UVWS_LOG_WARN, "redis: this instance was cut off longer than its heartbeat; its wills went out");
+  if (r->hooks.on_buried) r->hooks.on_buried(r->hooks.ctx);
+}
+
+int uvws__redis_command(uvws__redis_t *r, int argc, const char **argv, const size_t *argl,
+                        const uvws__command_t *cmd) {
+  if (r == NULL || !r->subscribed || r->pending >= MAX_PENDING) return UVWS_EUNAVAILABLE;
+  if (redisAsyncCommandArgv(r->pub, on_command, (void *)(uintptr_t)cmd, argc, argv, argl) != REDIS_OK)
+    return UVWS_EUNAVAILABLE;
+  r->pending++;
+  return 0;
+}
+
 /* ---- reading the log ------------------------------------------------------- */
 
 typedef struct {
@@ -656,6 +695,13 @@ int uvws__redis_start(uvws__redis_t **out, uv_loop_t *loop, const char *url, con
   r->timer.data = r;
   r->timer_open = 1;
   r->handles = 1;
+  if (hooks->on_wills && hooks->will_ttl_ms >= 3 && uv_timer_init(loop, &r->beat) == 0) {
+    unsigned every = hooks->will_ttl_ms / 3;
+    r->beat.data = r;
+    r->beat_open = 1;
+    r->handles++;
+    uv_timer_start(&r->beat, on_beat, every, every);
+  }
   r->backoff_ms = BACKOFF_MIN_MS;
   *out = r;
   connect_both(r);
@@ -674,6 +720,10 @@ void uvws__redis_stop(uvws__redis_t *r) {
   if (r->timer_open) {
     r->timer_open = 0;
     uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+  }
+  if (r->beat_open) {
+    r->beat_open = 0;
+    uv_close((uv_handle_t *)&r->beat, on_timer_closed);
   }
 }
 

@@ -11,6 +11,14 @@
 
 typedef struct uvws__redis_s uvws__redis_t;
 
+/* This instance's wills (wills.c): topic, text, topic, text... each
+ * malloc'd and owned by the list. */
+struct uvws_wills_s {
+  char **s;
+  size_t n, cap;
+};
+typedef struct uvws_wills_s uvws__wills_t;
+
 typedef struct {
   /* A message another instance published: the topic, the opcode and the
    * payload, and the same as one frame (header_len header bytes first) for
@@ -26,6 +34,12 @@ typedef struct {
   /* After uvws__redis_stop: the last handle is closed. */
   void (*on_stopped)(void *ctx);
   void *ctx;
+  /* With will_ttl_ms: every will_ttl_ms / 3 while the link is up, fill in
+   * this instance's wills (uvws__wills_add); NULL: no heartbeat. */
+  void (*on_wills)(void *ctx, uvws__wills_t *w);
+  /* This instance's wills were published while it was cut off. */
+  void (*on_buried)(void *ctx);
+  unsigned will_ttl_ms;
 } uvws__redis_hooks_t;
 
 /* Parses `url` (redis://[[USER]:PASSWORD@]HOST[:PORT]) and starts
@@ -43,6 +57,22 @@ int uvws__redis_append(uvws__redis_t *r, const char *topic, size_t n, const char
 typedef void (*uvws__range_done)(void *ctx, int status, const uvws_seq_entry_t *entries, size_t n);
 int uvws__redis_range(uvws__redis_t *r, const char *topic, size_t n, uint64_t after, size_t count,
                       uvws__range_done cb, void *ctx);
+/* A command on the publishing connection while the link is up: an error
+ * reply is logged with `what`, an integer one goes to on_integer (if any).
+ * `cmd` is static. 0 or UVWS_EUNAVAILABLE. */
+typedef struct {
+  const char *what;
+  void (*on_integer)(uvws__redis_t *r, long long v);
+} uvws__command_t;
+int uvws__redis_command(uvws__redis_t *r, int argc, const char **argv, const size_t *argl,
+                        const uvws__command_t *cmd);
+/* The heartbeat's answer (wills.c): 1 if this instance was buried alive. */
+void uvws__redis_buried(uvws__redis_t *r, long long v);
+int uvws__wills_add(uvws__wills_t *w, const char *topic, const char *text);
+void uvws__wills_clear(uvws__wills_t *w);
+/* One beat: this instance's key for ttl_ms, its wills in place of the
+ * last ones, and the wills of instances whose key expired published. */
+int uvws__wills_send(uvws__redis_t *r, const uint8_t id[16], unsigned ttl_ms, const uvws__wills_t *w);
 void uvws__redis_stop(uvws__redis_t *r);
 int uvws__redis_busy(const uvws__redis_t *r);
 void uvws__redis_free(uvws__redis_t *r);

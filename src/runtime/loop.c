@@ -157,15 +157,28 @@ int uvws__rt_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t
   return r;
 }
 
+static void redis_wills(void *ctx, uvws__wills_t *w) {
+  uvws_server_t *srv = ctx;
+  srv->on_wills(srv, w, srv->on_wills_user);
+}
+
+static void redis_buried(void *ctx) {
+  uvws_server_t *srv = ctx;
+  if (srv->on_buried) srv->on_buried(srv, srv->on_wills_user);
+}
+
 static void redis_stopped(void *ctx) { uvws__rt_maybe_done(ctx); }
 
 static void render_redis(const void *ctx, uvws__buf_t *out) { uvws__redis_metrics(ctx, out); }
 
 int uvws__rt_redis_start(uvws_server_t *p) {
-  static const uvws__redis_hooks_t proto = {redis_message, redis_sequenced, redis_state, redis_stopped, NULL};
-  uvws__redis_hooks_t hooks = proto;
+  uvws__redis_hooks_t hooks;
   int r;
+  memset(&hooks, 0, sizeof(hooks));
+  hooks.on_message = redis_message, hooks.on_sequenced = redis_sequenced;
+  hooks.on_state = redis_state, hooks.on_stopped = redis_stopped;
   hooks.ctx = p;
+  if (p->on_wills) hooks.on_wills = redis_wills, hooks.on_buried = redis_buried, hooks.will_ttl_ms = p->will_ttl_ms;
   if ((r = uvws__redis_start(&p->redis, p->loop, p->opts.redis, &hooks)) != 0) return r;
   uvws__rt_metrics_add(p, render_redis, p->redis);
   return 0;

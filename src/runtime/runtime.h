@@ -57,6 +57,10 @@ struct uvws_server_s {
   void *on_sequenced_user;
   void (*on_redis_state)(uvws_server_t *srv, int up, void *user); /* [primary] */
   void *on_redis_state_user;
+  uvws_wills_cb on_wills;    /* [primary] this instance's wills (heartbeat) */
+  void (*on_buried)(uvws_server_t *srv, void *user); /* [primary] */
+  void *on_wills_user;
+  unsigned will_ttl_ms;
 
   /* [loop] the layers' contexts */
   uv_loop_t *loop;

@@ -1,0 +1,249 @@
+#!/usr/bin/python3
+"""/chat presence that heals across instances (issue 16): an instance that dies without a word.
+
+A redis-server on a free loopback port (missing: the test FAILS) and three instances with
+--chat-presence-ttl 2: A on one loop, B and C with --threads 2. Members on each join one room.
+
+    1. Before the kill, Redis holds B's wills: one leave event per member of B.
+    2. B is SIGKILLed: within 2 * TTL + 2 s every member left on A and C receives one leave event
+       (exactly one) for each of B's members, and a fresh join on A and on C lists nobody of B.
+    3. B restarted on the same port comes back with a fresh instance id: a newcomer there is not
+       shown B's old members, the dead id is gone from Redis, and A's and C's members are not
+       told that B's old members left again.
+    4. An instance cut off from Redis (through a proxy the test closes) longer than the TTL is
+       taken for dead: its members leave on the other within the bound; when the link is back
+       they join again there, once, and a fresh join lists them.
+
+Run: UVWS_BIN=build/default/uvws /usr/bin/python3 test/integration/chat_presence_test.py -v
+"""
+import asyncio
+import os
+import socket
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
+sys.path.insert(0, HERE)
+from chat_cluster_test import ClusterCase  # noqa: E402
+from redis_test import (Client, RespReader, connected_rx, free_port, is_presence,  # noqa: E402
+                        resp_command, wait_lines)
+from uvwsproc import UvwsServer  # noqa: E402
+
+SLOW = 10 if os.environ.get("UVWS_SANITIZED") else 1
+TTL = 2
+ROOM = "pres"
+NICKS = {"A": ["a1", "a2"], "B": ["b1", "b2", "b3"], "C": ["c1", "c2"]}
+
+
+def redis_call(port, *args):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.settimeout(5)
+        s.sendall(resp_command(*args))
+        return RespReader(s).read()
+
+
+def wills_of_everyone(port):
+    """Every stored will, as (instance id, topic, text)."""
+    out = []
+    for key in redis_call(port, "KEYS", "uvws:wills:*"):
+        items = redis_call(port, "LRANGE", key, 0, -1)
+        for i in range(0, len(items), 2):
+            out.append((key.decode()[len("uvws:wills:"):], items[i].decode(), items[i + 1].decode()))
+    return out
+
+
+class Cutter:
+    """A TCP proxy to Redis that can be cut (every connection closed, the port refusing) and
+    healed (listening again on the same port). Runs on the test's asyncio loop."""
+
+    def __init__(self, redis_port):
+        self.redis_port, self.port = redis_port, free_port()
+        self.server, self.pipes = None, []
+
+    async def _pipe(self, r, w):
+        try:
+            while True:
+                data = await r.read(65536)
+                if not data:
+                    break
+                w.write(data)
+                await w.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            w.close()
+
+    async def _client(self, cr, cw):
+        try:
+            ur, uw = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        except OSError:
+            cw.close()
+            return
+        self.pipes += [cw, uw]
+        await asyncio.gather(self._pipe(cr, uw), self._pipe(ur, cw))
+
+    async def heal(self):
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port, reuse_address=True)
+
+    async def cut(self):
+        self.server.close()
+        await self.server.wait_closed()
+        for w in self.pipes:
+            w.transport.abort()
+        self.pipes = []
+
+
+class PresenceHealsTest(ClusterCase):
+    def instance(self, *args):
+        return super().instance("--chat-presence-ttl", str(TTL), *args)
+
+    def wait_wills(self, nicks, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = sorted(w[2] for w in wills_of_everyone(self.redis.port))
+            want = sorted('{"type":"presence","room":"%s","nick":"%s","event":"leave"}' % (ROOM, n)
+                          for n in nicks)
+            if got == want:
+                return
+            if time.monotonic() > deadline:
+                self.fail("the wills in Redis are %r, not %r" % (got, want))
+            time.sleep(0.1)
+
+    async def join(self, srv, nick, where):
+        c = await Client.open(srv, nick, where)
+        await c.send(type="join", room=ROOM, nick=nick)
+        j = await c.until(lambda m: m.get("type") == "joined", what="joined")
+        return c, j
+
+    def test_sigkilled_instance_members_leave_everywhere(self):
+        bound = 2 * TTL + 2
+        with self.instance() as A, self.instance("--threads", "2") as B, \
+                self.instance("--threads", "2") as C:
+            self.connected(A, B, C)
+            servers = {"A": A, "B": B, "C": C}
+            B.expect_exit = None  # SIGKILLed below
+            b_port = B.port
+
+            async def run():
+                members = {}
+                everyone = [n for w in "ABC" for n in NICKS[w]]
+                for where in "ABC":
+                    for nick in NICKS[where]:
+                        members[nick], _ = await self.join(servers[where], nick, where)
+                # every member has heard every later join: the lists are complete everywhere
+                for i, nick in enumerate(everyone):
+                    for later in everyone[i + 1:]:
+                        await members[nick].until(is_presence(later), what="join of " + later)
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.wait_wills, everyone, 5 * SLOW)
+
+                t0 = time.monotonic()
+                B.proc.kill()  # no goodbye
+                B.proc.wait(10)
+                for nick in NICKS["B"]:
+                    members[nick].ws.transport.abort()
+                survivors = NICKS["A"] + NICKS["C"]
+                worst = 0.0
+                for nick in survivors:
+                    for gone in NICKS["B"]:
+                        left = bound - (time.monotonic() - t0)
+                        await members[nick].until(is_presence(gone, "leave"), timeout=max(left, 0.01) * SLOW,
+                                                  what="leave of " + gone)
+                    worst = max(worst, time.monotonic() - t0)
+                print("\n  presence: B's 3 members gone from A and C %.2f s after SIGKILL "
+                      "(TTL %d s, bound %d s)" % (worst, TTL, bound), file=sys.stderr)
+
+                for where, srv in (("A", A), ("C", C)):
+                    c, j = await self.join(srv, "new" + where.lower(), where)
+                    listed = set(j["members"])
+                    self.assertFalse(listed & set(NICKS["B"]), "%s lists %r" % (where, j["members"]))
+                    self.assertTrue(set(survivors) <= listed, "%s lists %r" % (where, j["members"]))
+                    await c.close()
+                return members, survivors
+
+            loop = asyncio.new_event_loop()
+            try:
+                members, survivors = loop.run_until_complete(asyncio.wait_for(run(), 60 * SLOW))
+                ids = set(x.decode() for x in redis_call(self.redis.port, "SMEMBERS", "uvws:insts"))
+                self.assertEqual(len(ids), 2, "the dead instance is still known: %r" % ids)
+
+                B2 = self.instance("--threads", "2", "--port", str(b_port))
+                with B2:
+                    self.connected(B2)
+                    self.assertEqual(B2.port, b_port)
+
+                    async def after_restart():
+                        c, j = await self.join(B2, "nb", "B2")
+                        self.assertFalse(set(j["members"]) & set(NICKS["B"]),
+                                         "B restarted lists %r" % j["members"])
+                        # a beat of every instance later, nobody was told B's members left again
+                        await asyncio.sleep(TTL)
+                        for nick in survivors:
+                            await members[nick].drain(0.3)
+                            for gone in NICKS["B"]:
+                                n = sum(1 for m in members[nick].presence if is_presence(gone, "leave")(m))
+                                self.assertEqual(n, 1, "%s heard %s leave %d times" % (nick, gone, n))
+                        await c.close()
+                        for nick in survivors:
+                            await members[nick].close()
+
+                    loop.run_until_complete(asyncio.wait_for(after_restart(), 60 * SLOW))
+                    ids2 = set(x.decode() for x in redis_call(self.redis.port, "SMEMBERS", "uvws:insts"))
+                    self.assertEqual(len(ids2), 3, "instances known: %r" % ids2)
+                    self.assertTrue(ids <= ids2)
+            finally:
+                loop.close()
+
+    def test_instance_cut_off_longer_than_ttl_joins_again(self):
+        bound = 2 * TTL + 2
+        loop = asyncio.new_event_loop()
+        try:
+            cutter = Cutter(self.redis.port)
+            loop.run_until_complete(cutter.heal())
+            C = UvwsServer("--redis", "redis://127.0.0.1:%d" % cutter.port, "--chat-presence-ttl", str(TTL),
+                           "--threads", "2")
+            A = self.instance()
+            # the proxy runs on this loop: start C while the loop turns
+            loop.run_until_complete(loop.run_in_executor(None, C.start))
+            with A, C:
+                loop.run_until_complete(loop.run_in_executor(None, self.connected, A))
+                loop.run_until_complete(loop.run_in_executor(
+                    None, wait_lines, C, connected_rx(cutter.port), 1, 15))
+
+                async def run():
+                    a1, _ = await self.join(A, "a1", "A")
+                    c1, _ = await self.join(C, "c1", "C")
+                    await a1.until(is_presence("c1"), what="join of c1")
+                    await asyncio.get_running_loop().run_in_executor(None, self.wait_wills, ["a1", "c1"], 5 * SLOW)
+                    await cutter.cut()
+                    t0 = time.monotonic()
+                    await a1.until(is_presence("c1", "leave"), timeout=bound * SLOW, what="leave of c1")
+                    gone = time.monotonic() - t0
+                    await c1.until(lambda m: m.get("type") == "status" and m.get("redis") == "down",
+                                   what="status down")
+                    await cutter.heal()
+                    await c1.until(lambda m: m.get("type") == "status" and m.get("redis") == "up",
+                                   timeout=10 * SLOW, what="status up")
+                    await a1.until(lambda m: sum(1 for x in a1.presence if is_presence("c1")(x)) == 2,
+                                   timeout=bound * SLOW, what="c1 joining again")
+                    print("\n  presence: c1 gone from A %.2f s after its instance was cut off; back after "
+                          "the link returned" % gone, file=sys.stderr)
+                    n, _ = await self.join(A, "na", "A")
+                    self.assertIn("c1", _["members"])
+                    await a1.drain(0.3)
+                    joins = [m for m in a1.presence if is_presence("c1")(m)]
+                    self.assertEqual(len(joins), 2, "a1 heard c1 join %d times" % len(joins))
+                    for x in (a1, c1, n):
+                        await x.close()
+
+                loop.run_until_complete(asyncio.wait_for(run(), 60 * SLOW))
+                loop.run_until_complete(cutter.cut())
+                loop.run_until_complete(asyncio.sleep(0.2))  # the pipes see their sockets closed
+        finally:
+            loop.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
