@@ -70,7 +70,7 @@ static void usage(FILE *f) {
           "  --chat-presence-ttl SECONDS\n"
           "                        with --redis: an instance's heartbeat lasts this long;\n"
           "                        the members of one that dies leave everywhere within\n"
-          "                        SECONDS * 4/3 (default 10, at least 2)\n"
+          "                        SECONDS * 4/3 (default 7, at least 2)\n"
           "  --max-frame BYTES     largest frame payload, 1009 beyond (default: --max-message)\n"
           "  --max-backpressure BYTES\n"
           "                        a WebSocket whose send queue would pass this is\n"
@@ -388,7 +388,7 @@ int main(int argc, char **argv) {
   uvws_log_level_t level = UVWS_LOG_INFO;
   const char *docs;
   size_t chat_history = 50;
-  unsigned presence_ttl = 10;
+  unsigned presence_ttl = 7; /* 4/3 of it is the bound: at most 10 s, as a chat promises */
   void *chat = NULL;
   int docs_given = 0;
   int c, r;
