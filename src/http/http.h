@@ -1,5 +1,5 @@
 /* HTTP/1.1 on a stream (stream.h): requests parsed with llhttp, answers
- * from memory (errors, /metrics, /healthz), static files, and the decision
+ * from memory (errors, /metrics, /healthz, /routes.json), static files, and the decision
  * to upgrade, after which the stream goes to the WebSocket session through
  * the runtime (env->upgrade). The session carries no WebSocket state and
  * is freed at the upgrade. */
@@ -50,6 +50,8 @@ typedef struct {
    * stream is then closed). */
   int (*upgrade)(void *ctx, uvws__stream_t *s, const uvws__ws_open_t *o, char *rest, size_t rest_len);
   void (*metrics)(void *ctx, uvws__buf_t *out);
+  /* The WebSocket routes (for /routes.json): sets *table, returns how many. */
+  size_t (*routes)(void *ctx, const uvws__route_t **table);
   int (*state)(void *ctx);         /* UVWS__HTTP_SERVING, _DRAINING or _SHUTTING_DOWN */
 } uvws__http_env_t;
 
@@ -58,5 +60,9 @@ typedef struct {
  * instead. 0 or UV_ENOMEM. */
 int uvws__http_open(uvws__http_env_t *env, uvws__stream_t *s, int refuse);
 void uvws__http_env_free(uvws__http_env_t *env);
+
+/* {"routes":[...]}: the paths sorted and JSON-escaped, appended to `out`
+ * (empty on entry). 0 or UV_ENOMEM (then `out` may hold a part). */
+int uvws__http_routes_json(const uvws__route_t *routes, size_t n, uvws__buf_t *out);
 
 #endif

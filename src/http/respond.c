@@ -1,7 +1,7 @@
 /* HTTP responses: heads built in the loop's growable scratch buffer (any
  * Location or header length fits; only a failed allocation does not, and
  * that becomes a 500 that closes), the access log, and the built-ins
- * /metrics and /healthz. */
+ * /metrics, /healthz and /routes.json. */
 #include "http/http_int.h"
 #include "util/log.h"
 
@@ -155,7 +155,86 @@ int uvws__http_respond_text(uvws__http_t *h, int status, const char *extra, cons
                             head_only);
 }
 
-/* GET /metrics and /healthz, answered before routes and files. */
+/* 1 if route a sorts before route b (bytewise, a prefix first). */
+static int route_before(const uvws__route_t *a, const uvws__route_t *b) {
+  size_t n = a->path_len < b->path_len ? a->path_len : b->path_len;
+  int c = memcmp(a->path, b->path, n);
+  return c < 0 || (c == 0 && a->path_len < b->path_len);
+}
+
+/* One path as a JSON string into `p` (room reserved by the caller: 6 bytes
+ * a byte, plus the quotes); returns the bytes written. Bytes from 0x80 up
+ * pass as they are (paths are UTF-8). */
+static size_t json_string(char *p, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i, o = 0;
+  p[o++] = '"';
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      p[o++] = '\\';
+      p[o++] = (char)c;
+    } else if (c < 0x20 || c == 0x7f) {
+      memcpy(p + o, "\\u00", 4);
+      p[o + 4] = hex[c >> 4];
+      p[o + 5] = hex[c & 15];
+      o += 6;
+    } else {
+      p[o++] = (char)c;
+    }
+  }
+  p[o++] = '"';
+  return o;
+}
+
+/* {"routes":[...]} with the WebSocket routes sorted, into `out` (empty).
+ * The worst case is reserved first, so the only failure is that one
+ * allocation: 0 or UV_ENOMEM. Sorted by selection (the next greater path
+ * each pass): route tables are short and this needs no second array. */
+int uvws__http_routes_json(const uvws__route_t *routes, size_t n, uvws__buf_t *out) {
+  static const char open[] = "{\"routes\":[", close[] = "]}\n";
+  const uvws__route_t *last = NULL;
+  size_t need = sizeof(open) + sizeof(close), i, k;
+  int r;
+  for (i = 0; i < n; i++) {
+    if (routes[i].path_len > ((size_t)-1 / 2 - need) / 6 - 3) return UV_ENOMEM;
+    need += routes[i].path_len * 6 + 3;
+  }
+  if ((r = uvws__buf_reserve(out, need)) != 0) return r;
+  memcpy(uvws__buf_tail(out), open, sizeof(open) - 1);
+  out->len += sizeof(open) - 1;
+  for (k = 0; k < n; k++) {
+    const uvws__route_t *next = NULL;
+    for (i = 0; i < n; i++)
+      if ((last == NULL || route_before(last, &routes[i])) && (next == NULL || route_before(&routes[i], next)))
+        next = &routes[i];
+    if (next == NULL) break; /* only duplicates left (the server refuses them) */
+    if (last != NULL) {
+      uvws__buf_tail(out)[0] = ',';
+      out->len++;
+    }
+    out->len += json_string(uvws__buf_tail(out), next->path, next->path_len);
+    last = next;
+  }
+  memcpy(uvws__buf_tail(out), close, sizeof(close) - 1);
+  out->len += sizeof(close) - 1;
+  return 0;
+}
+
+/* A body made in memory; an empty `body` (nothing fitted) becomes a 500
+ * that closes. Frees `body`. */
+static void respond_built(uvws__http_t *h, const char *extra, const char *ctype, uvws__buf_t *body,
+                          int head_only) {
+  if (body->len == 0 && body->cap == 0) {
+    h->keep_alive = 0;
+    uvws__http_respond_text(h, 500, NULL, "out of memory", 0);
+    return;
+  }
+  uvws__http_respond(h, 200, extra, ctype, uvws__buf_data(body), body->len, body->len, head_only);
+  uvws__buf_free(body);
+}
+
+/* GET /metrics, /healthz and /routes.json, answered before routes and files. */
 int uvws__http_builtin(uvws__http_t *h, const char *path, size_t plen, int method) {
   uvws__http_env_t *env = h->env;
   uvws__buf_t body = {NULL, 0, 0, 0};
@@ -169,14 +248,17 @@ int uvws__http_builtin(uvws__http_t *h, const char *path, size_t plen, int metho
   }
   if (plen == 8 && memcmp(path, "/metrics", 8) == 0) {
     env->metrics(env->ctx, &body);
-    if (body.len == 0 && body.cap == 0) { /* not even the first line fitted */
-      h->keep_alive = 0;
-      uvws__http_respond_text(h, 500, NULL, "out of memory", 0);
-      return 1;
+    respond_built(h, NULL, "text/plain; version=0.0.4; charset=utf-8", &body, method == HTTP_HEAD);
+    return 1;
+  }
+  if (plen == 12 && memcmp(path, "/routes.json", 12) == 0) {
+    const uvws__route_t *table = NULL;
+    size_t n = env->routes(env->ctx, &table);
+    if (uvws__http_routes_json(table, n, &body) != 0) {
+      uvws__log(UVWS_LOG_ERROR, "http %s: out of memory building /routes.json; answering 500", h->s->peer);
+      uvws__buf_free(&body);
     }
-    uvws__http_respond(h, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", uvws__buf_data(&body),
-                       body.len, body.len, method == HTTP_HEAD);
-    uvws__buf_free(&body);
+    respond_built(h, "Cache-Control: no-store\r\n", "application/json", &body, method == HTTP_HEAD);
     return 1;
   }
   return 0;

@@ -44,6 +44,12 @@ static void http_metrics(void *ctx, uvws__buf_t *out) {
   uvws__metrics_render(loops, n, srv, out);
 }
 
+static size_t http_routes(void *ctx, const uvws__route_t **table) {
+  const uvws_server_t *srv = ctx;
+  *table = srv->routes;
+  return srv->nroutes;
+}
+
 static int http_state(void *ctx) {
   uvws_server_t *srv = ctx;
   if (srv->shutting_down) return UVWS__HTTP_SHUTTING_DOWN;
@@ -230,6 +236,7 @@ int uvws__rt_init(uvws_server_t *srv) {
   srv->http.route = http_route;
   srv->http.upgrade = http_upgrade;
   srv->http.metrics = http_metrics;
+  srv->http.routes = http_routes;
   srv->http.state = http_state;
 
   srv->bus.publish = bus_publish;

@@ -217,7 +217,7 @@ describe('the learning page (issue 17)', () => {
     assert.equal(why.status, '404');
     assert.match(why.text, /GET \/nope → 404/);
     assert.match(why.text, /no route at this path/);
-    assert.match(why.text, /\/echo.*\/inspect.*\/chat/);
+    assert.match(why.text, /routes are \/broadcast, \/chat, \/echo and \/inspect\./, 'the routes of /routes.json');
     const close = await page.textContent('#event-log li[data-type="close"]');
     assert.match(close, /code 1006/);
     assert.doesNotMatch(close, /\([^()]*\(/, 'no nested parentheses in the close line');

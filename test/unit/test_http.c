@@ -136,6 +136,21 @@ static void stub_metrics(void *ctx, uvws__buf_t *out) {
   out->len += METRICS_LEN;
 }
 
+/* The route table /routes.json lists (set by each test). */
+static uvws__route_t table[4];
+static size_t table_n;
+
+static size_t stub_routes(void *ctx, const uvws__route_t **t) {
+  (void)ctx;
+  *t = table;
+  return table_n;
+}
+
+static void table_set(size_t i, const char *path, size_t len) {
+  table[i].path = (char *)path;
+  table[i].path_len = len;
+}
+
 static int stub_state(void *ctx) {
   (void)ctx;
   return UVWS__HTTP_SERVING;
@@ -191,6 +206,7 @@ static int group_setup(void **state) {
   env.route = stub_route;
   env.upgrade = stub_upgrade;
   env.metrics = stub_metrics;
+  env.routes = stub_routes;
   env.state = stub_state;
   uvws_log_set_level(UVWS_LOG_ERROR);
   return 0;
@@ -227,6 +243,8 @@ static int setup(void **state) {
   route.h.on_upgrade = NULL;
   decide_status = 0;
   decides = releases = 0;
+  table_n = 0;
+  opts.metrics = 1;
   return 0;
 }
 
@@ -785,6 +803,72 @@ static void test_refused_429_has_no_retry_after_and_finishes(void **state) {
   assert_int_equal(f.finished, 1);
 }
 
+/* /routes.json: the table sorted bytewise, quotes, backslashes and
+ * control bytes escaped, never cached; HEAD has the length, no body. */
+static void test_routes_json_is_sorted_and_escaped(void **state) {
+  static const char odd[] = "/a\"b\\c\x01";
+  static const char want[] = "{\"routes\":[\"/a\\\"b\\\\c\\u0001\",\"/chat\",\"/echo\",\"/reverse\"]}\n";
+  char len[16];
+  size_t off = 0;
+  resp_t r;
+  (void)state;
+  table_set(0, "/reverse", 8);
+  table_set(1, "/echo", 5);
+  table_set(2, odd, sizeof(odd) - 1);
+  table_set(3, "/chat", 5);
+  table_n = 4;
+  open_session(0);
+  feed(GET("/routes.json") "HEAD /routes.json HTTP/1.1\r\nHost: h\r\n\r\n");
+  assert_true(next_response(&off, &r, 0));
+  assert_int_equal(r.status, 200);
+  assert_true(header_is(&r, "Content-Type", "application/json"));
+  assert_true(header_is(&r, "Cache-Control", "no-store"));
+  expect_body(&r, want);
+  assert_true(next_response(&off, &r, 1));
+  assert_int_equal(r.status, 200);
+  snprintf(len, sizeof(len), "%zu", sizeof(want) - 1);
+  assert_true(header_is(&r, "Content-Length", len));
+  assert_int_equal(off, f.out.len); /* no body after the HEAD answer */
+  assert_int_equal(f.finished, 0);
+}
+
+/* No routes: an empty list. With the built-ins off it is an ordinary
+ * path (no such file: 404). */
+static void test_routes_json_empty_and_off(void **state) {
+  size_t off = 0;
+  resp_t r;
+  (void)state;
+  open_session(0);
+  feed(GET("/routes.json"));
+  assert_true(next_response(&off, &r, 0));
+  assert_int_equal(r.status, 200);
+  expect_body(&r, "{\"routes\":[]}\n");
+  opts.metrics = 0;
+  table_set(0, "/echo", 5);
+  table_n = 1;
+  feed(GET("/routes.json"));
+  assert_true(next_response(&off, &r, 0));
+  assert_int_equal(r.status, 404);
+  assert_int_equal(off, f.out.len);
+}
+
+/* A body that cannot be built (a path too long to reserve room for; it
+ * is never read) is a 500 that closes, as for /metrics. */
+static void test_routes_json_that_cannot_be_built_is_500(void **state) {
+  size_t off = 0;
+  resp_t r;
+  (void)state;
+  table_set(0, "/echo", 5);
+  table_set(1, "/x", (size_t)-1 / 8);
+  table_n = 2;
+  open_session(0);
+  feed(GET("/routes.json"));
+  assert_true(next_response(&off, &r, 0));
+  assert_int_equal(r.status, 500);
+  assert_true(header_is(&r, "Connection", "close"));
+  assert_int_equal(f.finished, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_get_file_200_with_exact_content_length, setup, teardown),
@@ -806,6 +890,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_on_upgrade_accepts_with_header_and_data, setup, teardown),
       cmocka_unit_test_setup_teardown(test_on_upgrade_data_is_released_when_the_open_fails, setup, teardown),
       cmocka_unit_test_setup_teardown(test_on_upgrade_bad_status_is_500, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_routes_json_is_sorted_and_escaped, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_routes_json_empty_and_off, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_routes_json_that_cannot_be_built_is_500, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_503_has_retry_after_and_finishes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_429_has_no_retry_after_and_finishes, setup, teardown),
   };

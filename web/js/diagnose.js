@@ -4,6 +4,7 @@
 // what the page asked for (subprotocols, its Origin) that turns a dead end into an explanation.
 
 import { h } from './util.js';
+import { serverRoutes } from './routes.js';
 
 const RFC = 'https://www.rfc-editor.org/rfc/rfc6455';
 
@@ -18,6 +19,14 @@ export function httpUrlFor(wsUrl) {
   } catch {
     return null;
   }
+}
+
+// "This server's WebSocket routes are /a, /b and /c." from /routes.json, else the bundled ones.
+async function routesText() {
+  const routes = (await serverRoutes()) || ['/echo', '/inspect', '/chat'];
+  if (routes.length === 0) return ['This server has no WebSocket route.'];
+  const names = routes.flatMap((r, i) => [i === 0 ? '' : i === routes.length - 1 ? ' and ' : ', ', h('code', null, r)]);
+  return [`This server’s WebSocket route${routes.length > 1 ? 's are' : ' is'} `, ...names.slice(1), '.'];
 }
 
 const link = (section, text) => h('a', { href: `${RFC}#section-${section}` }, text);
@@ -45,11 +54,7 @@ export async function explainFailedConnect(wsUrl, protocols) {
   const path = new URL(url).pathname;
   const got = h('strong', null, `GET ${path} → ${res.status} ${res.statusText}`);
   if (res.status === 404) {
-    return {
-      status: 404,
-      parts: [got, ': there is no route at this path, so the handshake was refused with 404. This server’s WebSocket routes are ',
-        h('code', null, '/echo'), ', ', h('code', null, '/inspect'), ' and ', h('code', null, '/chat'), '.'],
-    };
+    return { status: 404, parts: [got, ': there is no route at this path, so the handshake was refused with 404. ', ...await routesText()] };
   }
   if (res.status !== 426) {
     return { status: res.status, parts: [got, ': this path is not a WebSocket route of this server (a WebSocket route answers a plain GET with 426 Upgrade Required).'] };

@@ -6,6 +6,7 @@ import {
   READY_STATES, closeCodeMeaning,
 } from './util.js';
 import { explainFailedConnect } from './diagnose.js';
+import { serverRoutes, routeUrls } from './routes.js';
 import { addRecord, render, setMode, setQuery, clearRecords, sessionJson } from './timeline.js';
 import { parseTrace, endsDataMessage, traceSummary, frameRow, frameAnatomy, renderHandshake, messageAnchor } from './inspector.js';
 import { initScenarios, refreshScenarios, scenarioAnswer, scenarioClosed, FRAGMENTED_TEXT } from './scenarios.js';
@@ -98,6 +99,7 @@ ui.url.addEventListener('input', () => {
   ui.compression.checked = !deflateOff(ui.url.value);
   updateLengthNote();
   showWscat();
+  fillRouteList();
 });
 ui.protocols.addEventListener('input', showWscat);
 
@@ -119,7 +121,17 @@ ui.compression.addEventListener('change', () => {
     ui.url.value = u.href;
   } catch { /* not a URL yet: the switch waits for one */ }
   updateLengthNote();
+  fillRouteList();
 });
+
+// The URL field suggests every route the server lists, on the field's host, with the compression
+// switch's ?deflate=off.
+async function fillRouteList() {
+  const routes = await serverRoutes();
+  if (!routes) return;
+  const urls = routeUrls(routes, ui.url.value, !ui.compression.checked);
+  $('url-routes').replaceChildren(...urls.map((value) => h('option', { value })));
+}
 
 function lengthBits(n) {
   return n <= 125 ? 7 : n <= 65535 ? 16 : 64;
@@ -769,5 +781,6 @@ initScenarios({ current: () => conn, log: logEvent });
 updateLengthNote();
 refreshState();
 showWscat();
+fillRouteList();
 if (params.has('connect')) connect();
 document.documentElement.dataset.ready = 'true'; // for tests: the module has run
