@@ -2,6 +2,7 @@
 with fin on the last; compressed and plain; the size limit still holds."""
 import asyncio
 import os
+import re
 import sys
 import unittest
 
@@ -72,11 +73,21 @@ class BackpressureTest(unittest.TestCase):
     (default policy) or loses messages (drop_on_backpressure); either way the
     server's queue for it stays bounded and other clients are unaffected."""
 
+    @staticmethod
+    async def ask_and_stall(ws, count, size):
+        """Asks for the flood, then reads nothing for a second. Reading at once
+        let a fast client (or a slow sanitized server) drain the queue as fast
+        as it filled, so whether the limit was ever reached was up to timing."""
+        await ws.send("%d %d" % (count, size))
+        ws.transport.pause_reading()
+        await asyncio.sleep(1.0)
+        ws.transport.resume_reading()
+
     def flood(self, port, path, count, size):
         async def go():
             async with websockets.connect("ws://127.0.0.1:%d%s" % (port, path), max_size=None,
                                           compression=None, open_timeout=5, close_timeout=5) as ws:
-                await ws.send("%d %d" % (count, size))
+                await self.ask_and_stall(ws, count, size)
                 got = 0
                 try:
                     while True:
@@ -123,21 +134,31 @@ class BackpressureTest(unittest.TestCase):
 
     def test_drain_callback(self):
         """on_drain fires once the full queue has gone out to the reader."""
-        async def go(ws):
-            await ws.send("%d %d" % (256, 65536))
-            seen = []
+        async def next_text(ws, seen):
             while True:
-                m = await asyncio.wait_for(ws.recv(), 10)
+                try:
+                    m = await asyncio.wait_for(ws.recv(), 30)
+                except asyncio.TimeoutError:
+                    raise AssertionError("nothing for 30 s; text messages so far: %r" % seen)
                 if isinstance(m, str):
-                    seen.append(m.split("=")[0])
-                    if m == "drained":
-                        return seen
+                    seen.append(m)
+                    return m
+
+        async def go(ws):
+            await self.ask_and_stall(ws, 256, 65536)
+            seen = []
+            report = await next_text(ws, seen)
+            m = re.fullmatch(r"sent=(\d+) dropped=(\d+)", report)
+            self.assertIsNotNone(m, report)
+            self.assertGreater(int(m.group(2)), 0, "the queue never filled: %s" % report)
+            self.assertEqual(await next_text(ws, seen), "drained")
+            return seen
         with StreamServer(str(1 << 20), str(1 << 20)) as srv:
             async def run_it():
                 async with websockets.connect("ws://127.0.0.1:%d/flood-drop" % srv.port, max_size=None,
                                               compression=None, open_timeout=5, close_timeout=5) as ws:
                     return await go(ws)
-            self.assertEqual(asyncio.run(run_it()), ["sent", "drained"])
+            self.assertEqual(len(asyncio.run(run_it())), 2)
 
 
 if __name__ == "__main__":
