@@ -23,13 +23,16 @@
  * every instance, the sender's included, hears it in chat_sequenced() and
  * publishes it to its own members (uvws_publish_local) under the room's
  * lock, in id order, dropping an id it already delivered; the sender sees
- * its own line only once it has its place. While Redis is unreachable a
+ * its own line only once it has its place; lines this instance missed
+ * while its link was down are read back from the room's stream
+ * (chat_lines.c) and delivered in order. While Redis is unreachable a
  * send is refused (error "redis_down"): a line is either in the order for
  * everyone or sent to no one. Presence events cross through plain
  * publishes; uvws_server_on_remote() shows us the other instances' ones,
  * so members include them (from the moment this instance was connected).
  * Without Redis ids are the room's own counter, 1, 2, 3... */
 #include "apps.h"
+#include "chat_lines.h"
 #include "chat_rooms.h"
 
 #include <jansson.h>
@@ -47,6 +50,7 @@ typedef struct pending_join_s pending_join_t;
 
 typedef struct {
   chat_rooms_t rooms;
+  chat_lines_t lines; /* with Redis: every line in order, across gaps */
   int redis; /* lines are ordered by Redis (set before start, then read-only) */
   uv_mutex_t pending_lock; /* the list below */
   pending_join_t *pending; /* joins waiting for their history from Redis */
@@ -151,20 +155,6 @@ static void leave(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, membership_t
   chat_rooms_release(&app->rooms, r);
 }
 
-/* A line with its place, on this instance (room lock held): to the local
- * members once, in id order, and into the history. */
-static void deliver_line(uvws_server_t *srv, chat_room_t *r, uint64_t seq, const char *data, size_t len) {
-  char *copy;
-  if (seq <= r->last_seq) return;
-  r->last_seq = seq;
-  uvws_publish_local(srv, r->topic, UVWS_OP_TEXT, data, len);
-  if ((copy = malloc(len + 1)) != NULL) {
-    memcpy(copy, data, len);
-    copy[len] = '\0';
-    chat_room_history_add(r, copy, seq);
-  }
-}
-
 /* The room's last lines: the ring, and before it what the log read from
  * Redis has (both in id order; every line is up to r->last_seq). */
 static json_t *history_json(const chat_room_t *r, const uvws_seq_entry_t *log, size_t nlog) {
@@ -191,10 +181,12 @@ static json_t *history_json(const chat_room_t *r, const uvws_seq_entry_t *log, s
  * on their way) are delivered now, to everyone; their copy from Redis is
  * then dropped as already seen. */
 static void complete_join(uvws_conn_t *c, membership_t *m, const uvws_seq_entry_t *log, size_t nlog) {
+  chat_app_t *app = uvws_conn_route_data(c);
   chat_room_t *r = m->room;
   size_t i;
   uv_mutex_lock(&r->lock);
-  for (i = 0; i < nlog; i++) deliver_line(uvws_conn_server(c), r, log[i].seq, log[i].data, log[i].len);
+  for (i = 0; i < nlog; i++)
+    chat_lines_arrived(&app->lines, uvws_conn_server(c), r, log[i].seq, log[i].data, log[i].len);
   publish_json(uvws_conn_server(c), r, presence_json(r, m->nick, "join"));
   send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", m->nick,
                          "members", members_json(r), "history", history_json(r, log, nlog)));
@@ -382,8 +374,10 @@ static void status_json(uvws_conn_t *c, uvws_server_t *srv, int up) {
   else uvws_publish_local(srv, STATUS_TOPIC, UVWS_OP_TEXT, text, strlen(text));
 }
 
+/* The link is back: lines published meanwhile are read back first. */
 static void chat_redis_state(uvws_server_t *srv, int up, void *user) {
-  (void)user;
+  chat_app_t *app = user;
+  if (up) chat_lines_catch_up(&app->lines, srv);
   status_json(NULL, srv, up);
 }
 
@@ -424,7 +418,7 @@ static void chat_sequenced(uvws_server_t *srv, const char *topic, size_t topic_l
   name[topic_len - 5] = '\0';
   if (!valid_name(name) || (r = chat_rooms_hold(&app->rooms, name)) == NULL) return;
   uv_mutex_lock(&r->lock);
-  deliver_line(srv, r, seq, data, len);
+  chat_lines_arrived(&app->lines, srv, r, seq, data, len);
   uv_mutex_unlock(&r->lock);
   chat_rooms_release(&app->rooms, r);
 }
@@ -525,6 +519,12 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, unsigned
     free(app);
     return r;
   }
+  if ((r = chat_lines_init(&app->lines, &app->rooms)) != 0) {
+    uv_mutex_destroy(&app->pending_lock);
+    chat_rooms_free(&app->rooms);
+    free(app);
+    return r;
+  }
   route.path = path;
   route.handlers.on_open = chat_open;
   route.handlers.on_message = chat_message;
@@ -540,6 +540,7 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, unsigned
                  uvws_server_on_redis_state(srv, chat_redis_state, app) == 0 &&
                  uvws_server_on_wills(srv, presence_ttl_s * 1000u, chat_wills, chat_buried, app) == 0;
   if (r != 0) {
+    chat_lines_free(&app->lines);
     uv_mutex_destroy(&app->pending_lock);
     chat_rooms_free(&app->rooms);
     free(app);
@@ -558,6 +559,7 @@ void uvws_app_chat_free(void *handle) {
     app->pending = pj->next;
     free(pj);
   }
+  chat_lines_free(&app->lines);
   uv_mutex_destroy(&app->pending_lock);
   chat_rooms_free(&app->rooms);
   free(app);

@@ -40,6 +40,11 @@ static void room_free(chat_room_t *r) {
     r->member_list = m->next;
     free(m);
   }
+  while (r->held) {
+    chat_line_t *l = r->held;
+    r->held = l->next;
+    free(l);
+  }
   for (i = 0; i < r->hist_len; i++) free(r->history[(r->hist_head + i) % r->hist_cap]);
   free(r->history);
   free(r->hist_seq);

@@ -31,6 +31,14 @@ typedef struct chat_member_s {
   char nick[CHAT_NAME_MAX + 1];
 } chat_member_t;
 
+/* A line from Redis waiting for the ones before it (chat_lines.h). */
+typedef struct chat_line_s {
+  struct chat_line_s *next;
+  uint64_t seq;
+  size_t len;
+  char data[];
+} chat_line_t;
+
 typedef struct chat_room_s {
   /* The table's lock guards these two. */
   struct chat_room_s *next; /* hash chain */
@@ -47,6 +55,9 @@ typedef struct chat_room_s {
   char **history;             /* ring of serialised "message" objects, owned */
   uint64_t *hist_seq;         /* each one's id */
   size_t hist_len, hist_head, hist_cap;
+  int filling;                 /* with Redis: missed lines are being read back */
+  chat_line_t *held, *held_last; /* lines after the gap, in arrival order, owned */
+  size_t nheld;
 } chat_room_t;
 
 typedef struct {
