@@ -6,14 +6,13 @@
    join that kept its room (the bug) costs ~1 KiB each with --chat-history
    100, ~27 MiB here.
 2. A room keeps answering while another room on the same server (--threads 2)
-   is flooded by raw-socket senders: a member's send -> own echo latency in
+   is flooded by raw-socket senders (chat_flood.py, a process of its own): a member's send -> own echo latency in
    the quiet room is measured before and during the flood, with bounds, and
    the flood is checked to be real (lines per second a flood member got)."""
 import asyncio
 import os
-import socket
+import subprocess
 import sys
-import threading
 import time
 import unittest
 
@@ -22,7 +21,8 @@ from uvwsproc import UvwsServer  # noqa: E402
 from chatjson import receiver, send  # noqa: E402
 from wsimport import need_websockets, websockets  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 from hardening_util import rss_kib  # noqa: E402
 
 need_websockets()
@@ -108,79 +108,39 @@ class RefusedJoinsTest(unittest.TestCase):
             asyncio.run(asyncio.wait_for(go(srv), 240))
 
 
-class RawFlooder:
-    """A /chat member on a plain socket that sends pre-built frames as fast as the
-    server takes them (masked with the zero key, so the payload stays as is) and
-    reads and discards what comes back, counting "message" lines."""
+class Flood:
+    """chat_flood.py's flooders in a process of their own (see there why)."""
 
-    def __init__(self, port, room, nick):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=T)
-        self.sock.sendall(("GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise AssertionError("flooder: no 101")
-            head += chunk
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise AssertionError("flooder: %r" % head[:40])
-        # No timeout from here on: the server stops reading a member whose own
-        # send queue is above its high-water mark, so sendall() may block for
-        # seconds; a timeout there used to end the flood silently.
-        self.sock.settimeout(None)
-        self.lines = 0
-        self.sent = 0
-        self.ended = {}
-        self.stop = threading.Event()
-        self.sock.sendall(self.frame('{"type":"join","room":"%s","nick":"%s"}' % (room, nick)))
-        line = self.frame('{"type":"send","room":"%s","text":"%s"}' % (room, "f" * 80))
-        self.burst = line * 200
-        self.threads = [threading.Thread(target=self._send, daemon=True),
-                        threading.Thread(target=self._read, daemon=True)]
-        for t in self.threads:
-            t.start()
+    def __init__(self, port, room, count):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "chat_flood.py"), str(port), room,
+                                      str(count)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
 
-    @staticmethod
-    def frame(text):
-        data = text.encode()
-        assert len(data) < 126
-        return bytes([0x81, 0x80 | len(data)]) + b"\0\0\0\0" + data
-
-    def _send(self):
+    def poll(self):
+        """(message lines the flooders received so far, each one's state)."""
         try:
-            while not self.stop.is_set():
-                self.sock.sendall(self.burst)
-                self.sent += 200
-            self.ended["send"] = "stopped"
-        except OSError as e:
-            self.ended["send"] = repr(e)
-
-    def _read(self):
-        try:
-            while not self.stop.is_set():
-                chunk = self.sock.recv(1 << 20)
-                if not chunk:
-                    self.ended["read"] = "eof"
-                    return
-                self.lines += chunk.count(b'"type":"message"')
-            self.ended["read"] = "stopped"
-        except OSError as e:
-            self.ended["read"] = repr(e)
-
-    def state(self):
-        return "sent %d lines, got %d, ended %s" % (self.sent, self.lines, self.ended or "no")
+            self.proc.stdin.write("\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except OSError:
+            line = ""
+        if not line:
+            raise AssertionError("the flood process ended: %s" % self.proc.stderr.read()[-2000:])
+        lines, states = line.rstrip("\n").split(" ", 1)
+        return int(lines), states
 
     def close(self):
-        self.stop.set()
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.proc.stdin.close()
         except OSError:
             pass
-        for t in self.threads:
-            t.join(5)
-        self.sock.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
 
 
 class FloodedNeighbourTest(unittest.TestCase):
@@ -216,19 +176,19 @@ class FloodedNeighbourTest(unittest.TestCase):
             await send(q, type="join", room="quiet", nick="q")
             self.assertEqual((await recv(q))["type"], "joined")
             base = stats(await round_trips(q, self.ROUNDS))
-            flooders = await asyncio.to_thread(lambda: [RawFlooder(port, "flood", "f%d" % i) for i in range(4)])
+            flood = Flood(port, "flood", 4)
             try:
                 deadline = time.monotonic() + 10 * SLOW  # the flood flows before measuring
-                while sum(f.lines for f in flooders) < 1000 and time.monotonic() < deadline:
+                while (await asyncio.to_thread(flood.poll))[0] < 1000 and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(0.5)
-                before = sum(f.lines for f in flooders)
+                before = (await asyncio.to_thread(flood.poll))[0]
                 t0 = time.monotonic()
                 flooded = stats(await round_trips(q, self.ROUNDS, self.WINDOW))
-                rate = (sum(f.lines for f in flooders) - before) / (time.monotonic() - t0)
-                states = "; ".join("f%d: %s" % (i, f.state()) for i, f in enumerate(flooders))
+                after, states = await asyncio.to_thread(flood.poll)
+                rate = (after - before) / (time.monotonic() - t0)
             finally:
-                await asyncio.to_thread(lambda: [f.close() for f in flooders])
+                await asyncio.to_thread(flood.close)
             sys.stderr.write("\n  quiet room send->echo: alone p50 %.2f ms p99 %.2f ms (%.0f/s); "
                              "beside a flood of %.0f lines/s delivered: p50 %.2f ms p99 %.2f ms (%.0f/s)\n"
                              % (base[0], base[1], base[2], rate, flooded[0], flooded[1], flooded[2]))
