@@ -264,7 +264,10 @@ UVWS_EXTERN int uvws_server_new(uvws_server_t **out, uv_loop_t *loop,
 /** Adds a WebSocket route, before uvws_server_start (UV_EINVAL after: open
  * connections point into the route table). The route struct and its strings
  * are copied; the subprotocol list too. Returns UVWS_EEXIST for a duplicate
- * path. */
+ * path, UV_EINVAL for a path that is not '/' followed by what a request
+ * target carries as is (RFC 3986 pchars: letters, digits, -._~!$&'()*+,;=:@
+ * and %XX escapes, spelt as clients send them: routes are matched against
+ * the undecoded target), so no space, '?', '#' or non-ASCII byte. */
 UVWS_EXTERN int uvws_server_route(uvws_server_t *srv, const uvws_route_t *route);
 
 /** Serves the files under `dir` at URL `prefix` (e.g. "/docs"), beside the

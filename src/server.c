@@ -1,6 +1,7 @@
 /* The public server API (uvws_server_*, options, routes, mounts, and the
  * pub/sub entry points): a facade over one loop's runtime (runtime/) and,
  * with threads, the group of them. */
+#include "proto/path.h"
 #include "runtime/runtime.h"
 #include "util/log.h"
 
@@ -163,7 +164,12 @@ int uvws_server_route(uvws_server_t *srv, const uvws_route_t *route) {
   uvws__route_t *r, *grown;
   size_t n = 0, i;
 
-  if (route == NULL || route->path == NULL || route->path[0] != '/' || srv->started) return UV_EINVAL;
+  /* A path no request target can spell would be a route nobody reaches
+   * (routes match the undecoded target), and /routes.json lists paths as
+   * they are: both need the plain ASCII of a target. */
+  if (route == NULL || route->path == NULL || srv->started ||
+      !uvws__path_route_ok(route->path, strlen(route->path)))
+    return UV_EINVAL;
   if (uvws__rt_route(srv, route->path, strlen(route->path))) return UVWS_EEXIST;
   grown = realloc(srv->routes, (srv->nroutes + 1) * sizeof(*grown));
   if (grown == NULL) return UV_ENOMEM;

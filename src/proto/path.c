@@ -17,6 +17,25 @@ size_t uvws__path_len(const char *target, size_t len) {
   return i;
 }
 
+static int is_hex(int c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+int uvws__path_route_ok(const char *path, size_t len) {
+  static const char other[] = "-._~!$&'()*+,;=:@/";
+  size_t i;
+  if (len == 0 || path[0] != '/') return 0;
+  for (i = 1; i < len; i++) {
+    int c = (unsigned char)path[i];
+    if (c == '%') {
+      if (len - i < 3 || !is_hex((unsigned char)path[i + 1]) || !is_hex((unsigned char)path[i + 2])) return 0;
+      i += 2;
+    } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 (c != 0 && strchr(other, c) != NULL))) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
 int uvws__path_resolve(const char *target, size_t len, char *out, size_t outsz, int *dir) {
   size_t end = uvws__path_len(target, len);
   size_t i = 1, o = 0;

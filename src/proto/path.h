@@ -20,6 +20,13 @@ int uvws__path_resolve(const char *target, size_t len, char *out, size_t outsz, 
 /* The path part of a request target (up to '?' or '#'), undecoded. */
 size_t uvws__path_len(const char *target, size_t len);
 
+/* 1 if `path` (len bytes) is a route path a request target can carry as
+ * it is, since routes are matched against the undecoded target: '/' then
+ * RFC 3986 pchars and '/' (unreserved, sub-delims, ':', '@', and '%'
+ * followed by two hex digits). No space, control, '?', '#' or byte from
+ * 0x80 up (a client sends those percent-encoded). */
+int uvws__path_route_ok(const char *path, size_t len);
+
 /* Content-Type for a file name, by extension (case-insensitive). */
 const char *uvws__mime_type(const char *name);
 

@@ -244,8 +244,27 @@ static void test_mime_types(void **state) {
   }
 }
 
+/* Routes are matched against the undecoded target: only paths a target
+ * can carry as they are may be routes. */
+static void test_route_paths(void **state) {
+  static const char *const ok[] = {"/", "/echo", "/a/b/c", "/caf%C3%A9", "/a-b_c.d~e", "/!$&'()*+,;=:@",
+                                   "/%2f", "/x%41"};
+  static const char *const bad[] = {"", "echo", "/a b", "/a?b", "/a#b", "/caf\xc3\xa9", "/%", "/%4",
+                                    "/%zz", "/a\tb", "/a\\b", "/\"x\"", "/<x>", "/a\x7f", "/a`b", "/{x}"};
+  size_t i;
+  (void)state;
+  for (i = 0; i < NELEM(ok); i++)
+    if (!uvws__path_route_ok(ok[i], strlen(ok[i]))) fail_msg("'%s' refused", ok[i]);
+  for (i = 0; i < NELEM(bad); i++)
+    if (uvws__path_route_ok(bad[i], strlen(bad[i]))) fail_msg("'%s' accepted", bad[i]);
+  /* the length counts, not a NUL */
+  assert_false(uvws__path_route_ok("/a\0b", 4));
+  assert_true(uvws__path_route_ok("/ab?", 3));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_route_paths),
       cmocka_unit_test(test_resolve_ok),
       cmocka_unit_test(test_resolve_refused),
       cmocka_unit_test(test_resolve_uses_len),

@@ -1,7 +1,8 @@
 /* The server facade's start: a start that fails (a port taken, a missing
  * folder) leaves nothing in the caller's loop, so uvws_server_free and
  * uv_loop_close may follow at once; a start retried after a failure works
- * and leaks nothing (LeakSanitizer in the asan build). */
+ * and leaks nothing (LeakSanitizer in the asan build). Route paths are
+ * checked when they are added. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,6 +100,32 @@ static void test_missing_web_root(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A route path that no request target spells is refused up front, and a
+ * path given twice is a duplicate. */
+static void test_route_paths_checked(void **state) {
+  static const char *const bad[] = {"echo", "/a b", "/a?x", "/caf\xc3\xa9", "/%zz", ""};
+  uv_loop_t loop;
+  uvws_server_t *srv;
+  uvws_options_t o;
+  uvws_route_t r = {0};
+  size_t i;
+  (void)state;
+  options(&o, 0, 1);
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(uvws_server_new(&srv, &loop, &o), 0);
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    r.path = bad[i];
+    if (uvws_server_route(srv, &r) != UV_EINVAL) fail_msg("route '%s' was not refused", bad[i]);
+  }
+  r.path = NULL;
+  assert_int_equal(uvws_server_route(srv, &r), UV_EINVAL);
+  r.path = "/caf%C3%A9";
+  assert_int_equal(uvws_server_route(srv, &r), 0);
+  assert_int_equal(uvws_server_route(srv, &r), UVWS_EEXIST);
+  uvws_server_free(srv);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static int shut;
 static void on_shutdown(uvws_server_t *srv) {
   (void)srv;
@@ -134,6 +161,7 @@ int main(void) {
       cmocka_unit_test(test_taken_port_three_loops),
       cmocka_unit_test(test_taken_tls_port),
       cmocka_unit_test(test_missing_web_root),
+      cmocka_unit_test(test_route_paths_checked),
       cmocka_unit_test(test_retry_after_failure),
   };
   uvws_log_set_level(UVWS_LOG_ERROR + 0);
