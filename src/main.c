@@ -151,6 +151,13 @@ static void usage(FILE *f) {
           "                        dropped, or logged and sent as \"stderr: LINE\"\n"
           "  --exec-passenv LIST   comma-separated variables of uvws's environment the\n"
           "                        programs get (besides PATH and the CGI ones)\n"
+          "  --exec-protocol PATH=NAME[,NAME...]\n"
+          "                        the subprotocols the exec route at PATH (any of the\n"
+          "                        four kinds) speaks: the first name of the client's\n"
+          "                        offer that is in the list wins (the client's order),\n"
+          "                        the 101 names it and the program gets it as\n"
+          "                        UVWS_PROTOCOL; no match: no protocol, no variable;\n"
+          "                        repeatable, once per PATH\n"
           "\n"
           "Durations T: 10 (seconds), 10s, 500ms or 2m.\n"
           "  --help                show this help and exit\n"
@@ -302,6 +309,7 @@ static const struct option longopts[] = {
     {"exec-close-timeout", required_argument, NULL, 'x' + 768},
     {"exec-stderr", required_argument, NULL, 'x' + 1024},
     {"exec-passenv", required_argument, NULL, 'x' + 1280},
+    {"exec-protocol", required_argument, NULL, 'x' + 2048},
     {"help", no_argument, NULL, '?' + 256},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -585,7 +593,15 @@ static int serve(config_t *cf) {
     return 1;
   }
   uvws_server_set_data(prog.srv, &prog);
-  if ((r = add_routes(&prog, cf, &chat)) != 0) return r;
+  if ((r = add_routes(&prog, cf, &chat)) != 0) {
+    /* nothing started: freed here so that a refused command line leaks
+     * nothing (LeakSanitizer would make it exit 23 instead of r) */
+    uvws_server_free(prog.srv);
+    uvws_app_chat_free(chat);
+    uvws_exec_free(prog.exec);
+    uv_loop_close(&prog.loop);
+    return r;
+  }
   prog.shutdown_budget_ms = cf->opts.shutdown_drain_ms + cf->opts.shutdown_timeout_ms;
   start_signals(&prog);
 

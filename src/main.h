@@ -26,10 +26,12 @@ typedef struct {
   int kind[MAIN_MAX_EXEC_ROUTES];
   size_t n;
   const char *dir;
+  const char *protos[MAIN_MAX_EXEC_ROUTES]; /* --exec-protocol, "/PATH=NAME,..." */
+  size_t nprotos;
 } main_exec_flags_t;
 
 /* The getopt codes of the --exec* flags: 'x' + 256 * k. */
-#define MAIN_EXEC_FLAG(c) ((c) % 256 == 'x' && (c) / 256 <= 7)
+#define MAIN_EXEC_FLAG(c) ((c) % 256 == 'x' && (c) / 256 <= 8)
 
 void main_exec_flags_init(main_exec_flags_t *f);
 /* One --exec* flag (its getopt code and value): 0, or the exit status. */
