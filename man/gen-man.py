@@ -12,7 +12,7 @@ import sys
 help_ = subprocess.run([sys.argv[1], "--help"], stdout=subprocess.PIPE, text=True, check=True).stdout
 opts, cur = [], None
 for line in help_.splitlines():
-    m = re.match(r"^  (--[a-z0-9-]+(?: [A-Z|a-z=]+)?)\s*(.*)$", line)
+    m = re.match(r"^  (--[a-z0-9-]+(?: [A-Z|a-z=\[\],.]+)?)\s*(.*)$", line)
     if m:
         cur = [m.group(1), m.group(2).strip()]
         opts.append(cur)
@@ -40,7 +40,8 @@ out = ['.TH UVWS 1 "2026-11-25" "uvws 0.1.0" "User Commands"',
        ".SS Routes\n.TP\n.B /echo\nWebSocket echo; subprotocols \\fBecho\\fR and \\fBuvws\\-echo\\fR.\n.TP\n"
        ".B /inspect\nthe same echo, and in addition every frame received and sent, and the opening "
        "handshake, reported to the client as JSON text messages.\n.TP\n.B /metrics\nPrometheus metrics; "
-       "\\fB/healthz\\fR answers \\fBok\\fR (503 while shutting down).\n.TP\n.B /chat\nchat rooms on "
+       "\\fB/healthz\\fR answers \\fBok\\fR (503 while shutting down); \\fB/routes.json\\fR lists the "
+       "WebSocket routes.\n.TP\n.B /chat\nchat rooms on "
        "publish/subscribe; the JSON protocol is in the README.\n.TP\n.B /docs/\nthe WebSocket "
        "guide (\\fB/guide.html\\fR renders it).\n.TP\nanything else\na static file from \\fB\\-\\-web\\fR; "
        "\\fB/\\fR is the browser client.",

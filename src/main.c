@@ -1,7 +1,6 @@
 /* The uvws program: flags, logging, signals, and the server with its
  * routes. Uses the public header only. */
-#include "apps/apps.h"
-#include "uvws.h"
+#include "main.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -152,6 +151,13 @@ static void usage(FILE *f) {
           "                        dropped, or logged and sent as \"stderr: LINE\"\n"
           "  --exec-passenv LIST   comma-separated variables of uvws's environment the\n"
           "                        programs get (besides PATH and the CGI ones)\n"
+          "  --exec-protocol PATH=NAME[,NAME...]\n"
+          "                        the subprotocols the exec route at PATH (any of the\n"
+          "                        four kinds) speaks: the first name of the client's\n"
+          "                        offer that is in the list wins (the client's order),\n"
+          "                        the 101 names it and the program gets it as\n"
+          "                        UVWS_PROTOCOL; no match: no protocol, no variable;\n"
+          "                        repeatable, once per PATH\n"
           "\n"
           "Durations T: 10 (seconds), 10s, 500ms or 2m.\n"
           "  --help                show this help and exit\n"
@@ -167,7 +173,7 @@ static void usage(FILE *f) {
 }
 
 /* "123", "64K", "16M", "1G" (binary units). */
-static int parse_size(const char *s, size_t *out) {
+int main_parse_size(const char *s, size_t *out) {
   char *end;
   unsigned long long v, mult = 1;
   if (*s == '-' || *s == '\0') return -1;
@@ -195,7 +201,7 @@ static int parse_onoff(const char *s, int *out) {
   return 0;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
+int main_parse_int(const char *s, int lo, int hi, int *out) {
   char *end;
   long v;
   errno = 0;
@@ -206,7 +212,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 /* "10" or "10s" (seconds), "500ms", "2m"; at most a day. */
-static int parse_duration(const char *s, unsigned *ms) {
+int main_parse_duration(const char *s, unsigned *ms) {
   char *end;
   unsigned long long v, mult = 1000;
   if (*s == '-' || *s == '\0') return -1;
@@ -221,87 +227,9 @@ static int parse_duration(const char *s, unsigned *ms) {
   return 0;
 }
 
-static int bad(const char *flag, const char *value, const char *why) {
+int main_bad(const char *flag, const char *value, const char *why) {
   fprintf(stderr, "uvws: invalid value '%s' for %s: %s\nTry 'uvws --help'.\n", value, flag, why);
   return 2;
-}
-
-#define MAX_EXEC_ROUTES 64
-enum { EXEC_TEXT, EXEC_BINARY, EXEC_SHARED };
-
-/* --exec and its companions, gathered until the server exists. */
-typedef struct {
-  uvws_exec_options_t opts;
-  const char *specs[MAX_EXEC_ROUTES];
-  int kind[MAX_EXEC_ROUTES];
-  size_t n;
-  const char *dir;
-} exec_flags_t;
-
-/* One --exec* flag: 0, or bad()'s exit status. */
-static int exec_flag(int c, const char *arg, exec_flags_t *f) {
-  int v;
-  switch (c) {
-    case 'x':
-    case 'x' + 256:
-    case 'x' + 1792:
-      if (strchr(arg, '=') == NULL || arg[0] != '/')
-        return bad(c == 'x' ? "--exec" : c == 'x' + 256 ? "--exec-binary" : "--exec-shared", arg,
-                   "expected /PATH=COMMAND");
-      if (f->n == MAX_EXEC_ROUTES) return bad("--exec", arg, "too many exec routes");
-      f->kind[f->n] = c == 'x' ? EXEC_TEXT : c == 'x' + 256 ? EXEC_BINARY : EXEC_SHARED;
-      f->specs[f->n++] = arg;
-      return 0;
-    case 'x' + 512:
-      if (parse_int(arg, 1, 100000, &v) != 0) return bad("--exec-max-procs", arg, "expected 1 to 100000");
-      f->opts.max_procs = (unsigned)v;
-      return 0;
-    case 'x' + 768:
-      if (parse_duration(arg, &f->opts.close_timeout_ms) != 0)
-        return bad("--exec-close-timeout", arg, "expected a duration such as 1s or 500ms");
-      return 0;
-    case 'x' + 1024:
-      if (strcmp(arg, "log") != 0 && strcmp(arg, "discard") != 0 && strcmp(arg, "client") != 0)
-        return bad("--exec-stderr", arg, "expected log, discard or client");
-      f->opts.stderr_mode = arg;
-      return 0;
-    case 'x' + 1280:
-      f->opts.passenv = arg;
-      return 0;
-    default: /* 'x' + 1536 */
-      f->dir = arg;
-      return 0;
-  }
-}
-
-/* --exec, --exec-binary and --exec-shared, "/PATH=COMMAND" each (kind[i]
- * says which), and --exec-dir, as routes of one app. */
-static int add_exec_routes(uvws_server_t *srv, const uvws_exec_options_t *o, const char *const *specs,
-                           const int *binary, size_t n, const char *dir, uvws_exec_t **app) {
-  size_t i;
-  int r;
-  if (n == 0 && dir == NULL) return 0;
-  if ((r = uvws_exec_new(app, o)) != 0) {
-    fprintf(stderr, "uvws: --exec-passenv: %s\n", r == UV_EINVAL ? "expected NAME,NAME..." : uvws_strerror(r));
-    return r;
-  }
-  for (i = 0; i < n; i++) {
-    const char *eq = strchr(specs[i], '=');
-    char path[1024];
-    snprintf(path, sizeof(path), "%.*s", (int)(eq - specs[i]), specs[i]);
-    r = binary[i] == EXEC_SHARED ? uvws_app_exec_shared(srv, *app, path, eq + 1)
-                                 : uvws_app_exec(srv, *app, path, eq + 1, binary[i] == EXEC_BINARY);
-    if (r != 0) {
-      fprintf(stderr, "uvws: %s %s: %s\n", binary[i] == EXEC_TEXT ? "--exec" : "--exec-binary/shared", specs[i],
-              r == UV_EINVAL ? "empty command or unbalanced quote" : uvws_strerror(r));
-      return r;
-    }
-  }
-  if (dir && (r = uvws_app_exec_dir(srv, *app, dir)) < 0) {
-    fprintf(stderr, "uvws: --exec-dir %s: %s\n", dir, uvws_strerror(r));
-    return r;
-  }
-  return 0;
 }
 
 typedef struct {
@@ -335,309 +263,350 @@ static void on_signal(uv_signal_t *h, int signum) {
   uvws_server_shutdown(p->srv, on_server_done);
 }
 
-int main(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"host", required_argument, NULL, 'h'},
-      {"port", required_argument, NULL, 'p'},
-      {"web", required_argument, NULL, 'w'},
-      {"docs", required_argument, NULL, 'D'},
-      {"max-message", required_argument, NULL, 'm'},
-      {"max-header-bytes", required_argument, NULL, 'H'},
-      {"log-level", required_argument, NULL, 'l'},
-      {"max-frame", required_argument, NULL, 'F'},
-      {"chat-history", required_argument, NULL, 'C'},
-      {"chat-presence-ttl", required_argument, NULL, 'C' + 256},
-      {"max-backpressure", required_argument, NULL, 'B'},
-      {"handshake-timeout", required_argument, NULL, 't'},
-      {"idle-timeout", required_argument, NULL, 't' + 256},
-      {"ping-interval", required_argument, NULL, 't' + 512},
-      {"ping-timeout", required_argument, NULL, 't' + 768},
-      {"shutdown-timeout", required_argument, NULL, 't' + 1024},
-      {"shutdown-drain", required_argument, NULL, 't' + 1280},
-      {"max-connections", required_argument, NULL, 'c'},
-      {"max-connections-per-ip", required_argument, NULL, 'c' + 256},
-      {"allow-origin", required_argument, NULL, 'o'},
-      {"metrics", required_argument, NULL, 'M'},
-      {"trusted-proxy", required_argument, NULL, 'P'},
-      {"log-format", required_argument, NULL, 'L'},
-      {"tls-cert", required_argument, NULL, 'T'},
-      {"tls-key", required_argument, NULL, 'T' + 256},
-      {"tls-self-signed", no_argument, NULL, 'T' + 512},
-      {"tls-port", required_argument, NULL, 'T' + 768},
-      {"tls-only", no_argument, NULL, 'T' + 1024},
-      {"deflate", required_argument, NULL, 'd'},
-      {"deflate-level", required_argument, NULL, 'd' + 256},
-      {"deflate-window-bits", required_argument, NULL, 'd' + 512},
-      {"deflate-mem-level", required_argument, NULL, 'd' + 768},
-      {"deflate-min-size", required_argument, NULL, 'd' + 1024},
-      {"deflate-takeover", required_argument, NULL, 'd' + 1280},
-      {"threads", required_argument, NULL, 'n'},
-      {"redis", required_argument, NULL, 'R'},
-      {"exec", required_argument, NULL, 'x'},
-      {"exec-binary", required_argument, NULL, 'x' + 256},
-      {"exec-shared", required_argument, NULL, 'x' + 1792},
-      {"exec-dir", required_argument, NULL, 'x' + 1536},
-      {"exec-max-procs", required_argument, NULL, 'x' + 512},
-      {"exec-close-timeout", required_argument, NULL, 'x' + 768},
-      {"exec-stderr", required_argument, NULL, 'x' + 1024},
-      {"exec-passenv", required_argument, NULL, 'x' + 1280},
-      {"help", no_argument, NULL, '?' + 256},
-      {"version", no_argument, NULL, 'V'},
-      {NULL, 0, NULL, 0}};
-  uvws_options_t opts;
-  program_t prog;
-  uvws_log_level_t level = UVWS_LOG_INFO;
-  const char *docs;
-  size_t chat_history = 50;
-  unsigned presence_ttl = 7; /* 4/3 of it is the bound: at most 10 s, as a chat promises */
-  void *chat = NULL;
-  int docs_given = 0;
-  int c, r;
-  exec_flags_t ex;
-  uvws_exec_t *exec_app = NULL;
 
-  uvws_options_init(&opts);
-  memset(&ex, 0, sizeof(ex));
-  uvws_exec_options_init(&ex.opts);
-  opts.threads = default_threads();
+static const struct option longopts[] = {
+    {"host", required_argument, NULL, 'h'},
+    {"port", required_argument, NULL, 'p'},
+    {"web", required_argument, NULL, 'w'},
+    {"docs", required_argument, NULL, 'D'},
+    {"max-message", required_argument, NULL, 'm'},
+    {"max-header-bytes", required_argument, NULL, 'H'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"max-frame", required_argument, NULL, 'F'},
+    {"chat-history", required_argument, NULL, 'C'},
+    {"chat-presence-ttl", required_argument, NULL, 'C' + 256},
+    {"max-backpressure", required_argument, NULL, 'B'},
+    {"handshake-timeout", required_argument, NULL, 't'},
+    {"idle-timeout", required_argument, NULL, 't' + 256},
+    {"ping-interval", required_argument, NULL, 't' + 512},
+    {"ping-timeout", required_argument, NULL, 't' + 768},
+    {"shutdown-timeout", required_argument, NULL, 't' + 1024},
+    {"shutdown-drain", required_argument, NULL, 't' + 1280},
+    {"max-connections", required_argument, NULL, 'c'},
+    {"max-connections-per-ip", required_argument, NULL, 'c' + 256},
+    {"allow-origin", required_argument, NULL, 'o'},
+    {"metrics", required_argument, NULL, 'M'},
+    {"trusted-proxy", required_argument, NULL, 'P'},
+    {"log-format", required_argument, NULL, 'L'},
+    {"tls-cert", required_argument, NULL, 'T'},
+    {"tls-key", required_argument, NULL, 'T' + 256},
+    {"tls-self-signed", no_argument, NULL, 'T' + 512},
+    {"tls-port", required_argument, NULL, 'T' + 768},
+    {"tls-only", no_argument, NULL, 'T' + 1024},
+    {"deflate", required_argument, NULL, 'd'},
+    {"deflate-level", required_argument, NULL, 'd' + 256},
+    {"deflate-window-bits", required_argument, NULL, 'd' + 512},
+    {"deflate-mem-level", required_argument, NULL, 'd' + 768},
+    {"deflate-min-size", required_argument, NULL, 'd' + 1024},
+    {"deflate-takeover", required_argument, NULL, 'd' + 1280},
+    {"threads", required_argument, NULL, 'n'},
+    {"redis", required_argument, NULL, 'R'},
+    {"exec", required_argument, NULL, 'x'},
+    {"exec-binary", required_argument, NULL, 'x' + 256},
+    {"exec-shared", required_argument, NULL, 'x' + 1792},
+    {"exec-dir", required_argument, NULL, 'x' + 1536},
+    {"exec-max-procs", required_argument, NULL, 'x' + 512},
+    {"exec-close-timeout", required_argument, NULL, 'x' + 768},
+    {"exec-stderr", required_argument, NULL, 'x' + 1024},
+    {"exec-passenv", required_argument, NULL, 'x' + 1280},
+    {"exec-protocol", required_argument, NULL, 'x' + 2048},
+    {"help", no_argument, NULL, '?' + 256},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0}};
+
+/* Everything the command line says, before anything starts. */
+typedef struct {
+  uvws_options_t opts;
+  uvws_log_level_t level;
+  const char *docs; /* NULL: no guide */
+  int docs_given;
+  size_t chat_history;
+  unsigned presence_ttl; /* 4/3 of it is the bound: at most 10 s, as a chat promises */
+  main_exec_flags_t ex;
+} config_t;
+
+/* parse_args: the command line asked for --help or --version, answered. */
+#define ANSWERED (-1)
+/* A flag group's answer for a code that is not its own. */
+#define NOT_MINE (-2)
+
+static void config_init(config_t *cf) {
+  memset(cf, 0, sizeof(*cf));
+  uvws_options_init(&cf->opts);
+  main_exec_flags_init(&cf->ex);
+  cf->level = UVWS_LOG_INFO;
+  cf->chat_history = 50;
+  cf->presence_ttl = 7;
+  cf->opts.threads = default_threads();
   default_web = data_dir("web", UVWS_DEFAULT_WEB_ROOT, web_buf, sizeof(web_buf));
   default_docs = data_dir("docs", UVWS_DEFAULT_DOCS_ROOT, docs_buf, sizeof(docs_buf));
-  docs = default_docs;
-  opts.web_root = default_web;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    switch (c) {
-      case 'h':
-        opts.host = optarg;
-        break;
-      case 'p':
-        if (parse_int(optarg, 0, 65535, &opts.port) != 0) return bad("--port", optarg, "expected 0 to 65535");
-        break;
-      case 'w':
-        opts.web_root = optarg;
-        break;
-      case 'n': {
-        int v;
-        if (parse_int(optarg, 1, 64, &v) != 0) return bad("--threads", optarg, "expected 1 to 64");
-        opts.threads = (unsigned)v;
-        break;
-      }
-      case 'R':
-        if (strncmp(optarg, "redis://", 8) != 0 || optarg[8] == '\0')
-          return bad("--redis", optarg, "expected redis://[[USER]:PASSWORD@]HOST[:PORT]");
-        opts.redis = optarg;
-        break;
-      case 'D':
-        docs = strcmp(optarg, "off") == 0 ? NULL : optarg;
-        docs_given = 1;
-        break;
-      case 'm':
-        if (parse_size(optarg, &opts.max_message) != 0 || opts.max_message == 0)
-          return bad("--max-message", optarg, "expected a size such as 65536, 64K or 16M");
-        break;
-      case 'H':
-        if (parse_size(optarg, &opts.max_header_bytes) != 0 || opts.max_header_bytes < 256)
-          return bad("--max-header-bytes", optarg, "expected a size of at least 256");
-        break;
-      case 'B':
-        if (parse_size(optarg, &opts.max_backpressure) != 0)
-          return bad("--max-backpressure", optarg, "expected a size such as 16M, or 0");
-        break;
-      case 'C': {
-        int v;
-        if (parse_int(optarg, 0, 100000, &v) != 0)
-          return bad("--chat-history", optarg, "expected 0 to 100000 messages");
-        chat_history = (size_t)v;
-        break;
-      }
-      case 'C' + 256: {
-        int v;
-        if (parse_int(optarg, 2, 86400, &v) != 0)
-          return bad("--chat-presence-ttl", optarg, "expected 2 to 86400 seconds");
-        presence_ttl = (unsigned)v;
-        break;
-      }
-      case 'F':
-        if (parse_size(optarg, &opts.max_frame) != 0 || opts.max_frame == 0)
-          return bad("--max-frame", optarg, "expected a size such as 65536 or 1M");
-        break;
-      case 't':
-        if (parse_duration(optarg, &opts.handshake_timeout_ms) != 0 || opts.handshake_timeout_ms == 0)
-          return bad("--handshake-timeout", optarg, "expected a duration such as 10s or 500ms");
-        break;
-      case 't' + 256:
-        if (parse_duration(optarg, &opts.idle_timeout_ms) != 0)
-          return bad("--idle-timeout", optarg, "expected a duration such as 300s, or 0");
-        break;
-      case 't' + 512:
-        if (parse_duration(optarg, &opts.ping_interval_ms) != 0)
-          return bad("--ping-interval", optarg, "expected a duration such as 30s, or 0");
-        break;
-      case 't' + 768:
-        if (parse_duration(optarg, &opts.ping_timeout_ms) != 0 || opts.ping_timeout_ms == 0)
-          return bad("--ping-timeout", optarg, "expected a duration such as 10s");
-        break;
-      case 't' + 1024:
-        if (parse_duration(optarg, &opts.shutdown_timeout_ms) != 0)
-          return bad("--shutdown-timeout", optarg, "expected a duration such as 5s");
-        break;
-      case 't' + 1280:
-        if (parse_duration(optarg, &opts.shutdown_drain_ms) != 0)
-          return bad("--shutdown-drain", optarg, "expected a duration such as 10s");
-        break;
-      case 'c':
-      case 'c' + 256: {
-        int v;
-        if (parse_int(optarg, 0, 10000000, &v) != 0)
-          return bad(c == 'c' ? "--max-connections" : "--max-connections-per-ip", optarg,
-                     "expected a count, 0 for no limit");
-        if (c == 'c') opts.max_connections = (unsigned)v;
-        else opts.max_connections_per_ip = (unsigned)v;
-        break;
-      }
-      case 'o':
-        opts.allow_origin = optarg;
-        break;
-      case 'P': {
-        /* every entry must be an address: a typo would silently trust nobody */
-        char copy[1024], *tok, *save = NULL;
-        unsigned char buf[16];
-        snprintf(copy, sizeof(copy), "%s", optarg);
-        for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-          size_t n = strlen(tok);
-          if (n > 2 && tok[0] == '[' && tok[n - 1] == ']') tok[n - 1] = '\0', tok++;
-          if (uv_inet_pton(AF_INET, tok, buf) != 0 && uv_inet_pton(AF_INET6, tok, buf) != 0)
-            return bad("--trusted-proxy", optarg, "expected comma-separated IP addresses");
-        }
-        opts.trusted_proxies = optarg;
-        break;
-      }
-      case 'M':
-        if (parse_onoff(optarg, &opts.metrics) != 0) return bad("--metrics", optarg, "expected on or off");
-        break;
-      case 'L':
-        if (strcmp(optarg, "json") == 0) opts.log_json = 1;
-        else if (strcmp(optarg, "text") == 0) opts.log_json = 0;
-        else return bad("--log-format", optarg, "expected text or json");
-        break;
-      case 'T':
-        opts.tls_cert = optarg;
-        break;
-      case 'T' + 256:
-        opts.tls_key = optarg;
-        break;
-      case 'T' + 512:
-        opts.tls_self_signed = 1;
-        break;
-      case 'T' + 768:
-        if (parse_int(optarg, 0, 65535, &opts.tls_port) != 0) return bad("--tls-port", optarg, "expected 0 to 65535");
-        break;
-      case 'T' + 1024:
-        opts.tls_only = 1;
-        break;
-      case 'd':
-        if (parse_onoff(optarg, &opts.deflate) != 0) return bad("--deflate", optarg, "expected on or off");
-        break;
-      case 'd' + 256:
-        if (parse_int(optarg, 1, 9, &opts.deflate_level) != 0)
-          return bad("--deflate-level", optarg, "expected 1 to 9");
-        break;
-      case 'd' + 512:
-        if (parse_int(optarg, 9, 15, &opts.deflate_window_bits) != 0)
-          return bad("--deflate-window-bits", optarg, "expected 9 to 15 (zlib cannot deflate with 8)");
-        break;
-      case 'd' + 768:
-        if (parse_int(optarg, 1, 9, &opts.deflate_mem_level) != 0)
-          return bad("--deflate-mem-level", optarg, "expected 1 to 9");
-        break;
-      case 'd' + 1024:
-        if (parse_size(optarg, &opts.deflate_min_size) != 0)
-          return bad("--deflate-min-size", optarg, "expected a size such as 64 or 1K");
-        break;
-      case 'd' + 1280:
-        if (parse_onoff(optarg, &opts.deflate_takeover) != 0)
-          return bad("--deflate-takeover", optarg, "expected on or off");
-        break;
-      case 'x':
-      case 'x' + 256:
-      case 'x' + 512:
-      case 'x' + 768:
-      case 'x' + 1024:
-      case 'x' + 1280:
-      case 'x' + 1536:
-      case 'x' + 1792:
-        if ((r = exec_flag(c, optarg, &ex)) != 0) return r;
-        break;
-      case 'l':
-        if (uvws_log_level_parse(optarg, &level) != 0)
-          return bad("--log-level", optarg, "expected error, warn, info or debug");
-        break;
-      case '?' + 256:
-        usage(stdout);
-        return 0;
-      case 'V':
-        printf("uvws %s (libuv %s)\n", uvws_version(), uv_version_string());
-        return 0;
-      default:
-        if (optopt) fprintf(stderr, "uvws: option '%s' needs a value or takes none\n", argv[optind - 1]);
-        else fprintf(stderr, "uvws: unknown option '%s'\n", argv[optind - 1]);
-        fprintf(stderr, "Try 'uvws --help'.\n");
-        return 2;
-    }
+  cf->docs = default_docs;
+  cf->opts.web_root = default_web;
+}
+
+/* Every --trusted-proxy entry must be an address: a typo would silently
+ * trust nobody. */
+static int trusted_proxy_flag(const char *arg) {
+  char copy[1024], *tok, *save = NULL;
+  unsigned char buf[16];
+  snprintf(copy, sizeof(copy), "%s", arg);
+  for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+    size_t n = strlen(tok);
+    if (n > 2 && tok[0] == '[' && tok[n - 1] == ']') tok[n - 1] = '\0', tok++;
+    if (uv_inet_pton(AF_INET, tok, buf) != 0 && uv_inet_pton(AF_INET6, tok, buf) != 0)
+      return main_bad("--trusted-proxy", arg, "expected comma-separated IP addresses");
   }
-  if (!opts.tls_cert != !opts.tls_key) {
+  return 0;
+}
+
+/* Where to listen, what to serve, the routes' own settings. */
+static int serving_flag(config_t *cf, int c, const char *arg) {
+  uvws_options_t *o = &cf->opts;
+  int v;
+  switch (c) {
+    case 'h': o->host = arg; return 0;
+    case 'p':
+      return main_parse_int(arg, 0, 65535, &o->port) != 0 ? main_bad("--port", arg, "expected 0 to 65535") : 0;
+    case 'w': o->web_root = arg; return 0;
+    case 'n':
+      if (main_parse_int(arg, 1, 64, &v) != 0) return main_bad("--threads", arg, "expected 1 to 64");
+      o->threads = (unsigned)v;
+      return 0;
+    case 'R':
+      if (strncmp(arg, "redis://", 8) != 0 || arg[8] == '\0')
+        return main_bad("--redis", arg, "expected redis://[[USER]:PASSWORD@]HOST[:PORT]");
+      o->redis = arg;
+      return 0;
+    case 'D':
+      cf->docs = strcmp(arg, "off") == 0 ? NULL : arg;
+      cf->docs_given = 1;
+      return 0;
+    case 'C':
+      if (main_parse_int(arg, 0, 100000, &v) != 0)
+        return main_bad("--chat-history", arg, "expected 0 to 100000 messages");
+      cf->chat_history = (size_t)v;
+      return 0;
+    case 'C' + 256:
+      if (main_parse_int(arg, 2, 86400, &v) != 0)
+        return main_bad("--chat-presence-ttl", arg, "expected 2 to 86400 seconds");
+      cf->presence_ttl = (unsigned)v;
+      return 0;
+    case 'o': o->allow_origin = arg; return 0;
+    case 'P':
+      if ((v = trusted_proxy_flag(arg)) != 0) return v;
+      o->trusted_proxies = arg;
+      return 0;
+    case 'M': return parse_onoff(arg, &o->metrics) != 0 ? main_bad("--metrics", arg, "expected on or off") : 0;
+    case 'L':
+      if (strcmp(arg, "json") == 0) o->log_json = 1;
+      else if (strcmp(arg, "text") == 0) o->log_json = 0;
+      else return main_bad("--log-format", arg, "expected text or json");
+      return 0;
+    case 'l':
+      if (uvws_log_level_parse(arg, &cf->level) != 0)
+        return main_bad("--log-level", arg, "expected error, warn, info or debug");
+      return 0;
+    default: return NOT_MINE;
+  }
+}
+
+/* Sizes, counts and durations that bound what a client may cost. */
+static int limit_flag(uvws_options_t *o, int c, const char *arg) {
+  int v;
+  switch (c) {
+    case 'm':
+      if (main_parse_size(arg, &o->max_message) != 0 || o->max_message == 0)
+        return main_bad("--max-message", arg, "expected a size such as 65536, 64K or 16M");
+      return 0;
+    case 'H':
+      if (main_parse_size(arg, &o->max_header_bytes) != 0 || o->max_header_bytes < 256)
+        return main_bad("--max-header-bytes", arg, "expected a size of at least 256");
+      return 0;
+    case 'B':
+      if (main_parse_size(arg, &o->max_backpressure) != 0)
+        return main_bad("--max-backpressure", arg, "expected a size such as 16M, or 0");
+      return 0;
+    case 'F':
+      if (main_parse_size(arg, &o->max_frame) != 0 || o->max_frame == 0)
+        return main_bad("--max-frame", arg, "expected a size such as 65536 or 1M");
+      return 0;
+    case 't':
+      if (main_parse_duration(arg, &o->handshake_timeout_ms) != 0 || o->handshake_timeout_ms == 0)
+        return main_bad("--handshake-timeout", arg, "expected a duration such as 10s or 500ms");
+      return 0;
+    case 't' + 256:
+      if (main_parse_duration(arg, &o->idle_timeout_ms) != 0)
+        return main_bad("--idle-timeout", arg, "expected a duration such as 300s, or 0");
+      return 0;
+    case 't' + 512:
+      if (main_parse_duration(arg, &o->ping_interval_ms) != 0)
+        return main_bad("--ping-interval", arg, "expected a duration such as 30s, or 0");
+      return 0;
+    case 't' + 768:
+      if (main_parse_duration(arg, &o->ping_timeout_ms) != 0 || o->ping_timeout_ms == 0)
+        return main_bad("--ping-timeout", arg, "expected a duration such as 10s");
+      return 0;
+    case 't' + 1024:
+      if (main_parse_duration(arg, &o->shutdown_timeout_ms) != 0)
+        return main_bad("--shutdown-timeout", arg, "expected a duration such as 5s");
+      return 0;
+    case 't' + 1280:
+      if (main_parse_duration(arg, &o->shutdown_drain_ms) != 0)
+        return main_bad("--shutdown-drain", arg, "expected a duration such as 10s");
+      return 0;
+    case 'c':
+    case 'c' + 256:
+      if (main_parse_int(arg, 0, 10000000, &v) != 0)
+        return main_bad(c == 'c' ? "--max-connections" : "--max-connections-per-ip", arg,
+                        "expected a count, 0 for no limit");
+      if (c == 'c') o->max_connections = (unsigned)v;
+      else o->max_connections_per_ip = (unsigned)v;
+      return 0;
+    default: return NOT_MINE;
+  }
+}
+
+/* TLS and permessage-deflate. */
+static int wire_flag(uvws_options_t *o, int c, const char *arg) {
+  switch (c) {
+    case 'T': o->tls_cert = arg; return 0;
+    case 'T' + 256: o->tls_key = arg; return 0;
+    case 'T' + 512: o->tls_self_signed = 1; return 0;
+    case 'T' + 768:
+      return main_parse_int(arg, 0, 65535, &o->tls_port) != 0 ? main_bad("--tls-port", arg, "expected 0 to 65535")
+                                                               : 0;
+    case 'T' + 1024: o->tls_only = 1; return 0;
+    case 'd': return parse_onoff(arg, &o->deflate) != 0 ? main_bad("--deflate", arg, "expected on or off") : 0;
+    case 'd' + 256:
+      return main_parse_int(arg, 1, 9, &o->deflate_level) != 0 ? main_bad("--deflate-level", arg, "expected 1 to 9")
+                                                                : 0;
+    case 'd' + 512:
+      if (main_parse_int(arg, 9, 15, &o->deflate_window_bits) != 0)
+        return main_bad("--deflate-window-bits", arg, "expected 9 to 15 (zlib cannot deflate with 8)");
+      return 0;
+    case 'd' + 768:
+      if (main_parse_int(arg, 1, 9, &o->deflate_mem_level) != 0)
+        return main_bad("--deflate-mem-level", arg, "expected 1 to 9");
+      return 0;
+    case 'd' + 1024:
+      if (main_parse_size(arg, &o->deflate_min_size) != 0)
+        return main_bad("--deflate-min-size", arg, "expected a size such as 64 or 1K");
+      return 0;
+    case 'd' + 1280:
+      if (parse_onoff(arg, &o->deflate_takeover) != 0) return main_bad("--deflate-takeover", arg, "expected on or off");
+      return 0;
+    default: return NOT_MINE;
+  }
+}
+
+/* Flags that only make sense together. 0, or 2 having said why. */
+static int check_combinations(const uvws_options_t *o) {
+  if (!o->tls_cert != !o->tls_key) {
     fprintf(stderr, "uvws: --tls-cert and --tls-key go together\nTry 'uvws --help'.\n");
     return 2;
   }
-  if (opts.tls_cert && opts.tls_self_signed) {
+  if (o->tls_cert && o->tls_self_signed) {
     fprintf(stderr, "uvws: --tls-self-signed replaces --tls-cert/--tls-key; give one or the other\n");
     return 2;
   }
-  if (opts.tls_only && !opts.tls_cert && !opts.tls_self_signed) {
+  if (o->tls_only && !o->tls_cert && !o->tls_self_signed) {
     fprintf(stderr, "uvws: --tls-only needs --tls-cert and --tls-key, or --tls-self-signed\n");
     return 2;
   }
+  return 0;
+}
+
+/* 0 to go on, ANSWERED (--help, --version), or the exit status. */
+static int parse_args(config_t *cf, int argc, char **argv) {
+  int c, r;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    if (c == '?' + 256) {
+      usage(stdout);
+      return ANSWERED;
+    }
+    if (c == 'V') {
+      printf("uvws %s (libuv %s)\n", uvws_version(), uv_version_string());
+      return ANSWERED;
+    }
+    if (MAIN_EXEC_FLAG(c)) r = main_exec_flag(c, optarg, &cf->ex);
+    else if (c == '?') r = NOT_MINE;
+    else if ((r = serving_flag(cf, c, optarg)) == NOT_MINE && (r = limit_flag(&cf->opts, c, optarg)) == NOT_MINE)
+      r = wire_flag(&cf->opts, c, optarg);
+    if (r == NOT_MINE) {
+      if (optopt) fprintf(stderr, "uvws: option '%s' needs a value or takes none\n", argv[optind - 1]);
+      else fprintf(stderr, "uvws: unknown option '%s'\n", argv[optind - 1]);
+      fprintf(stderr, "Try 'uvws --help'.\n");
+      return 2;
+    }
+    if (r != 0) return r;
+  }
+  if ((r = check_combinations(&cf->opts)) != 0) return r;
   if (optind < argc) {
     fprintf(stderr, "uvws: unexpected argument '%s'\nTry 'uvws --help'.\n", argv[optind]);
     return 2;
   }
-  uvws_log_set_level(level);
+  return 0;
+}
+
+/* The bundled routes, the guide and the exec routes. 0, or the exit
+ * status, having said why. */
+static int add_routes(program_t *p, config_t *cf, void **chat) {
+  const char *docs = cf->docs;
+  int r;
+  /* The default guide folder is optional (a trimmed install may lack it);
+   * one named on the command line must exist. */
+  if (docs && !cf->docs_given && access(docs, R_OK | X_OK) != 0) docs = NULL;
+  if ((docs && (r = uvws_server_mount(p->srv, "/docs", docs)) != 0) ||
+      (r = uvws_app_echo(p->srv, "/echo")) != 0 || (r = uvws_app_inspect(p->srv, "/inspect")) != 0 ||
+      (r = uvws_app_broadcast(p->srv, "/broadcast")) != 0 ||
+      (r = uvws_app_chat(p->srv, "/chat", cf->chat_history, cf->presence_ttl, chat)) != 0) {
+    fprintf(stderr, "uvws: adding routes: %s\n", uvws_strerror(r));
+    return 1;
+  }
+  /* a line is a message */
+  return main_exec_routes(p->srv, &cf->ex, cf->opts.max_message, &p->exec);
+}
+
+static void start_signals(program_t *p) {
+  uv_signal_init(&p->loop, &p->sigint);
+  uv_signal_init(&p->loop, &p->sigterm);
+  uv_signal_init(&p->loop, &p->sighup);
+  p->sigint.data = p->sigterm.data = p->sighup.data = p;
+  uv_signal_start(&p->sigint, on_signal, SIGINT);
+  uv_signal_start(&p->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&p->sighup, on_signal, SIGHUP);
+}
+
+/* The server, its routes and signals, until it has shut down: the exit
+ * status. */
+static int serve(config_t *cf) {
+  program_t prog;
+  void *chat = NULL;
+  int r;
+  uvws_log_set_level(cf->level);
   /* A peer that resets mid-write must cost an error code, not the process. */
   signal(SIGPIPE, SIG_IGN);
-
   memset(&prog, 0, sizeof(prog));
-  if ((r = uv_loop_init(&prog.loop)) != 0 ||
-      (r = uvws_server_new(&prog.srv, &prog.loop, &opts)) != 0) {
+  if ((r = uv_loop_init(&prog.loop)) != 0 || (r = uvws_server_new(&prog.srv, &prog.loop, &cf->opts)) != 0) {
     fprintf(stderr, "uvws: %s\n", uvws_strerror(r));
     return 1;
   }
   uvws_server_set_data(prog.srv, &prog);
-  /* The default guide folder is optional (a trimmed install may lack it);
-   * one named on the command line must exist. */
-  if (docs && !docs_given && access(docs, R_OK | X_OK) != 0) docs = NULL;
-  if ((docs && (r = uvws_server_mount(prog.srv, "/docs", docs)) != 0) ||
-      (r = uvws_app_echo(prog.srv, "/echo")) != 0 ||
-      (r = uvws_app_inspect(prog.srv, "/inspect")) != 0 ||
-      (r = uvws_app_broadcast(prog.srv, "/broadcast")) != 0 ||
-      (r = uvws_app_chat(prog.srv, "/chat", chat_history, presence_ttl, &chat)) != 0) {
-    fprintf(stderr, "uvws: adding routes: %s\n", uvws_strerror(r));
-    return 1;
+  if ((r = add_routes(&prog, cf, &chat)) != 0) {
+    /* nothing started: freed here so that a refused command line leaks
+     * nothing (LeakSanitizer would make it exit 23 instead of r) */
+    uvws_server_free(prog.srv);
+    uvws_app_chat_free(chat);
+    uvws_exec_free(prog.exec);
+    uv_loop_close(&prog.loop);
+    return r;
   }
-  ex.opts.max_line = opts.max_message; /* a line is a message */
-  if ((r = add_exec_routes(prog.srv, &ex.opts, ex.specs, ex.kind, ex.n, ex.dir, &exec_app)) != 0)
-    return 1;
-  prog.exec = exec_app;
-  prog.shutdown_budget_ms = opts.shutdown_drain_ms + opts.shutdown_timeout_ms;
-  uv_signal_init(&prog.loop, &prog.sigint);
-  uv_signal_init(&prog.loop, &prog.sigterm);
-  uv_signal_init(&prog.loop, &prog.sighup);
-  prog.sigint.data = prog.sigterm.data = prog.sighup.data = &prog;
-  uv_signal_start(&prog.sigint, on_signal, SIGINT);
-  uv_signal_start(&prog.sigterm, on_signal, SIGTERM);
-  uv_signal_start(&prog.sighup, on_signal, SIGHUP);
+  prog.shutdown_budget_ms = cf->opts.shutdown_drain_ms + cf->opts.shutdown_timeout_ms;
+  start_signals(&prog);
 
   r = uvws_server_start(prog.srv);
-  if (r == 0 && exec_app) r = uvws_exec_shared_start(exec_app, prog.srv);
+  if (r == 0 && prog.exec) r = uvws_exec_shared_start(prog.exec, prog.srv);
   if (r != 0) {
     fprintf(stderr, "uvws: cannot start: %s\n", uvws_strerror(r));
     uvws_server_shutdown(prog.srv, on_server_done);
@@ -645,7 +614,15 @@ int main(int argc, char **argv) {
   uv_run(&prog.loop, UV_RUN_DEFAULT);
   uvws_server_free(prog.srv);
   uvws_app_chat_free(chat);
-  uvws_exec_free(exec_app);
+  uvws_exec_free(prog.exec);
   if (uv_loop_close(&prog.loop) != 0) fprintf(stderr, "uvws: handles left open at exit\n");
   return r == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  config_t cf;
+  int r;
+  config_init(&cf);
+  if ((r = parse_args(&cf, argc, argv)) != 0) return r == ANSWERED ? 0 : r;
+  return serve(&cf);
 }

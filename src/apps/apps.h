@@ -52,6 +52,18 @@ int uvws_app_exec_dir(uvws_server_t *srv, uvws_exec_t *app, const char *dir);
 /* One program for every client of `path` (protocol in exec_shared.c and
  * the README): started by uvws_exec_shared_start, restarted with backoff. */
 int uvws_app_exec_shared(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command);
+/* The subprotocols the exec route at `path` speaks (any kind: command,
+ * binary, shared or found by uvws_app_exec_dir), `list` being names
+ * separated by commas (RFC 6455 tokens; the caller checks their
+ * characters). Call before the route is added. The route answers with the
+ * first name of the client's offer that it speaks, in the client's order
+ * (uvws__select_subprotocol), and the program sees it as UVWS_PROTOCOL.
+ * UV_EINVAL for an empty name, UV_EEXIST for a path given twice. */
+int uvws_exec_protocols(uvws_exec_t *app, const char *path, const char *list);
+/* After every exec route is added: a path given to uvws_exec_protocols
+ * that no exec route has (a typo would silently negotiate nothing), or
+ * NULL. */
+const char *uvws_exec_protocols_unused(const uvws_exec_t *app);
 /* After uvws_server_start, on the server's (the main) loop. */
 int uvws_exec_shared_start(uvws_exec_t *app, uvws_server_t *srv);
 /* Call when the server starts shutting down (on the loop given to the

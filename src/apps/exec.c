@@ -427,6 +427,7 @@ static int add_route(uvws_server_t *srv, uvws_exec_t *app, const char *path, cha
   route.handlers.on_message = ex_message;
   route.handlers.on_close = ex_close;
   route.handlers.on_drain = ex_drain;
+  route.subprotocols = exec_protocols_for(app, path);
   if ((r = uvws_server_route(srv, &route)) != 0) {
     route_free(rt);
     return r;
@@ -434,6 +435,68 @@ static int add_route(uvws_server_t *srv, uvws_exec_t *app, const char *path, cha
   rt->next = app->routes;
   app->routes = rt;
   return 0;
+}
+
+const char *const *exec_protocols_for(uvws_exec_t *app, const char *path) {
+  exec_protos_t *p;
+  for (p = app->protos; p; p = p->next)
+    if (strcmp(p->path, path) == 0) {
+      p->used = 1;
+      return (const char *const *)p->names;
+    }
+  return NULL;
+}
+
+/* "a,b,c" as a NULL-terminated array of copies; UV_EINVAL for an empty
+ * name (",,", a leading or trailing comma, or nothing at all). */
+static int split_names(const char *list, char ***out) {
+  size_t n = 1, i = 0;
+  const char *s, *end;
+  char **names;
+  for (s = list; *s; s++) n += *s == ',';
+  if ((names = calloc(n + 1, sizeof(char *))) == NULL) return UV_ENOMEM;
+  for (s = list;; s = end + 1) {
+    end = strchr(s, ',');
+    if (end == NULL) end = s + strlen(s);
+    if (end == s) {
+      exec_free_argv(names);
+      return UV_EINVAL;
+    }
+    if ((names[i] = strndup(s, (size_t)(end - s))) == NULL) {
+      exec_free_argv(names);
+      return UV_ENOMEM;
+    }
+    i++;
+    if (*end == '\0') break;
+  }
+  *out = names;
+  return 0;
+}
+
+int uvws_exec_protocols(uvws_exec_t *app, const char *path, const char *list) {
+  exec_protos_t *p;
+  int r;
+  for (p = app->protos; p; p = p->next)
+    if (strcmp(p->path, path) == 0) return UV_EEXIST;
+  if ((p = calloc(1, sizeof(*p))) == NULL || (p->path = strdup(path)) == NULL) {
+    free(p);
+    return UV_ENOMEM;
+  }
+  if ((r = split_names(list, &p->names)) != 0) {
+    free(p->path);
+    free(p);
+    return r;
+  }
+  p->next = app->protos;
+  app->protos = p;
+  return 0;
+}
+
+const char *uvws_exec_protocols_unused(const uvws_exec_t *app) {
+  const exec_protos_t *p;
+  for (p = app->protos; p; p = p->next)
+    if (!p->used) return p->path;
+  return NULL;
 }
 
 int uvws_app_exec(uvws_server_t *srv, uvws_exec_t *app, const char *path, const char *command, int binary) {
@@ -505,6 +568,13 @@ void uvws_exec_free(uvws_exec_t *app) {
     exec_route_t *rt = app->routes;
     app->routes = rt->next;
     route_free(rt);
+  }
+  while (app->protos) {
+    exec_protos_t *p = app->protos;
+    app->protos = p->next;
+    exec_free_argv(p->names);
+    free(p->path);
+    free(p);
   }
   for (i = 0; i < app->nbaseenv; i++) free(app->baseenv[i]);
   free(app->baseenv);

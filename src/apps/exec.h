@@ -31,6 +31,15 @@ typedef struct exec_route_s {
   int binary;
 } exec_route_t;
 
+/* One uvws_exec_protocols call: the names stay owned here, the route
+ * table takes its own copy. */
+typedef struct exec_protos_s {
+  struct exec_protos_s *next;
+  char *path;
+  char **names; /* NULL-terminated, owned (each string too) */
+  int used;     /* a route took the list */
+} exec_protos_t;
+
 struct uvws_exec_s {
   uvws_exec_options_t opts; /* strings not kept: see below */
   int stderr_mode;          /* EXEC_STDERR_* */
@@ -39,6 +48,7 @@ struct uvws_exec_s {
   size_t nbaseenv;
   exec_route_t *routes; /* owned */
   struct exec_shared_s *shared; /* owned: --exec-shared routes */
+  exec_protos_t *protos; /* owned: uvws_exec_protocols lists */
   atomic_uint procs;    /* processes started and not yet reaped, all loops */
   atomic_ullong next_id;
   /* The pids running, every loop's, so uvws_exec_shutdown can signal them
@@ -96,6 +106,8 @@ void exec_close_handle(exec_conn_t *ec, uv_handle_t *h);
 void exec_maybe_free(exec_conn_t *ec);
 
 /* exec.c: shared helpers */
+/* The subprotocols of the route at `path` (marked used), or NULL. */
+const char *const *exec_protocols_for(uvws_exec_t *app, const char *path);
 void exec_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 int exec_utf8_valid(const unsigned char *s, size_t n);
 void exec_sanitize(char *out, const char *in, size_t n);

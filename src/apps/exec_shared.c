@@ -365,6 +365,7 @@ int uvws_app_exec_shared(uvws_server_t *srv, uvws_exec_t *app, const char *path,
   route.handlers.on_open = sh_open;
   route.handlers.on_message = sh_message;
   route.handlers.on_close = sh_close;
+  route.subprotocols = exec_protocols_for(app, path);
   return uvws_server_route(srv, &route);
 }
 

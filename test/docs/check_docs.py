@@ -549,6 +549,22 @@ def check_claims(srv, env):
            and re.search(r"^\s+at ", out, re.M) is not None,
            "docs/wscat.md: wscat's /close 1005 crashes with a stack trace and exit status 1",
            "exit %s, output: %s" % (wscat.returncode, out[-800:]))
+    # docs/exec.md: a 101 without the subprotocol the client asked for makes Node's ws give up
+    # ("error: Server sent no subprotocol", exit status 255); /echo negotiates as an exec route does.
+    # (in a terminal, as the guide's commands run: without one wscat prints nothing and exits 0)
+    p = Pty("wscat -c ws://127.0.0.1:%d/echo -s chat.v3 -w 1" % srv.port, env)
+    deadline = time.monotonic() + 20
+    try:
+        while p.status is None and time.monotonic() < deadline:
+            p.pump(0.1)
+        while p.pump(0.1):
+            pass
+        out = "\n".join(render_terminal(p.raw))
+    finally:
+        p.kill()
+    report(p.status == 255 and "error: Server sent no subprotocol" in out,
+           "docs/exec.md: wscat -s with a protocol the route does not speak: 'Server sent no subprotocol', exit 255",
+           "exit %s, output: %s" % (p.status, out[-800:]))
 
 
 def main():

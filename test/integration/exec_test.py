@@ -6,7 +6,9 @@ codes and signals as close codes, refused input (newline, binary on a text route
 UTF-8 output, overlong lines), stderr to the log and to the client, a program ignoring SIGTERM,
 backpressure both ways (the server's RSS and another client's echo latency measured), 300
 upgrades against --exec-max-procs 256 (503s counted, no zombie in /proc), a missing or
-non-executable program (500), --threads 2 and TLS, and uvws shut down with children running."""
+non-executable program (500), --threads 2 and TLS, uvws shut down with children running, and
+--exec-protocol (the client's order wins, UVWS_PROTOCOL, no match: no header and no variable,
+every route kind, refused flag values)."""
 import asyncio
 import os
 import shutil
@@ -22,7 +24,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
 from hardening_util import ASAN, SLACK, connect, read_until, rss_kib, upgrade_request  # noqa: E402
-from uvwsproc import UvwsServer  # noqa: E402
+from uvwsproc import UvwsServer, uvws_bin  # noqa: E402
 from wsimport import connector, need_websockets, websockets  # noqa: E402
 
 need_websockets()
@@ -276,6 +278,113 @@ class ExecTest(unittest.TestCase):
                 self.assertRegex(head, rb"^HTTP/1.1 (400|404) ", path)
             srv.wait_log(r"exec dir \S+: skipping 'escape': it points outside the folder")
             wait_no_children(self, srv.proc.pid, 2)
+
+    # ---- subprotocols (--exec-protocol) -----------------------------------------------
+
+    def raw_101(self, srv, path, offer=None):
+        """The response head to an upgrade of `path` offering `offer` (a header value, or none)."""
+        s = connect(srv.port)
+        s.sendall(upgrade_request(path, ["Sec-WebSocket-Protocol: " + offer] if offer else []))
+        head = read_until(s, b"", b"\r\n\r\n", time.monotonic() + T)
+        s.close()
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), (path, head))
+        return head.decode("latin-1")
+
+    def test_subprotocol_negotiated_and_seen_by_the_program(self):
+        """The route speaks chat.v2,chat.v1 (in that order): the first of the client's offer that
+        the route speaks wins, in the client's order; the 101 names it and the program sees it as
+        UVWS_PROTOCOL. No offer, or only unknown ones: a 101 without Sec-WebSocket-Protocol
+        (RFC 6455 4.2.2 lets the server select none) and UVWS_PROTOCOL unset (not empty)."""
+        prog = ("sh -c 'echo \"protocol=${UVWS_PROTOCOL-<unset>}\"; "
+                "echo \"offer=${HTTP_SEC_WEBSOCKET_PROTOCOL-<unset>}\"'")
+
+        async def seen(srv, path, offer):
+            kw = {"subprotocols": offer} if offer is not None else {}
+            async with ws_connect(srv.url("ws", path), **kw) as ws:
+                msgs, code, _ = await recv_all(ws)
+                self.assertEqual(code, 1000)
+                return ws.subprotocol, msgs
+
+        async def go(srv):
+            cases = [
+                (["chat.v1"], "chat.v1"),
+                (["chat.v1", "chat.v2"], "chat.v1"),  # the client's order wins over the route's
+                (["chat.v2", "chat.v1"], "chat.v2"),
+                (["unknown", "chat.v2"], "chat.v2"),
+                (["Chat.V1"], None),  # names are compared exactly
+                (["unknown", "other"], None),
+                (None, None),
+            ]
+            for offer, want in cases:
+                got, msgs = await seen(srv, "/p", offer)
+                self.assertEqual(got, want, offer)
+                self.assertEqual(msgs, ["protocol=" + (want or "<unset>"),
+                                        "offer=" + (", ".join(offer) if offer else "<unset>")], offer)
+            # a route without --exec-protocol negotiates nothing, whatever the offer
+            got, msgs = await seen(srv, "/plain", ["chat.v1"])
+            self.assertEqual((got, msgs[0]), (None, "protocol=<unset>"))
+        with UvwsServer("--exec", "/p=" + prog, "--exec", "/plain=" + prog,
+                        "--exec-protocol", "/p=chat.v2,chat.v1") as srv:
+            run(go(srv))
+            head = self.raw_101(srv, "/p", "chat.v1, chat.v2")
+            self.assertIn("\r\nSec-WebSocket-Protocol: chat.v1\r\n", head)
+            for offer in ("unknown, other", None):
+                self.assertNotIn("sec-websocket-protocol", self.raw_101(srv, "/p", offer).lower())
+
+    def test_subprotocol_on_every_exec_kind(self):
+        """--exec-protocol applies to --exec-binary, --exec-shared and --exec-dir routes too."""
+        d = os.path.join(self.tmp, "protobin")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "tell"), "w") as f:
+            f.write('#!/bin/sh\necho "protocol=$UVWS_PROTOCOL"\n')
+        os.chmod(os.path.join(d, "tell"), 0o755)
+
+        async def go(srv):
+            async with ws_connect(srv.url("ws", "/tell"), subprotocols=["x", "dir.v1"]) as ws:
+                msgs, code, _ = await recv_all(ws)
+                self.assertEqual((ws.subprotocol, msgs, code), ("dir.v1", ["protocol=dir.v1"], 1000))
+            async with ws_connect(srv.url("ws", "/xor"), subprotocols=["bin.v1"]) as ws:
+                self.assertEqual(ws.subprotocol, "bin.v1")
+                await ws.send(b"\x00\x0f")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), T), b"\xff\xf0")
+        with UvwsServer("--exec-binary", "/xor=" + self.xorcat, "--exec-shared", "/room=cat",
+                        "--exec-dir", d, "--exec-protocol", "/xor=bin.v1",
+                        "--exec-protocol", "/room=room.v1,room.v0", "--exec-protocol", "/tell=dir.v1") as srv:
+            run(go(srv))
+            for path, offer, want in (("/xor", "bin.v1", "bin.v1"), ("/room", "room.v0, room.v1", "room.v0"),
+                                      ("/tell", "dir.v1", "dir.v1")):
+                self.assertIn("\r\nSec-WebSocket-Protocol: %s\r\n" % want, self.raw_101(srv, path, offer))
+
+    def test_exec_protocol_flag_errors(self):
+        """A bad --exec-protocol stops the start (exit 2) with a message naming what is wrong."""
+        cases = [
+            (["--exec", "/a=cat", "--exec-protocol", "/b=x"],
+             "uvws: --exec-protocol /b=x: /b is not a route of --exec, --exec-binary, --exec-shared or "
+             "--exec-dir"),
+            (["--exec-protocol", "/a=x"],
+             "uvws: --exec-protocol /a=x: /a is not a route of --exec, --exec-binary, --exec-shared or "
+             "--exec-dir"),
+            (["--exec", "/a=cat", "--exec-protocol", "/a=good,bad name"],
+             "uvws: invalid value '/a=good,bad name' for --exec-protocol: 'bad name' is not a subprotocol "
+             "name (RFC 6455: letters, digits and !#$%&'*+-.^_`|~)"),
+            (["--exec", "/a=cat", "--exec-protocol", "/a=x@y"],
+             "uvws: invalid value '/a=x@y' for --exec-protocol: 'x@y' is not a subprotocol name"),
+            (["--exec", "/a=cat", "--exec-protocol", "/a=x,,y"],
+             "uvws: invalid value '/a=x,,y' for --exec-protocol: an empty subprotocol name"),
+            (["--exec", "/a=cat", "--exec-protocol", "/a="],
+             "uvws: invalid value '/a=' for --exec-protocol: an empty subprotocol name"),
+            (["--exec", "/a=cat", "--exec-protocol", "a=x"],
+             "uvws: invalid value 'a=x' for --exec-protocol: expected /PATH=NAME[,NAME...]"),
+            (["--exec", "/a=cat", "--exec-protocol", "/a=x", "--exec-protocol", "/a=y"],
+             "uvws: invalid value '/a=y' for --exec-protocol: /a already has an --exec-protocol list"),
+        ]
+        for args, message in cases:
+            r = subprocess.run([uvws_bin(), "--host", "127.0.0.1", "--port", "0"] + args,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, timeout=10 * SLACK)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertTrue(r.stderr.startswith(message), (args, r.stderr))
+            self.assertNotIn("listening", r.stderr)
 
     # ---- lifecycle -------------------------------------------------------------------
 
