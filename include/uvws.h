@@ -478,11 +478,46 @@ typedef void (*uvws_wills_cb)(uvws_server_t *srv, uvws_wills_t *wills, void *use
  * than ttl_ms), `buried` (if not NULL) is called on the same loop once the
  * link is back, so it can say again what they undid. Before
  * uvws_server_start(); UVWS_ESTATE without options.redis, UV_EINVAL for
- * ttl_ms under 2000. */
+ * ttl_ms under 2000. `cb` may be NULL: the heartbeat alone, which
+ * buries a dead instance's presence (uvws_presence_join). */
 UVWS_EXTERN int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_wills_cb cb,
                                      void (*buried)(uvws_server_t *srv, void *user), void *user);
 /** Adds a will (both strings copied; `text` UTF-8). 0 or UV_ENOMEM. */
 UVWS_EXTERN int uvws_wills_add(uvws_wills_t *wills, const char *topic, const char *text);
+/** The names a topic's presence holds on the other instances (see
+ * uvws_presence_join), each once, valid during the call; status 0, or
+ * UVWS_EUNAVAILABLE if Redis went away first (then n is 0). */
+typedef void (*uvws_presence_cb)(uvws_server_t *srv, int status, const char *const *names, size_t n,
+                                 void *user);
+/** Presence kept in Redis (options.redis): says that `name` is in `topic`
+ * on this instance. One script stores the entry (the hash
+ * "uvws:pres:<topic>", field "<instance id> <name>", value `leave_text`)
+ * and, only if it was not there yet, publishes `join_text` to the other
+ * instances (never to this one's subscribers: deliver it yourself, with
+ * uvws_publish_local), so saying a join again after a lost link is heard
+ * only by those who missed it. With `cb`, it then gets (on the caller's
+ * loop, later) the names the topic holds on other instances at that
+ * moment, in the order of the other instances' messages: every one
+ * published before it is reflected in the list, every later one arrives
+ * after it. When the instance dies, the heartbeat of
+ * uvws_server_on_wills() (which presence needs; its `cb` may be NULL)
+ * removes its entries and publishes `leave_text` of each one still there,
+ * once. Strings are UTF-8 without NUL. From any thread. 0,
+ * UVWS_EUNAVAILABLE while Redis is unreachable (nothing stored, cb not
+ * called), UVWS_ESTATE without options.redis, UV_EINVAL for a bad
+ * argument. */
+UVWS_EXTERN int uvws_presence_join(uvws_server_t *srv, const char *topic, const char *name,
+                                   const char *join_text, const char *leave_text, uvws_presence_cb cb,
+                                   void *user);
+/** Ends `name`'s entry in `topic` (uvws_presence_join) and, only if it
+ * was there, publishes `leave_text` to the other instances: a member
+ * already buried as dead is not announced leaving twice. While Redis is
+ * unreachable the leave is kept (up to 100 000) and sent first when the
+ * link is back, so a member who left meanwhile is not listed forever.
+ * From any thread. 0, UVWS_EUNAVAILABLE if it could not be kept,
+ * UVWS_ESTATE without options.redis, UV_EINVAL for a bad argument. */
+UVWS_EXTERN int uvws_presence_leave(uvws_server_t *srv, const char *topic, const char *name,
+                                    const char *leave_text);
 /** 1 while the server is connected to Redis and subscribed, else 0. From
  * any thread. */
 UVWS_EXTERN int uvws_server_redis_up(const uvws_server_t *srv);
