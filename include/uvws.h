@@ -46,7 +46,8 @@ extern "C" {
   X(EBADCODE,   -30007, "close code may not be sent")                          \
   X(ESTATE,     -30008, "operation not allowed in the current state")                 \
   X(EBACKPRESSURE, -30009, "send queue over max_backpressure; message dropped") \
-  X(EUNAVAILABLE, -30010, "Redis is unreachable")
+  X(EUNAVAILABLE, -30010, "Redis is unreachable")                             \
+  X(ETAKEN,     -30011, "name taken on another instance")
 
 typedef enum {
 #define UVWS_ERRNO_GEN(name, val, msg) UVWS_##name = (val),
@@ -486,7 +487,8 @@ UVWS_EXTERN int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_w
 UVWS_EXTERN int uvws_wills_add(uvws_wills_t *wills, const char *topic, const char *text);
 /** The names a topic's presence holds on the other instances (see
  * uvws_presence_join), each once, valid during the call; status 0, or
- * UVWS_EUNAVAILABLE if Redis went away first (then n is 0). */
+ * (with n 0) UVWS_ETAKEN if one of them holds the name asked for, or
+ * UVWS_EUNAVAILABLE if Redis went away first. */
 typedef void (*uvws_presence_cb)(uvws_server_t *srv, int status, const char *const *names, size_t n,
                                  void *user);
 /** Presence kept in Redis (options.redis): says that `name` is in `topic`
@@ -495,11 +497,15 @@ typedef void (*uvws_presence_cb)(uvws_server_t *srv, int status, const char *con
  * and, only if it was not there yet, publishes `join_text` to the other
  * instances (never to this one's subscribers: deliver it yourself, with
  * uvws_publish_local), so saying a join again after a lost link is heard
- * only by those who missed it. With `cb`, it then gets (on the caller's
- * loop, later) the names the topic holds on other instances at that
- * moment, in the order of the other instances' messages: every one
+ * only by those who missed it. With `cb`, the name must be free on the
+ * other instances (else nothing is stored or published, and cb gets
+ * UVWS_ETAKEN: Redis runs one script at a time, so of two instances
+ * asking for one name at once, one gets it), and cb then gets (on the
+ * caller's loop, later) the names the topic holds on other instances at
+ * that moment, in the order of the other instances' messages: every one
  * published before it is reflected in the list, every later one arrives
- * after it. When the instance dies, the heartbeat of
+ * after it. Without `cb` the entry is stored whatever the others hold
+ * (for saying again a join that was granted). When the instance dies, the heartbeat of
  * uvws_server_on_wills() (which presence needs; its `cb` may be NULL)
  * removes its entries and publishes `leave_text` of each one still there,
  * once. Strings are UTF-8 without NUL. From any thread. 0,

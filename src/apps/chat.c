@@ -256,13 +256,21 @@ static void pending_free(pending_join_t *pj) {
   free(pj);
 }
 
-/* The last answer: the join completes (with the list if `listed`), or,
- * if its connection closed meanwhile, its nick, entry and room go back. */
-static void finish_join(pending_join_t *pj, int listed, const char *const *names, size_t n) {
+/* The last answer: the join completes (with the list if `listed`); or,
+ * if its connection closed meanwhile or another instance has the nick
+ * (`taken`), its nick, entry and room go back. */
+static void finish_join(pending_join_t *pj, int listed, int taken, const char *const *names, size_t n) {
   chat_app_t *app = pj->app;
-  chat_conn_t *cc;
+  chat_conn_t *cc = pj->conn ? uvws_conn_get_data(pj->conn) : NULL;
   size_t i;
   pending_unlink(app, pj);
+  for (i = 0; cc && i < cc->n && cc->in[i].pending != pj; i++) {
+  }
+  if (cc && i < cc->n && taken) {
+    cc->in[i] = cc->in[--cc->n]; /* the membership ends: nobody heard of it */
+    error_msg(pj->conn, "nick_taken", "someone in this room has that nick");
+    pj->conn = NULL, pj->stored = 0;
+  }
   if (pj->conn == NULL) {
     char *bye = pj->stored ? presence_text(pj->room, pj->nick, "leave") : NULL;
     uv_mutex_lock(&pj->room->lock);
@@ -275,9 +283,6 @@ static void finish_join(pending_join_t *pj, int listed, const char *const *names
     pending_free(pj);
     return;
   }
-  cc = uvws_conn_get_data(pj->conn);
-  for (i = 0; i < cc->n && cc->in[i].pending != pj; i++) {
-  }
   if (i < cc->n) {
     cc->in[i].pending = NULL;
     complete_join(pj->conn, app, &cc->in[i], pj->log, pj->nlog, listed, names, n);
@@ -287,10 +292,11 @@ static void finish_join(pending_join_t *pj, int listed, const char *const *names
 
 /* The names Redis holds for the room on other instances, on the
  * connection's loop, at their place among the presence events: the
- * newcomer is subscribed at once, so it hears every later one. */
+ * newcomer is subscribed at once, so it hears every later one. Or the
+ * nick is another instance's member's: the join is refused. */
 static void on_members(uvws_server_t *srv, int status, const char *const *names, size_t n, void *user) {
   (void)srv;
-  finish_join(user, status == 0, names, n);
+  finish_join(user, status == 0, status == UVWS_ETAKEN, names, n);
 }
 
 /* Stores the newcomer in the room's presence in Redis (announced to the
@@ -323,7 +329,7 @@ static void on_history(uvws_server_t *srv, int status, const uvws_seq_entry_t *l
       pj->nlog++;
     }
   }
-  if (pj->conn == NULL || !ask_members(pj)) finish_join(pj, 0, NULL, 0);
+  if (pj->conn == NULL || !ask_members(pj)) finish_join(pj, 0, 0, NULL, 0);
 }
 
 /* With Redis, a join first reads the room's last lines from its log, so a

@@ -20,8 +20,9 @@
  * The list a join asks for is not the script's reply: replies come on the
  * publishing connection, the other instances' presence messages on the
  * subscribed one, and nothing orders the two. The script publishes the
- * list instead ("U3" | the asker's id | a token | names, each followed by
- * NUL) on the topic's channel, so it reaches us among the presence
+ * list instead ("U3" | the asker's id | a token | 'L' | names, each
+ * followed by NUL; or 'T' alone if another instance holds the name, which
+ * makes a name unique across instances) on the topic's channel, so it reaches us among the presence
  * messages exactly where Redis took it: every event before it is in it,
  * every later one comes after it. Other instances drop it (not their id).
  *
@@ -47,19 +48,22 @@ struct uvws__pres_req_s {
 };
 
 /* ARGV: id (hex), topic, name, the U1 header, join text, leave text, the
- * U3 header ("" when no list is wanted). */
+ * U3 header ("" when no list is wanted). With a list, the name must be
+ * free on the other instances: the U3 message is then the header, 'T'
+ * (taken: nothing stored) or 'L' and the names. */
 static const char JOIN_SCRIPT[] =
     "local h = 'uvws:pres:' .. ARGV[2] "
     "local me = ARGV[1] .. ' ' "
-    "if redis.call('HSET', h, me .. ARGV[3], ARGV[6]) == 1 then "
-    "redis.call('HINCRBY', 'uvws:pres-of:' .. ARGV[1], ARGV[2], 1) "
-    "redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[4] .. ARGV[5]) end "
-    "if ARGV[7] ~= '' then "
     "local out, seen = {}, {} "
+    "if ARGV[7] ~= '' then "
     "for _, k in ipairs(redis.call('HKEYS', h)) do "
     "local n = string.sub(k, #me + 1) "
     "if string.sub(k, 1, #me) ~= me and not seen[n] then seen[n] = 1 out[#out + 1] = n .. '\\0' end end "
-    "redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[7] .. table.concat(out)) end "
+    "if seen[ARGV[3]] then redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[7] .. 'T') return 0 end end "
+    "if redis.call('HSET', h, me .. ARGV[3], ARGV[6]) == 1 then "
+    "redis.call('HINCRBY', 'uvws:pres-of:' .. ARGV[1], ARGV[2], 1) "
+    "redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[4] .. ARGV[5]) end "
+    "if ARGV[7] ~= '' then redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[7] .. 'L' .. table.concat(out)) end "
     "return 1";
 
 /* ARGV: id (hex), topic, name, the U1 header, leave text. */
@@ -71,7 +75,7 @@ static const char LEAVE_SCRIPT[] =
     "redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[4] .. ARGV[5]) end "
     "return 1";
 
-#define U3_LEN (2 + 16 + 8)
+#define U3_LEN (2 + 16 + 8) /* then 'T' or 'L' */
 
 static void hex_id(const uint8_t id[16], char hex[33]) {
   size_t i;
@@ -210,13 +214,18 @@ void uvws__presence_list(uvws__redis_t *r, const char *data, size_t len) {
   uint64_t token;
   uvws__pres_req_t *q;
   int status = 0;
-  if (len < U3_LEN || memcmp(data + 2, uvws__redis_id(r), 16) != 0) return; /* another instance's */
+  if (len <= U3_LEN || memcmp(data + 2, uvws__redis_id(r), 16) != 0) return; /* another instance's */
   memcpy(&token, data + 18, 8);
   if ((q = take(r, token)) == NULL) return;
-  for (i = U3_LEN; i < len; i++)
+  if (data[U3_LEN] != 'L') {
+    q->cb(q->ctx, UVWS_ETAKEN, NULL, 0);
+    free(q);
+    return;
+  }
+  for (i = U3_LEN + 1; i < len; i++)
     if (data[i] == '\0') cap++;
   if (cap && (names = malloc(cap * sizeof(*names))) == NULL) status = UV_ENOMEM;
-  for (i = U3_LEN; names && i < len; i += strlen(data + i) + 1) {
+  for (i = U3_LEN + 1; names && i < len; i += strlen(data + i) + 1) {
     if (memchr(data + i, '\0', len - i) == NULL) break; /* a name without its NUL */
     names[n++] = data + i;
   }

@@ -15,7 +15,8 @@ A redis-server on a free loopback port (missing: the test FAILS) and three insta
        taken for dead: its members leave on the other within the bound; when the link is back
        they join again there, once, and a fresh join lists them.
     5. An instance started after members joined on the others lists them in its `joined` reply
-       (on either of its threads), and not those who left before it started.
+       (on either of its threads), and not those who left before it started; a nick held on
+       another instance is refused there (nick_taken) though it never heard that member join.
     6. A member who leaves right before its instance is SIGKILLed (well within a heartbeat) is
        announced leaving exactly once on the other instance, and so is the one who stayed;
        nothing of the dead instance is left in Redis.
@@ -290,6 +291,21 @@ class PresenceHealsTest(ClusterCase):
                         for e in early:
                             for i in range(6):
                                 await e.until(is_presence("c%d" % i), what="join of c%d" % i)
+                        # a nick held on another instance is taken here too, though C never
+                        # heard it join; nobody hears of the refused join
+                        dup = await Client.open(C, "a1", "C")
+                        await dup.send(type="join", room=ROOM, nick="a1")
+                        e = await dup.until(lambda m: m.get("type") in ("joined", "error"), what="reply")
+                        self.assertEqual((e["type"], e.get("code")), ("error", "nick_taken"), e)
+                        await dup.send(type="join", room=ROOM, nick="a1x")  # the room is open to it
+                        await dup.until(lambda m: m.get("type") == "joined", what="joined a1x")
+                        for x in early:
+                            await x.until(is_presence("a1x"), what="join of a1x")
+                            await x.drain(0.2)
+                            # a2 and b1 joined after a1: they listed it and heard no join of it
+                            self.assertEqual(sum(1 for m in x.presence if is_presence("a1")(m)), 0,
+                                             "%r: %r" % (x, x.presence))
+                        newcomers.append(dup)
                         for x in early + newcomers:
                             await x.close()
 
