@@ -479,19 +479,6 @@ static void status_json(uvws_conn_t *c, uvws_server_t *srv, int up) {
   else uvws_publish_local(srv, STATUS_TOPIC, UVWS_OP_TEXT, text, strlen(text));
 }
 
-static void each_local_member(chat_app_t *app, uvws_server_t *srv,
-                              void (*fn)(uvws_server_t *srv, chat_room_t *r, const char *nick, void *ctx),
-                              void *ctx);
-static void rejoin(uvws_server_t *srv, chat_room_t *r, const char *nick, void *ctx);
-
-/* When the link is back, every member of this instance is stored again:
- * those that joined while it was down are then announced to the others,
- * the rest are already there and nothing is said. */
-static void chat_redis_state(uvws_server_t *srv, int up, void *user) {
-  status_json(NULL, srv, up);
-  if (up) each_local_member(user, srv, rejoin, NULL);
-}
-
 static void chat_open(uvws_conn_t *c) {
   chat_app_t *app = uvws_conn_route_data(c);
   uvws_conn_set_data(c, calloc(1, sizeof(chat_conn_t)));
@@ -582,19 +569,32 @@ static void each_local_member(chat_app_t *app, uvws_server_t *srv,
 
 /* Stores a member of this instance in the room's presence in Redis again
  * (announced to the other instances only if its entry was gone). */
-static void rejoin(uvws_server_t *srv, chat_room_t *r, const char *nick, void *ctx) {
+static void rejoin(uvws_server_t *srv, chat_room_t *r, const char *nick, void *failed) {
   char *hi = presence_text(r, nick, "join"), *bye = presence_text(r, nick, "leave");
-  (void)ctx;
-  if (hi && bye) uvws_presence_join(srv, r->topic, nick, hi, bye, NULL, NULL);
+  if (!hi || !bye || uvws_presence_join(srv, r->topic, nick, hi, bye, NULL, NULL) != 0) ++*(size_t *)failed;
   free(hi);
   free(bye);
+}
+
+static void rejoin_all(chat_app_t *app, uvws_server_t *srv) {
+  size_t failed = 0;
+  each_local_member(app, srv, rejoin, &failed);
+  if (failed) fprintf(stderr, "chat: %zu members not stored again in Redis (link lost or too busy)\n", failed);
 }
 
 /* This instance was cut off from Redis longer than its heartbeat, and its
  * members' entries were buried, their leaves told to the others: they are
  * still here, so they join again, for the other instances only. */
 static void chat_buried(uvws_server_t *srv, void *user) {
-  each_local_member(user, srv, rejoin, NULL);
+  rejoin_all(user, srv);
+}
+
+/* When the link is back, every member of this instance is stored again:
+ * those that joined while it was down are then announced to the others,
+ * the rest are already there and nothing is said. */
+static void chat_redis_state(uvws_server_t *srv, int up, void *user) {
+  status_json(NULL, srv, up);
+  if (up) rejoin_all(user, srv);
 }
 
 static const char *const chat_protocols[] = {"uvws-chat", NULL};

@@ -268,6 +268,7 @@ class PresenceHealsTest(ClusterCase):
                 gone, _ = await self.join(B, "gone", "B")
                 await gone.send(type="leave", room=ROOM)
                 await a1.until(is_presence("gone", "leave"), what="leave of gone")
+                await gone.close()
                 await asyncio.get_running_loop().run_in_executor(
                     None, self.wait_stored, ["a1", "a2", "b1"], 5 * SLOW)
                 return [a1, a2, b1]
@@ -306,6 +307,18 @@ class PresenceHealsTest(ClusterCase):
                             self.assertEqual(sum(1 for m in x.presence if is_presence("a1")(m)), 0,
                                              "%r: %r" % (x, x.presence))
                         newcomers.append(dup)
+                        # what a join costs with the list from Redis (printed: README's figure)
+                        lat = []
+                        for i in range(100):
+                            t0 = time.perf_counter()
+                            await dup.send(type="join", room="lat%d" % (i % 10), nick="l%d" % i)
+                            await dup.until(lambda m: m.get("type") == "joined" and m["nick"] == "l%d" % i,
+                                            what="joined l%d" % i)
+                            lat.append((time.perf_counter() - t0) * 1000)
+                            await dup.send(type="leave", room="lat%d" % (i % 10))
+                        lat.sort()
+                        print("\n  presence: join to joined with --redis p50 %.2f ms, p99 %.2f ms (100 joins)"
+                              % (lat[50], lat[98]), file=sys.stderr)
                         for x in early + newcomers:
                             await x.close()
 
