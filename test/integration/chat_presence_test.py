@@ -20,6 +20,9 @@ A redis-server on a free loopback port (missing: the test FAILS) and three insta
     6. A member who leaves right before its instance is SIGKILLed (well within a heartbeat) is
        announced leaving exactly once on the other instance, and so is the one who stayed;
        nothing of the dead instance is left in Redis.
+    7. A member who leaves while its instance is cut off from Redis (shorter than the TTL) is
+       told leaving on the other instance once the link is back, and is no longer listed there;
+       its neighbour who stayed is not announced again.
 
 Run: UVWS_BIN=build/default/uvws /usr/bin/python3 test/integration/chat_presence_test.py -v
 """
@@ -368,6 +371,56 @@ class PresenceHealsTest(ClusterCase):
                 loop.run_until_complete(asyncio.wait_for(run(), 60 * SLOW))
             finally:
                 loop.close()
+
+    def test_leave_while_cut_off_is_told_when_back(self):
+        loop = asyncio.new_event_loop()
+        try:
+            cutter = Cutter(self.redis.port)
+            loop.run_until_complete(cutter.heal())
+            # a TTL long enough that the cut below is no burial
+            C = UvwsServer("--redis", "redis://127.0.0.1:%d" % cutter.port, "--chat-presence-ttl", "30",
+                           "--threads", "2")
+            A = ClusterCase.instance(self, "--chat-presence-ttl", "30")
+            loop.run_until_complete(loop.run_in_executor(None, C.start))
+            with A, C:
+                loop.run_until_complete(loop.run_in_executor(None, self.connected, A))
+                loop.run_until_complete(loop.run_in_executor(
+                    None, wait_lines, C, connected_rx(cutter.port), 1, 15))
+
+                async def run():
+                    a1, _ = await self.join(A, "a1", "A")
+                    c1, _ = await self.join(C, "c1", "C")
+                    c2, _ = await self.join(C, "c2", "C")
+                    for n in ("c1", "c2"):
+                        await a1.until(is_presence(n), what="join of " + n)
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, self.wait_stored, ["a1", "c1", "c2"], 5 * SLOW)
+                    await cutter.cut()
+                    await c1.until(lambda m: m.get("type") == "status" and m.get("redis") == "down",
+                                   what="status down")
+                    await c1.send(type="leave", room=ROOM)  # while C cannot tell anyone else
+                    await c2.until(is_presence("c1", "leave"), what="leave of c1 on C")
+                    await cutter.heal()
+                    await c2.until(lambda m: m.get("type") == "status" and m.get("redis") == "up",
+                                   timeout=10 * SLOW, what="status up")
+                    await a1.until(is_presence("c1", "leave"), timeout=5 * SLOW, what="leave of c1 on A")
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, self.wait_stored, ["a1", "c2"], 5 * SLOW)
+                    n, j = await self.join(A, "na", "A")
+                    self.assertEqual(sorted(j["members"]), ["a1", "c2", "na"])
+                    await a1.drain(0.3)
+                    events = [(m["nick"], m["event"]) for m in a1.presence]
+                    # c2 stayed: C stored it again on the link's return, silently
+                    self.assertEqual(events, [("c1", "join"), ("c2", "join"), ("c1", "leave"), ("na", "join")],
+                                     events)
+                    for x in (a1, c1, c2, n):
+                        await x.close()
+
+                loop.run_until_complete(asyncio.wait_for(run(), 60 * SLOW))
+                loop.run_until_complete(cutter.cut())
+                loop.run_until_complete(asyncio.sleep(0.2))
+        finally:
+            loop.close()
 
 
 if __name__ == "__main__":

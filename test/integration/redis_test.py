@@ -780,7 +780,9 @@ class StartWithRedisDownTest(RedisTestCase):
 
             async def local():
                 a1, a2 = await Client.open(A, "a1", "A"), await Client.open(A, "a2", "A")
-                await join_all(room, [a1, a2])
+                joined = await join_all(room, [a1, a2])
+                # Redis down at the join: the members this instance knows
+                self.assertEqual(sorted(joined["a2"]["members"]), ["a1", "a2"])
                 for c in (a1, a2):  # told at once on connecting
                     self.assertEqual(c.other[0], {"type": "status", "redis": "down"})
                 await a1.say(room, "local")
