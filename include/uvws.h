@@ -515,6 +515,15 @@ typedef void (*uvws_presence_cb)(uvws_server_t *srv, int status, const char *con
 UVWS_EXTERN int uvws_presence_join(uvws_server_t *srv, const char *topic, const char *name,
                                    const char *join_text, const char *leave_text, uvws_presence_cb cb,
                                    void *user);
+/** Stores again an entry this instance had (uvws_presence_join without
+ * `cb`), after its link to Redis was lost: if the entry is missing
+ * because this instance was buried as dead (the others heard its
+ * `leave_text`), `join_text` is published; if it is missing because Redis
+ * lost its data (a restart without persistence: the others still list
+ * the member), it is stored without a word. Same returns as
+ * uvws_presence_join. */
+UVWS_EXTERN int uvws_presence_restore(uvws_server_t *srv, const char *topic, const char *name,
+                                      const char *join_text, const char *leave_text);
 /** Ends `name`'s entry in `topic` (uvws_presence_join) and, only if it
  * was there, publishes `leave_text` to the other instances: a member
  * already buried as dead is not announced leaving twice. While Redis is

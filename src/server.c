@@ -506,6 +506,14 @@ int uvws_presence_join(uvws_server_t *srv, const char *topic, const char *name, 
   return uvws__rt_presence(srv, 1, topic, name, join_text, leave_text, cb, user);
 }
 
+int uvws_presence_restore(uvws_server_t *srv, const char *topic, const char *name, const char *join_text,
+                          const char *leave_text) {
+  if (topic == NULL || topic[0] == '\0' || name == NULL || name[0] == '\0' || join_text == NULL ||
+      leave_text == NULL)
+    return UV_EINVAL;
+  return uvws__rt_presence(srv, 2, topic, name, join_text, leave_text, NULL, NULL);
+}
+
 int uvws_presence_leave(uvws_server_t *srv, const char *topic, const char *name, const char *leave_text) {
   if (topic == NULL || topic[0] == '\0' || name == NULL || name[0] == '\0' || leave_text == NULL)
     return UV_EINVAL;

@@ -152,6 +152,13 @@ static int local_member(const chat_room_t *r, const char *nick) {
   return 0;
 }
 
+static chat_member_t *local_entry(chat_room_t *r, const char *nick) {
+  chat_member_t *m;
+  for (m = r->member_list; m; m = m->next)
+    if (!m->remote && strcmp(m->nick, nick) == 0) return m;
+  return NULL;
+}
+
 /* The room's members: with the list Redis gave (`listed`), this
  * instance's own members and those names; else every member it knows. */
 static json_t *members_json(const chat_room_t *r, int listed, const char *const *names, size_t n) {
@@ -234,6 +241,7 @@ static void complete_join(uvws_conn_t *c, chat_app_t *app, membership_t *m, cons
   uv_mutex_lock(&r->lock);
   for (i = 0; i < nlog; i++) deliver_line(uvws_conn_server(c), r, log[i].seq, log[i].data, log[i].len);
   announce(uvws_conn_server(c), app, r, m->nick, 1);
+  if (listed && local_entry(r, m->nick)) local_entry(r, m->nick)->stored = 1;
   send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", m->nick,
                          "members", members_json(r, listed, names, n), "history", history_json(r, log, nlog)));
   i = uvws_subscribe(c, r->topic) != 0;
@@ -549,52 +557,59 @@ out:
   json_decref(obj);
 }
 
-/* Calls fn(srv, room, nick) for each of this instance's members, under
- * its room's lock (primary's loop). */
-static void each_local_member(chat_app_t *app, uvws_server_t *srv,
-                              void (*fn)(uvws_server_t *srv, chat_room_t *r, const char *nick, void *ctx),
-                              void *ctx) {
-  size_t n, i;
-  chat_room_t **all = chat_rooms_hold_all(&app->rooms, &n);
-  for (i = 0; i < n; i++) {
-    const chat_member_t *m;
-    uv_mutex_lock(&all[i]->lock);
-    for (m = all[i]->member_list; m; m = m->next)
-      if (!m->remote) fn(srv, all[i], m->nick, ctx);
-    uv_mutex_unlock(&all[i]->lock);
-  }
-  for (i = 0; i < n; i++) chat_rooms_release(&app->rooms, all[i]);
-  free(all);
-}
+/* How a pass over this instance's members went (rejoin_all). */
+typedef struct {
+  int buried;    /* their entries were buried: every one is told again */
+  size_t failed; /* not sent: Redis gone again, or too busy */
+} rejoin_t;
 
-/* Stores a member of this instance in the room's presence in Redis again
- * (announced to the other instances only if its entry was gone). */
-static void rejoin(uvws_server_t *srv, chat_room_t *r, const char *nick, void *failed) {
-  char *hi = presence_text(r, nick, "join"), *bye = presence_text(r, nick, "leave");
-  if (!hi || !bye || uvws_presence_join(srv, r->topic, nick, hi, bye, NULL, NULL) != 0) ++*(size_t *)failed;
+/* Stores a member of this instance in the room's presence in Redis again,
+ * under its room's lock. One whose join was stored before is restored:
+ * told to the others only if its entry was buried (they heard it leave),
+ * not if Redis lost it (a restart: they still list it). One that joined
+ * while Redis was away is told now. */
+static void rejoin(uvws_server_t *srv, chat_room_t *r, chat_member_t *m, rejoin_t *how) {
+  char *hi = presence_text(r, m->nick, "join"), *bye = presence_text(r, m->nick, "leave");
+  int e = UV_ENOMEM;
+  if (hi && bye && m->stored && !how->buried) e = uvws_presence_restore(srv, r->topic, m->nick, hi, bye);
+  else if (hi && bye) e = uvws_presence_join(srv, r->topic, m->nick, hi, bye, NULL, NULL);
+  if (e == 0) m->stored = 1;
+  else how->failed++;
   free(hi);
   free(bye);
 }
 
-static void rejoin_all(chat_app_t *app, uvws_server_t *srv) {
-  size_t failed = 0;
-  each_local_member(app, srv, rejoin, &failed);
-  if (failed) fprintf(stderr, "chat: %zu members not stored again in Redis (link lost or too busy)\n", failed);
+/* Every member of this instance, room by room (primary's loop). */
+static void rejoin_all(chat_app_t *app, uvws_server_t *srv, int buried) {
+  rejoin_t how = {buried, 0};
+  size_t n, i;
+  chat_room_t **all = chat_rooms_hold_all(&app->rooms, &n);
+  for (i = 0; i < n; i++) {
+    chat_member_t *m;
+    uv_mutex_lock(&all[i]->lock);
+    for (m = all[i]->member_list; m; m = m->next)
+      if (!m->remote) rejoin(srv, all[i], m, &how);
+    uv_mutex_unlock(&all[i]->lock);
+  }
+  for (i = 0; i < n; i++) chat_rooms_release(&app->rooms, all[i]);
+  free(all);
+  if (how.failed)
+    fprintf(stderr, "chat: %zu members not stored again in Redis (link lost or too busy)\n", how.failed);
 }
 
 /* This instance was cut off from Redis longer than its heartbeat, and its
  * members' entries were buried, their leaves told to the others: they are
  * still here, so they join again, for the other instances only. */
 static void chat_buried(uvws_server_t *srv, void *user) {
-  rejoin_all(user, srv);
+  rejoin_all(user, srv, 1);
 }
 
-/* When the link is back, every member of this instance is stored again:
- * those that joined while it was down are then announced to the others,
- * the rest are already there and nothing is said. */
+/* When the link is back, every member of this instance is stored again
+ * (see rejoin): those that joined while it was down are then announced to
+ * the others, the rest only if this instance was buried meanwhile. */
 static void chat_redis_state(uvws_server_t *srv, int up, void *user) {
   status_json(NULL, srv, up);
-  if (up) rejoin_all(user, srv);
+  if (up) rejoin_all(user, srv, 0);
 }
 
 static const char *const chat_protocols[] = {"uvws-chat", NULL};

@@ -48,9 +48,11 @@ struct uvws__pres_req_s {
 };
 
 /* ARGV: id (hex), topic, name, the U1 header, join text, leave text, the
- * U3 header ("" when no list is wanted). With a list, the name must be
- * free on the other instances: the U3 message is then the header, 'T'
- * (taken: nothing stored) or 'L' and the names. */
+ * U3 header ("" when no list is wanted), "1" for a restore. With a list,
+ * the name must be free on the other instances: the U3 message is then
+ * the header, 'T' (taken: nothing stored) or 'L' and the names. A restore
+ * publishes a new entry only if this instance was buried (the others
+ * heard it leave), not if Redis lost it (they did not). */
 static const char JOIN_SCRIPT[] =
     "local h = 'uvws:pres:' .. ARGV[2] "
     "local me = ARGV[1] .. ' ' "
@@ -62,7 +64,8 @@ static const char JOIN_SCRIPT[] =
     "if seen[ARGV[3]] then redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[7] .. 'T') return 0 end end "
     "if redis.call('HSET', h, me .. ARGV[3], ARGV[6]) == 1 then "
     "redis.call('HINCRBY', 'uvws:pres-of:' .. ARGV[1], ARGV[2], 1) "
-    "redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[4] .. ARGV[5]) end "
+    "if ARGV[8] ~= '1' or redis.call('EXISTS', 'uvws:buried:' .. ARGV[1]) == 1 then "
+    "redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[4] .. ARGV[5]) end end "
     "if ARGV[7] ~= '' then redis.call('PUBLISH', 'uvws:' .. ARGV[2], ARGV[7] .. 'L' .. table.concat(out)) end "
     "return 1";
 
@@ -102,10 +105,10 @@ static void join_replied(uvws__redis_t *r, int ok, void *ctx) {
 }
 
 static int send_script(uvws__redis_t *r, const char *topic, size_t tn, const char *name,
-                       const char *text1, const char *text2, const char *u3, size_t u3_len,
+                       const char *text1, const char *text2, const char *u3, size_t u3_len, int restore,
                        void (*done)(uvws__redis_t *, int, void *), void *ctx) {
-  const char *argv[10];
-  size_t argl[10], i, argc = text2 ? 10 : 8;
+  const char *argv[11];
+  size_t argl[11], i, argc = text2 ? 11 : 8;
   char hex[33], header[19];
   hex_id(uvws__redis_id(r), hex);
   memcpy(header, "U1", 2);
@@ -120,12 +123,13 @@ static int send_script(uvws__redis_t *r, const char *topic, size_t tn, const cha
   if (text2) {
     argv[8] = text2, argl[8] = strlen(text2);
     argv[9] = u3, argl[9] = u3_len;
+    argv[10] = restore ? "1" : "0", argl[10] = 1;
   }
   return uvws__redis_call(r, (int)argc, argv, argl, done, ctx);
 }
 
 int uvws__presence_join(uvws__redis_t *r, const char *topic, size_t tn, const char *name, const char *join_text,
-                        const char *leave_text, uvws__presence_done cb, void *ctx) {
+                        const char *leave_text, int restore, uvws__presence_done cb, void *ctx) {
   uvws__pres_req_t *q = NULL;
   char u3[U3_LEN] = {0};
   int e;
@@ -137,7 +141,7 @@ int uvws__presence_join(uvws__redis_t *r, const char *topic, size_t tn, const ch
     memcpy(u3 + 2, uvws__redis_id(r), 16);
     memcpy(u3 + 18, &q->token, 8);
   }
-  e = send_script(r, topic, tn, name, join_text, leave_text, u3, q ? U3_LEN : 0,
+  e = send_script(r, topic, tn, name, join_text, leave_text, u3, q ? U3_LEN : 0, restore,
                   q ? join_replied : NULL, q ? (void *)(uintptr_t)q->token : NULL);
   if (e != 0) {
     free(q);
@@ -167,7 +171,7 @@ static void flush_leaves(uvws__redis_t *r) {
   uvws__pres_leave_t *l;
   while ((l = ps->leaves) != NULL) {
     const char *name = l->s + l->tn + 1;
-    if (send_script(r, l->s, l->tn, name, name + strlen(name) + 1, NULL, NULL, 0, NULL, NULL) != 0) return;
+    if (send_script(r, l->s, l->tn, name, name + strlen(name) + 1, NULL, NULL, 0, 0, NULL, NULL) != 0) return;
     if ((ps->leaves = l->next) == NULL) ps->tail = &ps->leaves;
     ps->nleaves--;
     free(l);
@@ -188,7 +192,7 @@ int uvws__presence_leave(uvws__redis_t *r, const char *topic, size_t tn, const c
   uvws__presence_t *ps = uvws__redis_presence(r);
   size_t nl = strlen(name), xl = strlen(leave_text);
   uvws__pres_leave_t *l;
-  if (ps->nleaves == 0 && send_script(r, topic, tn, name, leave_text, NULL, NULL, 0, NULL, NULL) == 0) return 0;
+  if (ps->nleaves == 0 && send_script(r, topic, tn, name, leave_text, NULL, NULL, 0, 0, NULL, NULL) == 0) return 0;
   if (ps->nleaves >= MAX_KEPT_LEAVES || (l = malloc(sizeof(*l) + tn + nl + xl + 3)) == NULL) {
     uvws__log(UVWS_LOG_WARN, "redis: the leave of %s on %.*s is lost (%zu kept already)", name, (int)tn, topic,
               ps->nleaves);

@@ -95,11 +95,12 @@ uvws__presence_t *uvws__redis_presence(uvws__redis_t *r);
 /* The list of names a join asked for: cb(ctx, status, names, n), on
  * this loop, once (names valid during the call). */
 typedef void (*uvws__presence_done)(void *ctx, int status, const char *const *names, size_t n);
-/* HSET + PUBLISH of join_text if the entry is new; with cb, the names of
- * the topic's entries of other instances follow. 0, UVWS_EUNAVAILABLE
- * (cb is not called) or UV_ENOMEM. */
+/* HSET + PUBLISH of join_text if the entry is new (with `restore`, only
+ * if this instance was buried); with cb, the names of the topic's entries
+ * of other instances follow. 0, UVWS_EUNAVAILABLE (cb is not called) or
+ * UV_ENOMEM. */
 int uvws__presence_join(uvws__redis_t *r, const char *topic, size_t tn, const char *name, const char *join_text,
-                        const char *leave_text, uvws__presence_done cb, void *ctx);
+                        const char *leave_text, int restore, uvws__presence_done cb, void *ctx);
 /* HDEL + PUBLISH of leave_text if the entry was there; while the link is
  * down, kept (up to a bound) and sent when it is back. */
 int uvws__presence_leave(uvws__redis_t *r, const char *topic, size_t tn, const char *name, const char *leave_text);

@@ -187,7 +187,7 @@ int uvws__rt_presence_for(uvws_server_t *p, uvws_server_t *dest, int join, const
     if ((pc = malloc(sizeof(*pc))) == NULL) return UV_ENOMEM;
     pc->dest = dest, pc->cb = cb, pc->user = user;
   }
-  r = uvws__presence_join(p->redis, topic, n, name, text1, text2, pc ? presence_done : NULL, pc);
+  r = uvws__presence_join(p->redis, topic, n, name, text1, text2, join == 2, pc ? presence_done : NULL, pc);
   if (r != 0) free(pc);
   return r;
 }

@@ -129,8 +129,9 @@ int uvws__rt_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t
 /* On the primary, for a worker's uvws_redis_range (group.c). */
 void uvws__rt_range_for(uvws_server_t *primary, uvws_server_t *dest, const char *topic, size_t n,
                         uint64_t after, size_t count, uvws_range_cb cb, void *user);
-/* uvws_presence_join (text2: the leave text) or _leave (text2 NULL) from
- * any loop; the names come back to that loop. */
+/* uvws_presence_join (join 1, text2: the leave text), _restore (join 2)
+ * or _leave (join 0, text2 NULL) from any loop; the names come back to
+ * that loop. */
 int uvws__rt_presence(uvws_server_t *srv, int join, const char *topic, const char *name, const char *text1,
                       const char *text2, uvws_presence_cb cb, void *user);
 /* On the primary, for `dest`'s join or leave (group.c); cb not called

@@ -744,6 +744,9 @@ class RedisOutageTest(RedisTestCase):
                     await c.until(is_message("b1", "finalB"), what="finalB")
                 for c in four:
                     await c.drain(0.5)
+                # The restarted Redis lost every presence entry; the instances stored their
+                # members again on reconnecting, and nobody heard them join a second time.
+                check_presence(self, four, [c.nick for c in four])
 
                 # Every line sent after the restart was accepted (no error) and so has its
                 # place: everyone, the senders included, got all of them, none of the
