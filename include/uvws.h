@@ -46,7 +46,8 @@ extern "C" {
   X(EBADCODE,   -30007, "close code may not be sent")                          \
   X(ESTATE,     -30008, "operation not allowed in the current state")                 \
   X(EBACKPRESSURE, -30009, "send queue over max_backpressure; message dropped") \
-  X(EUNAVAILABLE, -30010, "Redis is unreachable")
+  X(EUNAVAILABLE, -30010, "Redis is unreachable")                             \
+  X(ETAKEN,     -30011, "name taken on another instance")
 
 typedef enum {
 #define UVWS_ERRNO_GEN(name, val, msg) UVWS_##name = (val),
@@ -481,11 +482,60 @@ typedef void (*uvws_wills_cb)(uvws_server_t *srv, uvws_wills_t *wills, void *use
  * than ttl_ms), `buried` (if not NULL) is called on the same loop once the
  * link is back, so it can say again what they undid. Before
  * uvws_server_start(); UVWS_ESTATE without options.redis, UV_EINVAL for
- * ttl_ms under 2000. */
+ * ttl_ms under 2000. `cb` may be NULL: the heartbeat alone, which
+ * buries a dead instance's presence (uvws_presence_join). */
 UVWS_EXTERN int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_wills_cb cb,
                                      void (*buried)(uvws_server_t *srv, void *user), void *user);
 /** Adds a will (both strings copied; `text` UTF-8). 0 or UV_ENOMEM. */
 UVWS_EXTERN int uvws_wills_add(uvws_wills_t *wills, const char *topic, const char *text);
+/** The names a topic's presence holds on the other instances (see
+ * uvws_presence_join), each once, valid during the call; status 0, or
+ * (with n 0) UVWS_ETAKEN if one of them holds the name asked for, or
+ * UVWS_EUNAVAILABLE if Redis went away first. */
+typedef void (*uvws_presence_cb)(uvws_server_t *srv, int status, const char *const *names, size_t n,
+                                 void *user);
+/** Presence kept in Redis (options.redis): says that `name` is in `topic`
+ * on this instance. One script stores the entry (the hash
+ * "uvws:pres:<topic>", field "<instance id> <name>", value `leave_text`)
+ * and, only if it was not there yet, publishes `join_text` to the other
+ * instances (never to this one's subscribers: deliver it yourself, with
+ * uvws_publish_local), so saying a join again after a lost link is heard
+ * only by those who missed it. With `cb`, the name must be free on the
+ * other instances (else nothing is stored or published, and cb gets
+ * UVWS_ETAKEN: Redis runs one script at a time, so of two instances
+ * asking for one name at once, one gets it), and cb then gets (on the
+ * caller's loop, later) the names the topic holds on other instances at
+ * that moment, in the order of the other instances' messages: every one
+ * published before it is reflected in the list, every later one arrives
+ * after it. Without `cb` the entry is stored whatever the others hold
+ * (for saying again a join that was granted). When the instance dies, the heartbeat of
+ * uvws_server_on_wills() (which presence needs; its `cb` may be NULL)
+ * removes its entries and publishes `leave_text` of each one still there,
+ * once. Strings are UTF-8 without NUL. From any thread. 0,
+ * UVWS_EUNAVAILABLE while Redis is unreachable (nothing stored, cb not
+ * called), UVWS_ESTATE without options.redis, UV_EINVAL for a bad
+ * argument. */
+UVWS_EXTERN int uvws_presence_join(uvws_server_t *srv, const char *topic, const char *name,
+                                   const char *join_text, const char *leave_text, uvws_presence_cb cb,
+                                   void *user);
+/** Stores again an entry this instance had (uvws_presence_join without
+ * `cb`), after its link to Redis was lost: if the entry is missing
+ * because this instance was buried as dead (the others heard its
+ * `leave_text`), `join_text` is published; if it is missing because Redis
+ * lost its data (a restart without persistence: the others still list
+ * the member), it is stored without a word. Same returns as
+ * uvws_presence_join. */
+UVWS_EXTERN int uvws_presence_restore(uvws_server_t *srv, const char *topic, const char *name,
+                                      const char *join_text, const char *leave_text);
+/** Ends `name`'s entry in `topic` (uvws_presence_join) and, only if it
+ * was there, publishes `leave_text` to the other instances: a member
+ * already buried as dead is not announced leaving twice. While Redis is
+ * unreachable the leave is kept (up to 100 000) and sent first when the
+ * link is back, so a member who left meanwhile is not listed forever.
+ * From any thread. 0, UVWS_EUNAVAILABLE if it could not be kept,
+ * UVWS_ESTATE without options.redis, UV_EINVAL for a bad argument. */
+UVWS_EXTERN int uvws_presence_leave(uvws_server_t *srv, const char *topic, const char *name,
+                                    const char *leave_text);
 /** 1 while the server is connected to Redis and subscribed, else 0. From
  * any thread. */
 UVWS_EXTERN int uvws_server_redis_up(const uvws_server_t *srv);

@@ -494,12 +494,36 @@ int uvws_server_on_redis_state(uvws_server_t *srv, void (*cb)(uvws_server_t *srv
 int uvws_server_on_wills(uvws_server_t *srv, unsigned ttl_ms, uvws_wills_cb cb,
                          void (*buried)(uvws_server_t *srv, void *user), void *user) {
   if (srv->opts.redis == NULL) return UVWS_ESTATE;
-  if (ttl_ms < 2000 || cb == NULL) return UV_EINVAL;
+  if (ttl_ms < 2000) return UV_EINVAL;
   srv->on_wills = cb;
   srv->on_buried = buried;
   srv->on_wills_user = user;
   srv->will_ttl_ms = ttl_ms;
   return 0;
+}
+
+/* A name or a text must not hold a NUL: they cross threads NUL-separated
+ * and come back as C strings. */
+int uvws_presence_join(uvws_server_t *srv, const char *topic, const char *name, const char *join_text,
+                       const char *leave_text, uvws_presence_cb cb, void *user) {
+  if (topic == NULL || topic[0] == '\0' || name == NULL || name[0] == '\0' || join_text == NULL ||
+      leave_text == NULL)
+    return UV_EINVAL;
+  return uvws__rt_presence(srv, 1, topic, name, join_text, leave_text, cb, user);
+}
+
+int uvws_presence_restore(uvws_server_t *srv, const char *topic, const char *name, const char *join_text,
+                          const char *leave_text) {
+  if (topic == NULL || topic[0] == '\0' || name == NULL || name[0] == '\0' || join_text == NULL ||
+      leave_text == NULL)
+    return UV_EINVAL;
+  return uvws__rt_presence(srv, 2, topic, name, join_text, leave_text, NULL, NULL);
+}
+
+int uvws_presence_leave(uvws_server_t *srv, const char *topic, const char *name, const char *leave_text) {
+  if (topic == NULL || topic[0] == '\0' || name == NULL || name[0] == '\0' || leave_text == NULL)
+    return UV_EINVAL;
+  return uvws__rt_presence(srv, 0, topic, name, leave_text, NULL, NULL, NULL);
 }
 
 int uvws_wills_add(uvws_wills_t *wills, const char *topic, const char *text) {

@@ -27,10 +27,13 @@
  * while its link was down are read back from the room's stream
  * (chat_lines.c) and delivered in order. While Redis is unreachable a
  * send is refused (error "redis_down"): a line is either in the order for
- * everyone or sent to no one. Presence events cross through plain
- * publishes; uvws_server_on_remote() shows us the other instances' ones,
- * so members include them (from the moment this instance was connected).
- * Without Redis ids are the room's own counter, 1, 2, 3... */
+ * everyone or sent to no one. Presence lives in Redis too
+ * (uvws_presence_join): a join or a leave is stored and published in one
+ * script, and a join's "members" are this instance's own members plus
+ * the names Redis holds for the room on the others, read at the join's
+ * place among their presence messages; uvws_server_on_remote() shows us
+ * the other instances' events, so a remote member also holds its room
+ * here. Without Redis ids are the room's own counter, 1, 2, 3... */
 #include "apps.h"
 #include "chat_lines.h"
 #include "chat_rooms.h"
@@ -56,14 +59,19 @@ typedef struct {
   pending_join_t *pending; /* joins waiting for their history from Redis */
 } chat_app_t;
 
-/* A join whose history is being read from Redis. Owned by the app's list
- * until the answer comes (on the connection's loop), or the app ends. */
+/* A join waiting for Redis: first the room's last lines from its log,
+ * then the list of members on other instances. Owned by the app's list
+ * until the last answer comes (on the connection's loop), or the app ends. */
 struct pending_join_s {
   pending_join_t *next, *prev;
   chat_app_t *app;
-  uvws_conn_t *conn; /* NULL once it closed (both on the connection's loop) */
-  chat_room_t *room; /* held by the membership, or by this once it closed */
+  uvws_server_t *srv; /* the connection's loop */
+  uvws_conn_t *conn;  /* NULL once it closed (both on the connection's loop) */
+  chat_room_t *room;  /* held by the membership, or by this once it closed */
   char nick[NAME_MAX_LEN + 1];
+  int stored;           /* the presence join went to Redis */
+  uvws_seq_entry_t *log; /* the log read's lines, copied (owned, with their text) */
+  size_t nlog;
 };
 
 typedef struct {
@@ -106,17 +114,33 @@ static void send_json(uvws_conn_t *c, json_t *obj) {
   json_decref(obj);
 }
 
-static void publish_json(uvws_server_t *srv, const chat_room_t *r, json_t *obj) {
-  char *text = json_dumps(obj, JSON_COMPACT);
-  if (text) {
-    uvws_publish(srv, r->topic, UVWS_OP_TEXT, text, strlen(text));
-    free(text);
-  }
-  json_decref(obj);
-}
-
 static json_t *presence_json(const chat_room_t *r, const char *nick, const char *event) {
   return json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "room", r->name, "nick", nick, "event", event);
+}
+
+/* The event serialised (malloc'd), or NULL. */
+static char *presence_text(const chat_room_t *r, const char *nick, const char *event) {
+  json_t *ev = presence_json(r, nick, event);
+  char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+  json_decref(ev);
+  return text;
+}
+
+/* A presence event to this instance's members, and with Redis to the
+ * others through the room's entry in Redis (stored or removed with it).
+ * Room lock held. */
+static void announce(uvws_server_t *srv, chat_app_t *app, chat_room_t *r, const char *nick, int join) {
+  char *text = presence_text(r, nick, join ? "join" : "leave");
+  int e = 0;
+  if (text && !app->redis) {
+    uvws_publish(srv, r->topic, UVWS_OP_TEXT, text, strlen(text));
+  } else if (text) {
+    uvws_publish_local(srv, r->topic, UVWS_OP_TEXT, text, strlen(text));
+    /* A join is stored when its list is asked for (ask_members). */
+    if (!join) e = uvws_presence_leave(srv, r->topic, nick, text);
+  }
+  if (e != 0 && e != UVWS_EUNAVAILABLE) fprintf(stderr, "chat: the leave of %s: %s\n", nick, uvws_strerror(e));
+  free(text);
 }
 
 static void error_msg(uvws_conn_t *c, const char *code, const char *message) {
@@ -125,10 +149,30 @@ static void error_msg(uvws_conn_t *c, const char *code, const char *message) {
   if (cc && ++cc->errors >= ABUSE_LIMIT) uvws_close(c, UVWS_CLOSE_POLICY, "too many errors");
 }
 
-static json_t *members_json(const chat_room_t *r) {
+static int local_member(const chat_room_t *r, const char *nick) {
+  const chat_member_t *m;
+  for (m = r->member_list; m; m = m->next)
+    if (!m->remote && strcmp(m->nick, nick) == 0) return 1;
+  return 0;
+}
+
+static chat_member_t *local_entry(chat_room_t *r, const char *nick) {
+  chat_member_t *m;
+  for (m = r->member_list; m; m = m->next)
+    if (!m->remote && strcmp(m->nick, nick) == 0) return m;
+  return NULL;
+}
+
+/* The room's members: with the list Redis gave (`listed`), this
+ * instance's own members and those names; else every member it knows. */
+static json_t *members_json(const chat_room_t *r, int listed, const char *const *names, size_t n) {
   json_t *arr = json_array();
   const chat_member_t *m;
-  for (m = r->member_list; m; m = m->next) json_array_append_new(arr, json_string(m->nick));
+  size_t i;
+  for (m = r->member_list; m; m = m->next)
+    if (!listed || !m->remote) json_array_append_new(arr, json_string(m->nick));
+  for (i = 0; listed && i < n; i++)
+    if (!local_member(r, names[i])) json_array_append_new(arr, json_string(names[i]));
   return arr;
 }
 
@@ -150,7 +194,7 @@ static void leave(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, membership_t
   chat_room_remove_member(r, nick, 0);
   uvws_unsubscribe(c, r->topic);
   /* Published even to an empty room: other instances may have members. */
-  publish_json(uvws_conn_server(c), r, presence_json(r, nick, "leave"));
+  announce(uvws_conn_server(c), app, r, nick, 0);
   uv_mutex_unlock(&r->lock);
   chat_rooms_release(&app->rooms, r);
 }
@@ -180,16 +224,17 @@ static json_t *history_json(const chat_room_t *r, const uvws_seq_entry_t *log, s
  * the log read found that this instance has not delivered yet (they are
  * on their way) are delivered now, to everyone; their copy from Redis is
  * then dropped as already seen. */
-static void complete_join(uvws_conn_t *c, membership_t *m, const uvws_seq_entry_t *log, size_t nlog) {
-  chat_app_t *app = uvws_conn_route_data(c);
+static void complete_join(uvws_conn_t *c, chat_app_t *app, membership_t *m, const uvws_seq_entry_t *log,
+                          size_t nlog, int listed, const char *const *names, size_t n) {
   chat_room_t *r = m->room;
   size_t i;
   uv_mutex_lock(&r->lock);
   for (i = 0; i < nlog; i++)
     chat_lines_arrived(&app->lines, uvws_conn_server(c), r, log[i].seq, log[i].data, log[i].len);
-  publish_json(uvws_conn_server(c), r, presence_json(r, m->nick, "join"));
+  announce(uvws_conn_server(c), app, r, m->nick, 1);
+  if (listed && local_entry(r, m->nick)) local_entry(r, m->nick)->stored = 1;
   send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", m->nick,
-                         "members", members_json(r), "history", history_json(r, log, nlog)));
+                         "members", members_json(r, listed, names, n), "history", history_json(r, log, nlog)));
   i = uvws_subscribe(c, r->topic) != 0;
   uv_mutex_unlock(&r->lock);
   if (i) error_msg(c, "internal", "cannot subscribe");
@@ -203,50 +248,109 @@ static void pending_unlink(chat_app_t *app, pending_join_t *pj) {
   uv_mutex_unlock(&app->pending_lock);
 }
 
-/* The log read's answer, on the connection's loop. */
-static void on_history(uvws_server_t *srv, int status, const uvws_seq_entry_t *log, size_t n, void *user) {
-  pending_join_t *pj = user;
-  chat_app_t *app = pj->app;
-  chat_conn_t *cc;
+static void pending_free(pending_join_t *pj) {
   size_t i;
-  (void)srv;
+  for (i = 0; i < pj->nlog; i++) free((char *)(uintptr_t)pj->log[i].data);
+  free(pj->log);
+  free(pj);
+}
+
+/* The last answer: the join completes (with the list if `listed`); or,
+ * if its connection closed meanwhile or another instance has the nick
+ * (`taken`), its nick, entry and room go back. */
+static void finish_join(pending_join_t *pj, int listed, int taken, const char *const *names, size_t n) {
+  chat_app_t *app = pj->app;
+  chat_conn_t *cc = pj->conn ? uvws_conn_get_data(pj->conn) : NULL;
+  size_t i;
   pending_unlink(app, pj);
-  if (pj->conn == NULL) { /* it left before: give back its nick and room */
+  for (i = 0; cc && i < cc->n && cc->in[i].pending != pj; i++) {
+  }
+  if (cc && i < cc->n && taken) {
+    cc->in[i] = cc->in[--cc->n]; /* the membership ends: nobody heard of it */
+    error_msg(pj->conn, "nick_taken", "someone in this room has that nick");
+    pj->conn = NULL, pj->stored = 0;
+  }
+  if (pj->conn == NULL) {
+    char *bye = pj->stored ? presence_text(pj->room, pj->nick, "leave") : NULL;
     uv_mutex_lock(&pj->room->lock);
     chat_room_remove_member(pj->room, pj->nick, 0);
+    /* Nobody here heard it join; the others did if it was stored. */
+    if (bye) uvws_presence_leave(pj->srv, pj->room->topic, pj->nick, bye);
     uv_mutex_unlock(&pj->room->lock);
+    free(bye);
     chat_rooms_release(&app->rooms, pj->room);
-    free(pj);
+    pending_free(pj);
     return;
   }
-  cc = uvws_conn_get_data(pj->conn);
-  for (i = 0; i < cc->n && cc->in[i].pending != pj; i++) {
-  }
-  if (status != 0) fprintf(stderr, "chat: history of %s not read from Redis: %s\n", pj->room->name,
-                           uvws_strerror(status));
   if (i < cc->n) {
     cc->in[i].pending = NULL;
-    complete_join(pj->conn, &cc->in[i], status == 0 ? log : NULL, status == 0 ? n : 0);
+    complete_join(pj->conn, app, &cc->in[i], pj->log, pj->nlog, listed, names, n);
   }
-  free(pj);
+  pending_free(pj);
+}
+
+/* The names Redis holds for the room on other instances, on the
+ * connection's loop, at their place among the presence events: the
+ * newcomer is subscribed at once, so it hears every later one. Or the
+ * nick is another instance's member's: the join is refused. */
+static void on_members(uvws_server_t *srv, int status, const char *const *names, size_t n, void *user) {
+  (void)srv;
+  finish_join(user, status == 0, status == UVWS_ETAKEN, names, n);
+}
+
+/* Stores the newcomer in the room's presence in Redis (announced to the
+ * other instances) and asks for the others' names. 1 if the join now
+ * waits for them. */
+static int ask_members(pending_join_t *pj) {
+  char *hi = presence_text(pj->room, pj->nick, "join"), *bye = presence_text(pj->room, pj->nick, "leave");
+  int e = hi && bye ? uvws_presence_join(pj->srv, pj->room->topic, pj->nick, hi, bye, on_members, pj) : UV_ENOMEM;
+  free(hi);
+  free(bye);
+  pj->stored = e == 0;
+  return e == 0;
+}
+
+/* The log read's answer, on the connection's loop: its lines are kept
+ * for the "joined" reply, then the members are asked for. */
+static void on_history(uvws_server_t *srv, int status, const uvws_seq_entry_t *log, size_t n, void *user) {
+  pending_join_t *pj = user;
+  size_t i;
+  (void)srv;
+  if (status != 0) fprintf(stderr, "chat: history of %s not read from Redis: %s\n", pj->room->name,
+                           uvws_strerror(status));
+  if (status == 0 && n && (pj->log = calloc(n, sizeof(*pj->log))) != NULL) {
+    for (i = 0; i < n; i++) {
+      char *copy = malloc(log[i].len ? log[i].len : 1);
+      if (copy == NULL) break;
+      memcpy(copy, log[i].data, log[i].len);
+      pj->log[i] = log[i];
+      pj->log[i].data = copy;
+      pj->nlog++;
+    }
+  }
+  if (pj->conn == NULL || !ask_members(pj)) finish_join(pj, 0, 0, NULL, 0);
 }
 
 /* With Redis, a join first reads the room's last lines from its log, so a
  * newcomer's history holds what was said before this instance knew of the
- * room. Returns 1 if the join now waits for that answer. */
-static int read_history(uvws_conn_t *c, chat_app_t *app, membership_t *m) {
+ * room, then the members of the other instances. Returns 1 if the join
+ * now waits for an answer. */
+static int ask_redis(uvws_conn_t *c, chat_app_t *app, membership_t *m) {
   pending_join_t *pj;
-  if (!app->redis || app->rooms.history == 0 || (pj = calloc(1, sizeof(*pj))) == NULL) return 0;
-  pj->app = app, pj->conn = c, pj->room = m->room;
+  int waiting;
+  if (!app->redis || (pj = calloc(1, sizeof(*pj))) == NULL) return 0;
+  pj->app = app, pj->srv = uvws_conn_server(c), pj->conn = c, pj->room = m->room;
   snprintf(pj->nick, sizeof(pj->nick), "%s", m->nick);
   uv_mutex_lock(&app->pending_lock);
   pj->next = app->pending;
   if (pj->next) pj->next->prev = pj;
   app->pending = pj;
   uv_mutex_unlock(&app->pending_lock);
-  if (uvws_redis_range(uvws_conn_server(c), m->room->topic, 0, app->rooms.history, on_history, pj) != 0) {
-    pending_unlink(app, pj); /* Redis is down: the history this instance has */
-    free(pj);
+  waiting = app->rooms.history > 0 && uvws_redis_range(pj->srv, m->room->topic, 0, app->rooms.history, on_history, pj) == 0;
+  if (!waiting) waiting = ask_members(pj);
+  if (!waiting) { /* Redis is down: what this instance knows */
+    pending_unlink(app, pj);
+    pending_free(pj);
     return 0;
   }
   m->pending = pj;
@@ -281,7 +385,7 @@ static void on_join(uvws_conn_t *c, chat_app_t *app, chat_conn_t *cc, const char
   m->room = r;
   m->pending = NULL;
   snprintf(m->nick, sizeof(m->nick), "%s", nick);
-  if (!read_history(c, app, m)) complete_join(c, m, NULL, 0);
+  if (!ask_redis(c, app, m)) complete_join(c, app, m, NULL, 0, 0, NULL, 0);
 }
 
 /* With Redis: the line without its id goes to Redis, which gives it one
@@ -374,13 +478,6 @@ static void status_json(uvws_conn_t *c, uvws_server_t *srv, int up) {
   else uvws_publish_local(srv, STATUS_TOPIC, UVWS_OP_TEXT, text, strlen(text));
 }
 
-/* The link is back: lines published meanwhile are read back first. */
-static void chat_redis_state(uvws_server_t *srv, int up, void *user) {
-  chat_app_t *app = user;
-  if (up) chat_lines_catch_up(&app->lines, srv);
-  status_json(NULL, srv, up);
-}
-
 static void chat_open(uvws_conn_t *c) {
   chat_app_t *app = uvws_conn_route_data(c);
   uvws_conn_set_data(c, calloc(1, sizeof(chat_conn_t)));
@@ -451,54 +548,63 @@ out:
   json_decref(obj);
 }
 
-/* Calls fn(srv, room, nick) for each of this instance's members, under
- * its room's lock (primary's loop). */
-static void each_local_member(chat_app_t *app, uvws_server_t *srv,
-                              void (*fn)(uvws_server_t *srv, chat_room_t *r, const char *nick, void *ctx),
-                              void *ctx) {
+/* How a pass over this instance's members went (rejoin_all). */
+typedef struct {
+  int buried;    /* their entries were buried: every one is told again */
+  size_t failed; /* not sent: Redis gone again, or too busy */
+} rejoin_t;
+
+/* Stores a member of this instance in the room's presence in Redis again,
+ * under its room's lock. One whose join was stored before is restored:
+ * told to the others only if its entry was buried (they heard it leave),
+ * not if Redis lost it (a restart: they still list it). One that joined
+ * while Redis was away is told now. */
+static void rejoin(uvws_server_t *srv, chat_room_t *r, chat_member_t *m, rejoin_t *how) {
+  char *hi = presence_text(r, m->nick, "join"), *bye = presence_text(r, m->nick, "leave");
+  int e = UV_ENOMEM;
+  if (hi && bye && m->stored && !how->buried) e = uvws_presence_restore(srv, r->topic, m->nick, hi, bye);
+  else if (hi && bye) e = uvws_presence_join(srv, r->topic, m->nick, hi, bye, NULL, NULL);
+  if (e == 0) m->stored = 1;
+  else how->failed++;
+  free(hi);
+  free(bye);
+}
+
+/* Every member of this instance, room by room (primary's loop). */
+static void rejoin_all(chat_app_t *app, uvws_server_t *srv, int buried) {
+  rejoin_t how = {buried, 0};
   size_t n, i;
   chat_room_t **all = chat_rooms_hold_all(&app->rooms, &n);
   for (i = 0; i < n; i++) {
-    const chat_member_t *m;
+    chat_member_t *m;
     uv_mutex_lock(&all[i]->lock);
     for (m = all[i]->member_list; m; m = m->next)
-      if (!m->remote) fn(srv, all[i], m->nick, ctx);
+      if (!m->remote) rejoin(srv, all[i], m, &how);
     uv_mutex_unlock(&all[i]->lock);
   }
   for (i = 0; i < n; i++) chat_rooms_release(&app->rooms, all[i]);
   free(all);
-}
-
-static void add_will(uvws_server_t *srv, chat_room_t *r, const char *nick, void *wills) {
-  json_t *ev = presence_json(r, nick, "leave");
-  char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-  (void)srv;
-  if (text == NULL || uvws_wills_add(wills, r->topic, text) != 0)
-    fprintf(stderr, "chat: out of memory, %s in %s would not heal\n", nick, r->name);
-  free(text);
-  json_decref(ev);
-}
-
-/* Presence that heals (--redis): this instance's wills are a leave event
- * for each of its members, which one surviving instance publishes if this
- * one dies, so every other instance drops them from the room and tells its
- * members, as for a leave said in person (chat_remote). Primary's loop,
- * every TTL / 3: the list is rebuilt from the rooms each time. */
-static void chat_wills(uvws_server_t *srv, uvws_wills_t *wills, void *user) {
-  each_local_member(user, srv, add_will, wills);
-}
-
-static void rejoin(uvws_server_t *srv, chat_room_t *r, const char *nick, void *ctx) {
-  (void)ctx;
-  publish_json(srv, r, presence_json(r, nick, "join"));
+  if (how.failed)
+    fprintf(stderr, "chat: %zu members not stored again in Redis (link lost or too busy)\n", how.failed);
 }
 
 /* This instance was cut off from Redis longer than its heartbeat, and its
- * members' leaves went out to the others: they are still here, so they
- * join again. Their neighbours here, who heard no leave (the link was
- * down), hear that join too: uvws_publish has no "others only". */
+ * members' entries were buried, their leaves told to the others: they are
+ * still here, so they join again, for the other instances only. */
 static void chat_buried(uvws_server_t *srv, void *user) {
-  each_local_member(user, srv, rejoin, NULL);
+  rejoin_all(user, srv, 1);
+}
+
+/* When the link is back, the lines other instances published meanwhile
+ * are read back (chat_lines.c), and every member of this instance is
+ * stored again (see rejoin): those that joined while it was down are then
+ * announced to the others, the rest only if this instance was buried
+ * meanwhile. */
+static void chat_redis_state(uvws_server_t *srv, int up, void *user) {
+  chat_app_t *app = user;
+  if (up) chat_lines_catch_up(&app->lines, srv); /* lines published meanwhile are read back */
+  status_json(NULL, srv, up);
+  if (up) rejoin_all(app, srv, 0);
 }
 
 static const char *const chat_protocols[] = {"uvws-chat", NULL};
@@ -538,7 +644,7 @@ int uvws_app_chat(uvws_server_t *srv, const char *path, size_t history, unsigned
   if (r == 0 && uvws_server_on_remote(srv, chat_remote, app) == 0)
     app->redis = uvws_server_on_sequenced(srv, chat_sequenced, app) == 0 &&
                  uvws_server_on_redis_state(srv, chat_redis_state, app) == 0 &&
-                 uvws_server_on_wills(srv, presence_ttl_s * 1000u, chat_wills, chat_buried, app) == 0;
+                 uvws_server_on_wills(srv, presence_ttl_s * 1000u, NULL, chat_buried, app) == 0;
   if (r != 0) {
     chat_lines_free(&app->lines);
     uv_mutex_destroy(&app->pending_lock);
@@ -557,7 +663,7 @@ void uvws_app_chat_free(void *handle) {
   while (app->pending) {
     pending_join_t *pj = app->pending;
     app->pending = pj->next;
-    free(pj);
+    pending_free(pj);
   }
   chat_lines_free(&app->lines);
   uv_mutex_destroy(&app->pending_lock);

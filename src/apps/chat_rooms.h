@@ -28,6 +28,7 @@
 typedef struct chat_member_s {
   struct chat_member_s *next;
   int remote; /* on another instance */
+  int stored; /* local, with Redis: its join was stored there (so the others heard it) */
   char nick[CHAT_NAME_MAX + 1];
 } chat_member_t;
 

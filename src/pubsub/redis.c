@@ -36,6 +36,7 @@
 #define CHANNEL_PREFIX_LEN 5
 #define MAGIC "U1"
 #define MAGIC_SEQ "U2"
+#define MAGIC_LIST "U3" /* presence.c */
 #define HEADER_LEN (2 + 16 + 1)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -72,6 +73,7 @@ struct uvws__redis_s {
   unsigned backoff_ms;
   unsigned pending;
   uvws__buf_t scratch;          /* one outgoing payload */
+  uvws__presence_t pres;        /* presence.c's */
   uvws__counter_t connected, msgs_out, msgs_in, dropped;
 };
 
@@ -176,6 +178,7 @@ static void go_down(uvws__redis_t *r, const char *why) {
   if (sub) redisAsyncFree(sub);
   if (pub) redisAsyncFree(pub);
   r->in_down = 0;
+  uvws__presence_fail_all(r); /* their lists were on the lost subscription */
   if (was_up && r->hooks.on_state) r->hooks.on_state(r->hooks.ctx, 0);
   if (r->stopping) return;
   if (why == NULL) why = "closed";
@@ -225,6 +228,7 @@ static void check_up(uvws__redis_t *r) {
   UVWS__SET(r->connected, 1);
   uv_timer_stop(&r->timer);
   uvws__log(UVWS_LOG_INFO, "redis: connected to %s:%d", r->host, r->port);
+  uvws__presence_up(r);
   if (r->hooks.on_state) r->hooks.on_state(r->hooks.ctx, 1);
   if (r->beat_open) on_beat(&r->beat); /* at once: the key exists from now */
 }
@@ -368,6 +372,10 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv) {
   if ((size_t)chan->len <= CHANNEL_PREFIX_LEN || (size_t)data->len < HEADER_LEN) return;
   if (memcmp(data->str, MAGIC_SEQ, 2) == 0) {
     on_sequenced(r, chan, data);
+    return;
+  }
+  if (memcmp(data->str, MAGIC_LIST, 2) == 0) {
+    uvws__presence_list(r, data->str, (size_t)data->len);
     return;
   }
   if (memcmp(data->str, MAGIC, 2) != 0) return; /* not ours: someone else's use of the uvws: channels */
@@ -533,6 +541,38 @@ int uvws__redis_command(uvws__redis_t *r, int argc, const char **argv, const siz
   r->pending++;
   return 0;
 }
+
+typedef struct {
+  void (*done)(uvws__redis_t *r, int ok, void *ctx);
+  void *ctx;
+} call_t;
+
+static void on_call(redisAsyncContext *ac, void *reply, void *priv) {
+  uvws__redis_t *r = ac->data;
+  call_t *c = priv;
+  redisReply *rep = reply;
+  r->pending--;
+  if (rep && rep->type == REDIS_REPLY_ERROR) uvws__log(UVWS_LOG_ERROR, "redis: a presence script failed: %s", rep->str);
+  if (c->done) c->done(r, rep != NULL && rep->type != REDIS_REPLY_ERROR, c->ctx);
+  free(c);
+}
+
+int uvws__redis_call(uvws__redis_t *r, int argc, const char **argv, const size_t *argl,
+                     void (*done)(uvws__redis_t *r, int ok, void *ctx), void *ctx) {
+  call_t *c;
+  if (r == NULL || !r->subscribed || r->pending >= MAX_PENDING) return UVWS_EUNAVAILABLE;
+  if ((c = malloc(sizeof(*c))) == NULL) return UV_ENOMEM;
+  c->done = done, c->ctx = ctx;
+  if (redisAsyncCommandArgv(r->pub, on_call, c, argc, argv, argl) != REDIS_OK) {
+    free(c);
+    return UVWS_EUNAVAILABLE;
+  }
+  r->pending++;
+  return 0;
+}
+
+const uint8_t *uvws__redis_id(const uvws__redis_t *r) { return r->id; }
+uvws__presence_t *uvws__redis_presence(uvws__redis_t *r) { return &r->pres; }
 
 /* ---- reading the log ------------------------------------------------------- */
 
@@ -731,6 +771,7 @@ int uvws__redis_busy(const uvws__redis_t *r) { return r && r->handles > 0; }
 
 void uvws__redis_free(uvws__redis_t *r) {
   if (r == NULL) return;
+  uvws__presence_free_all(r);
   uvws__buf_free(&r->scratch);
   free(r);
 }

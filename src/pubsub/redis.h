@@ -73,6 +73,47 @@ void uvws__wills_clear(uvws__wills_t *w);
 /* One beat: this instance's key for ttl_ms, its wills in place of the
  * last ones, and the wills of instances whose key expired published. */
 int uvws__wills_send(uvws__redis_t *r, const uint8_t id[16], unsigned ttl_ms, const uvws__wills_t *w);
+/* Like uvws__redis_command, with done(r, ok, ctx) called once with the
+ * outcome (0: an error reply, logged, or the link lost first); done may
+ * be NULL. 0 or UVWS_EUNAVAILABLE (done is not called). */
+int uvws__redis_call(uvws__redis_t *r, int argc, const char **argv, const size_t *argl,
+                     void (*done)(uvws__redis_t *r, int ok, void *ctx), void *ctx);
+/* This instance's random id. */
+const uint8_t *uvws__redis_id(const uvws__redis_t *r);
+
+/* Presence (presence.c, see uvws_presence_join): its state on the link,
+ * primary's loop only. */
+typedef struct uvws__pres_req_s uvws__pres_req_t;
+typedef struct uvws__pres_leave_s uvws__pres_leave_t;
+typedef struct {
+  uvws__pres_req_t *reqs;       /* joins waiting for their list, owned */
+  uint64_t token;               /* the last one given */
+  uvws__pres_leave_t *leaves, **tail; /* leaves not sent yet (link down), owned, oldest first */
+  size_t nleaves;
+} uvws__presence_t;
+uvws__presence_t *uvws__redis_presence(uvws__redis_t *r);
+/* The list of names a join asked for: cb(ctx, status, names, n), on
+ * this loop, once (names valid during the call). */
+typedef void (*uvws__presence_done)(void *ctx, int status, const char *const *names, size_t n);
+/* HSET + PUBLISH of join_text if the entry is new (with `restore`, only
+ * if this instance was buried); with cb, the names of the topic's entries
+ * of other instances follow. 0, UVWS_EUNAVAILABLE (cb is not called) or
+ * UV_ENOMEM. */
+int uvws__presence_join(uvws__redis_t *r, const char *topic, size_t tn, const char *name, const char *join_text,
+                        const char *leave_text, int restore, uvws__presence_done cb, void *ctx);
+/* HDEL + PUBLISH of leave_text if the entry was there; while the link is
+ * down, kept (up to a bound) and sent when it is back. */
+int uvws__presence_leave(uvws__redis_t *r, const char *topic, size_t tn, const char *name, const char *leave_text);
+/* A "U3" message from the subscription: the list of one of our joins. */
+void uvws__presence_list(uvws__redis_t *r, const char *data, size_t len);
+/* The link is up: the leaves kept meanwhile go first. */
+void uvws__presence_up(uvws__redis_t *r);
+/* The link went down: every join waiting for its list fails. */
+void uvws__presence_fail_all(uvws__redis_t *r);
+/* Frees the waiting joins (without calling them: the server is gone) and
+ * the kept leaves. */
+void uvws__presence_free_all(uvws__redis_t *r);
+
 void uvws__redis_stop(uvws__redis_t *r);
 int uvws__redis_busy(const uvws__redis_t *r);
 void uvws__redis_free(uvws__redis_t *r);

@@ -14,6 +14,13 @@
  * instance inherits nothing, and its previous life is buried like any
  * other dead instance.
  *
+ * The same burial removes the dead instance's presence entries
+ * (presence.c): for each topic uvws:pres-of:<id> names, every field of
+ * uvws:pres:<topic> that is the dead id's goes, and its value (the leave
+ * message the instance stored with the join) is published. An entry whose
+ * member left before the death was deleted by that leave, so it is not
+ * announced again, whatever the age of the last beat.
+ *
  * A will is published as the other instances' messages are ("U1", an id,
  * the opcode, the text), under an id of zeros that no instance has, so
  * every instance, the one that ran the script too, takes it as remote. */
@@ -41,6 +48,14 @@ static const char BEAT_SCRIPT[] =
     "local w = redis.call('LRANGE', 'uvws:wills:' .. id, 0, -1) "
     "for j = 1, #w - 1, 2 do redis.call('PUBLISH', 'uvws:' .. w[j], ARGV[3] .. w[j + 1]) n = n + 1 end "
     "redis.call('DEL', 'uvws:wills:' .. id) "
+    "local pk, pre = 'uvws:pres-of:' .. id, id .. ' ' "
+    "for _, t in ipairs(redis.call('HKEYS', pk)) do "
+    "local h = 'uvws:pres:' .. t "
+    "local kv = redis.call('HGETALL', h) "
+    "for j = 1, #kv - 1, 2 do if string.sub(kv[j], 1, #pre) == pre then "
+    "redis.call('HDEL', h, kv[j]) "
+    "redis.call('PUBLISH', 'uvws:' .. t, ARGV[3] .. kv[j + 1]) n = n + 1 end end end "
+    "redis.call('DEL', pk) "
     "redis.call('SREM', 'uvws:insts', id) "
     "redis.call('SET', 'uvws:buried:' .. id, '1', 'EX', 86400) end end "
     "return back";

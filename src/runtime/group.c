@@ -15,6 +15,8 @@
  *   EXIT      primary -> worker: close your last handle (after every worker
  *             stopped, so no one posts to a closed inbox)
  *   TLS       primary -> worker: a reloaded certificate
+ *   PRESENCE  worker -> primary: a presence join or leave for Redis
+ *   PRESENCE_DONE primary -> worker: the names a join asked for
  * The only locks are the transport's (per-address counts, at accept and
  * close) and the subscriber census's (at subscribe and unsubscribe). */
 #include "runtime/runtime.h"
@@ -23,7 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { XM_PUBLISH, XM_APPEND, XM_RANGE, XM_RANGE_DONE, XM_SHUTDOWN, XM_STOPPED, XM_EXIT, XM_TLS };
+enum { XM_PUBLISH, XM_APPEND, XM_RANGE, XM_RANGE_DONE, XM_SHUTDOWN, XM_STOPPED, XM_EXIT, XM_TLS, XM_PRESENCE,
+       XM_PRESENCE_DONE };
 
 /* A message between loops. Allocated by the sender, freed by the receiver;
  * a PUBLISH holds one cross-thread reference on its frame. */
@@ -40,7 +43,8 @@ typedef struct {
   uvws_range_cb range_cb; /* RANGE, RANGE_DONE: the asker's callback and pointer */
   void *user;
   size_t count;           /* RANGE: entries wanted; RANGE_DONE: entries packed */
-  int status;             /* RANGE_DONE */
+  int status;             /* RANGE_DONE, PRESENCE_DONE; PRESENCE: 1 join, 0 leave */
+  uvws_presence_cb pres_cb; /* PRESENCE, PRESENCE_DONE */
   size_t topic_len;
   char topic[];
 } xmsg_t;
@@ -125,6 +129,40 @@ static void range_answer(uvws_server_t *srv, xmsg_t *m) {
   free(e);
 }
 
+/* Strings cross packed in one buffer, each followed by its NUL. */
+static const char *next_str(const char **p, const char *end) {
+  const char *s = *p;
+  const char *z = s < end ? memchr(s, '\0', (size_t)(end - s)) : NULL;
+  if (z == NULL) return NULL;
+  *p = z + 1;
+  return s;
+}
+
+/* A worker's presence join or leave, on the primary: name, text1, text2. */
+static void presence_ask(uvws_server_t *p, xmsg_t *m) {
+  const char *q = m->frame->data, *end = q + m->frame->len, *name, *t1, *t2;
+  int r = UV_EINVAL;
+  name = next_str(&q, end);
+  t1 = next_str(&q, end);
+  t2 = next_str(&q, end);
+  if (name && t1 && t2)
+    r = uvws__rt_presence_for(p, p->group->srv[m->dest], m->status, m->topic, m->topic_len, name, t1,
+                              m->status ? t2 : NULL, m->pres_cb, m->user);
+  if (r != 0 && m->status)
+    uvws__log(UVWS_LOG_WARN, "redis: a presence join on %s was not sent (Redis unreachable)", m->topic);
+  if (r != 0 && m->pres_cb)
+    uvws__group_post_presence_done(p->group->srv[m->dest], m->pres_cb, m->user, UVWS_EUNAVAILABLE, NULL, 0);
+}
+
+static void presence_answer(uvws_server_t *srv, xmsg_t *m) {
+  const char **names = m->count ? calloc(m->count, sizeof(*names)) : NULL;
+  const char *q = m->frame ? m->frame->data : NULL, *end = q ? q + m->frame->len : NULL;
+  size_t n = 0;
+  while (names && n < m->count && (names[n] = next_str(&q, end)) != NULL) n++;
+  m->pres_cb(srv, m->count && names == NULL ? UV_ENOMEM : m->status, names, n, m->user);
+  free(names);
+}
+
 static void handle(uvws_server_t *srv, xmsg_t *m) {
   switch (m->kind) {
     case XM_PUBLISH:
@@ -156,6 +194,12 @@ static void handle(uvws_server_t *srv, xmsg_t *m) {
       break;
     case XM_RANGE_DONE:
       range_answer(srv, m);
+      break;
+    case XM_PRESENCE:
+      presence_ask(srv, m);
+      break;
+    case XM_PRESENCE_DONE:
+      presence_answer(srv, m);
       break;
     case XM_SHUTDOWN:
       uvws_server_shutdown(srv, worker_stopped);
@@ -294,6 +338,58 @@ void uvws__group_post_range_done(uvws_server_t *to, uvws_range_cb cb, void *user
     uvws__sbuf_xref(m->frame, 1);
     uvws__sbuf_unref(m->frame); /* the message holds the cross-thread reference alone */
   }
+  post(to, m);
+}
+
+static uvws__sbuf_t *pack(const char *const *s, size_t n) {
+  size_t size = 0, i, l;
+  uvws__sbuf_t *b;
+  char *p;
+  for (i = 0; i < n; i++) size += strlen(s[i]) + 1;
+  if ((b = uvws__sbuf_new(size ? size : 1)) == NULL) return NULL;
+  for (i = 0, p = b->data; i < n; i++, p += l) {
+    l = strlen(s[i]) + 1;
+    memcpy(p, s[i], l);
+  }
+  b->len = size;
+  uvws__sbuf_xref(b, 1);
+  uvws__sbuf_unref(b); /* the message holds the cross-thread reference alone */
+  return b;
+}
+
+int uvws__group_post_presence(uvws_server_t *from, int join, const char *topic, const char *name,
+                              const char *text1, const char *text2, uvws_presence_cb cb, void *user) {
+  uvws__group_t *g = from->group;
+  const char *s[3] = {name, text1, text2 ? text2 : ""};
+  size_t n = strlen(topic);
+  xmsg_t *m;
+  if (atomic_load_explicit(&g->exiting, memory_order_relaxed)) return UVWS_EUNAVAILABLE;
+  if ((m = msg_new(XM_PRESENCE, n)) == NULL) return UV_ENOMEM;
+  if ((m->frame = pack(s, 3)) == NULL) {
+    free(m);
+    return UV_ENOMEM;
+  }
+  memcpy(m->topic, topic, n);
+  m->topic_len = n;
+  m->status = join;
+  m->pres_cb = cb, m->user = user;
+  m->dest = from->index;
+  post(g->srv[0], m);
+  return 0;
+}
+
+void uvws__group_post_presence_done(uvws_server_t *to, uvws_presence_cb cb, void *user, int status,
+                                    const char *const *names, size_t n) {
+  uvws__group_t *g = to->group;
+  xmsg_t *m;
+  if (atomic_load_explicit(&g->exiting, memory_order_relaxed)) return;
+  if ((m = msg_new(XM_PRESENCE_DONE, 0)) == NULL) {
+    uvws__log(UVWS_LOG_ERROR, "redis: out of memory, thread %u misses a presence list", to->index);
+    return;
+  }
+  m->pres_cb = cb, m->user = user, m->status = status;
+  if (n && (m->frame = pack(names, n)) == NULL) m->status = UV_ENOMEM;
+  else m->count = n;
   post(to, m);
 }
 

@@ -163,9 +163,48 @@ int uvws__rt_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t
   return r;
 }
 
+/* A presence join waiting for its names: who asked, on which loop. */
+typedef struct {
+  uvws_server_t *dest;
+  uvws_presence_cb cb;
+  void *user;
+} pres_ctx_t;
+
+static void presence_done(void *ctx, int status, const char *const *names, size_t n) {
+  pres_ctx_t *pc = ctx;
+  if (pc->dest->index == 0) pc->cb(pc->dest, status, names, n, pc->user);
+  else uvws__group_post_presence_done(pc->dest, pc->cb, pc->user, status, names, n);
+  free(pc);
+}
+
+int uvws__rt_presence_for(uvws_server_t *p, uvws_server_t *dest, int join, const char *topic, size_t n,
+                          const char *name, const char *text1, const char *text2, uvws_presence_cb cb,
+                          void *user) {
+  pres_ctx_t *pc = NULL;
+  int r;
+  if (!join) return uvws__presence_leave(p->redis, topic, n, name, text1);
+  if (cb) {
+    if ((pc = malloc(sizeof(*pc))) == NULL) return UV_ENOMEM;
+    pc->dest = dest, pc->cb = cb, pc->user = user;
+  }
+  r = uvws__presence_join(p->redis, topic, n, name, text1, text2, join == 2, pc ? presence_done : NULL, pc);
+  if (r != 0) free(pc);
+  return r;
+}
+
+int uvws__rt_presence(uvws_server_t *srv, int join, const char *topic, const char *name, const char *text1,
+                      const char *text2, uvws_presence_cb cb, void *user) {
+  uvws_server_t *p = uvws__rt_primary(srv);
+  if (p->redis == NULL) return UVWS_ESTATE;
+  /* A leave goes to the primary even while Redis is down: it keeps it. */
+  if (join && !atomic_load_explicit(&p->redis_up, memory_order_acquire)) return UVWS_EUNAVAILABLE;
+  if (srv->index != 0) return uvws__group_post_presence(srv, join, topic, name, text1, text2, cb, user);
+  return uvws__rt_presence_for(p, srv, join, topic, strlen(topic), name, text1, text2, cb, user);
+}
+
 static void redis_wills(void *ctx, uvws__wills_t *w) {
   uvws_server_t *srv = ctx;
-  srv->on_wills(srv, w, srv->on_wills_user);
+  if (srv->on_wills) srv->on_wills(srv, w, srv->on_wills_user);
 }
 
 static void redis_buried(void *ctx) {
@@ -184,7 +223,7 @@ int uvws__rt_redis_start(uvws_server_t *p) {
   hooks.on_message = redis_message, hooks.on_sequenced = redis_sequenced;
   hooks.on_state = redis_state, hooks.on_stopped = redis_stopped;
   hooks.ctx = p;
-  if (p->on_wills) hooks.on_wills = redis_wills, hooks.on_buried = redis_buried, hooks.will_ttl_ms = p->will_ttl_ms;
+  if (p->will_ttl_ms) hooks.on_wills = redis_wills, hooks.on_buried = redis_buried, hooks.will_ttl_ms = p->will_ttl_ms;
   if ((r = uvws__redis_start(&p->redis, p->loop, p->opts.redis, &hooks)) != 0) return r;
   uvws__rt_metrics_add(p, render_redis, p->redis);
   return 0;

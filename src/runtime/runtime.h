@@ -129,6 +129,16 @@ int uvws__rt_range(uvws_server_t *srv, const char *topic, uint64_t after, size_t
 /* On the primary, for a worker's uvws_redis_range (group.c). */
 void uvws__rt_range_for(uvws_server_t *primary, uvws_server_t *dest, const char *topic, size_t n,
                         uint64_t after, size_t count, uvws_range_cb cb, void *user);
+/* uvws_presence_join (join 1, text2: the leave text), _restore (join 2)
+ * or _leave (join 0, text2 NULL) from any loop; the names come back to
+ * that loop. */
+int uvws__rt_presence(uvws_server_t *srv, int join, const char *topic, const char *name, const char *text1,
+                      const char *text2, uvws_presence_cb cb, void *user);
+/* On the primary, for `dest`'s join or leave (group.c); cb not called
+ * unless it returns 0. */
+int uvws__rt_presence_for(uvws_server_t *primary, uvws_server_t *dest, int join, const char *topic, size_t n,
+                          const char *name, const char *text1, const char *text2, uvws_presence_cb cb,
+                          void *user);
 void uvws__rt_metrics_add(uvws_server_t *primary, void (*render)(const void *, uvws__buf_t *), const void *ctx);
 
 /* group.c: one server on several threads */
@@ -153,6 +163,12 @@ int uvws__group_post_range(uvws_server_t *from, const char *topic, size_t n, uin
                            uvws_range_cb cb, void *user);
 void uvws__group_post_range_done(uvws_server_t *to, uvws_range_cb cb, void *user, int status,
                                  const uvws_seq_entry_t *entries, size_t n);
+/* A worker's presence join or leave for the primary, and the names back.
+ * 0, UV_ENOMEM, or UVWS_EUNAVAILABLE when the group is ending. */
+int uvws__group_post_presence(uvws_server_t *from, int join, const char *topic, const char *name,
+                              const char *text1, const char *text2, uvws_presence_cb cb, void *user);
+void uvws__group_post_presence_done(uvws_server_t *to, uvws_presence_cb cb, void *user, int status,
+                                    const char *const *names, size_t n);
 /* A worker's sequenced publish for the primary: `both` is head (split
  * bytes) then tail. 0 or UV_ENOMEM. */
 int uvws__group_post_append(uvws_server_t *from, const char *topic, size_t n, uvws__sbuf_t *both,

@@ -4,7 +4,8 @@
 A redis-server on a free loopback port (missing: the test FAILS) and three instances with
 --chat-presence-ttl 2: A on one loop, B and C with --threads 2. Members on each join one room.
 
-    1. Before the kill, Redis holds B's wills: one leave event per member of B.
+    1. Before the kill, Redis holds every member's presence entry (uvws:pres:<topic>, field
+       "<instance id> <nick>", value the leave event published should that instance die).
     2. B is SIGKILLed: within 2 * TTL + 2 s every member left on A and C receives one leave event
        (exactly one) for each of B's members, and a fresh join on A and on C lists nobody of B.
     3. B restarted on the same port comes back with a fresh instance id: a newcomer there is not
@@ -13,6 +14,15 @@ A redis-server on a free loopback port (missing: the test FAILS) and three insta
     4. An instance cut off from Redis (through a proxy the test closes) longer than the TTL is
        taken for dead: its members leave on the other within the bound; when the link is back
        they join again there, once, and a fresh join lists them.
+    5. An instance started after members joined on the others lists them in its `joined` reply
+       (on either of its threads), and not those who left before it started; a nick held on
+       another instance is refused there (nick_taken) though it never heard that member join.
+    6. A member who leaves right before its instance is SIGKILLed (well within a heartbeat) is
+       announced leaving exactly once on the other instance, and so is the one who stayed;
+       nothing of the dead instance is left in Redis.
+    7. A member who leaves while its instance is cut off from Redis (shorter than the TTL) is
+       told leaving on the other instance once the link is back, and is no longer listed there;
+       its neighbour who stayed is not announced again.
 
 Run: UVWS_BIN=build/default/uvws /usr/bin/python3 test/integration/chat_presence_test.py -v
 """
@@ -44,14 +54,19 @@ def redis_call(port, *args):
         return RespReader(s).read()
 
 
-def wills_of_everyone(port):
-    """Every stored will, as (instance id, topic, text)."""
+def presence_of_everyone(port):
+    """Every stored presence entry, as (instance id, topic, nick, leave text)."""
     out = []
-    for key in redis_call(port, "KEYS", "uvws:wills:*"):
-        items = redis_call(port, "LRANGE", key, 0, -1)
+    for key in redis_call(port, "KEYS", "uvws:pres:*"):
+        items = redis_call(port, "HGETALL", key)
         for i in range(0, len(items), 2):
-            out.append((key.decode()[len("uvws:wills:"):], items[i].decode(), items[i + 1].decode()))
+            inst, nick = items[i].decode().split(" ", 1)
+            out.append((inst, key.decode()[len("uvws:pres:"):], nick, items[i + 1].decode()))
     return out
+
+
+def leave_text(nick):
+    return '{"type":"presence","room":"%s","nick":"%s","event":"leave"}' % (ROOM, nick)
 
 
 class Cutter:
@@ -99,16 +114,17 @@ class PresenceHealsTest(ClusterCase):
     def instance(self, *args):
         return super().instance("--chat-presence-ttl", str(TTL), *args)
 
-    def wait_wills(self, nicks, timeout):
+    def wait_stored(self, nicks, timeout):
+        """Until Redis holds exactly these members' entries, each with its leave event."""
         deadline = time.monotonic() + timeout
         while True:
-            got = sorted(w[2] for w in wills_of_everyone(self.redis.port))
-            want = sorted('{"type":"presence","room":"%s","nick":"%s","event":"leave"}' % (ROOM, n)
-                          for n in nicks)
-            if got == want:
-                return
+            entries = presence_of_everyone(self.redis.port)
+            got = sorted((e[2], e[3]) for e in entries)
+            want = sorted((n, leave_text(n)) for n in nicks)
+            if got == want and all(e[1] == "chat:" + ROOM for e in entries):
+                return entries
             if time.monotonic() > deadline:
-                self.fail("the wills in Redis are %r, not %r" % (got, want))
+                self.fail("the presence in Redis is %r, not %r" % (got, want))
             time.sleep(0.1)
 
     async def join(self, srv, nick, where):
@@ -137,7 +153,7 @@ class PresenceHealsTest(ClusterCase):
                     for later in everyone[i + 1:]:
                         await members[nick].until(is_presence(later), what="join of " + later)
                 await asyncio.get_running_loop().run_in_executor(
-                    None, self.wait_wills, everyone, 5 * SLOW)
+                    None, self.wait_stored, everyone, 5 * SLOW)
 
                 t0 = time.monotonic()
                 B.proc.kill()  # no goodbye
@@ -216,7 +232,7 @@ class PresenceHealsTest(ClusterCase):
                     a1, _ = await self.join(A, "a1", "A")
                     c1, _ = await self.join(C, "c1", "C")
                     await a1.until(is_presence("c1"), what="join of c1")
-                    await asyncio.get_running_loop().run_in_executor(None, self.wait_wills, ["a1", "c1"], 5 * SLOW)
+                    await asyncio.get_running_loop().run_in_executor(None, self.wait_stored, ["a1", "c1"], 5 * SLOW)
                     await cutter.cut()
                     t0 = time.monotonic()
                     await a1.until(is_presence("c1", "leave"), timeout=bound * SLOW, what="leave of c1")
@@ -241,6 +257,168 @@ class PresenceHealsTest(ClusterCase):
                 loop.run_until_complete(asyncio.wait_for(run(), 60 * SLOW))
                 loop.run_until_complete(cutter.cut())
                 loop.run_until_complete(asyncio.sleep(0.2))  # the pipes see their sockets closed
+        finally:
+            loop.close()
+
+    def test_instance_started_later_lists_earlier_members(self):
+        with self.instance() as A, self.instance("--threads", "2") as B:
+            self.connected(A, B)
+
+            async def before():
+                a1, _ = await self.join(A, "a1", "A")
+                a2, _ = await self.join(A, "a2", "A")
+                b1, _ = await self.join(B, "b1", "B")
+                gone, _ = await self.join(B, "gone", "B")
+                await gone.send(type="leave", room=ROOM)
+                await a1.until(is_presence("gone", "leave"), what="leave of gone")
+                await gone.close()
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.wait_stored, ["a1", "a2", "b1"], 5 * SLOW)
+                return [a1, a2, b1]
+
+            loop = asyncio.new_event_loop()
+            try:
+                early = loop.run_until_complete(asyncio.wait_for(before(), 30 * SLOW))
+                with self.instance("--threads", "2") as C:  # knew nothing of the room until now
+                    self.connected(C)
+
+                    async def after():
+                        # several newcomers, so that both of C's threads answer some
+                        newcomers = []
+                        for i in range(6):
+                            c, j = await self.join(C, "c%d" % i, "C")
+                            want = {"a1", "a2", "b1"} | {"c%d" % k for k in range(i + 1)}
+                            self.assertEqual(sorted(j["members"]), sorted(want), "c%d's joined" % i)
+                            self.assertEqual(len(j["members"]), len(set(j["members"])), j["members"])
+                            newcomers.append(c)
+                        # and the others hear them: a join on C is stored and published once
+                        for e in early:
+                            for i in range(6):
+                                await e.until(is_presence("c%d" % i), what="join of c%d" % i)
+                        # a nick held on another instance is taken here too, though C never
+                        # heard it join; nobody hears of the refused join
+                        dup = await Client.open(C, "a1", "C")
+                        await dup.send(type="join", room=ROOM, nick="a1")
+                        e = await dup.until(lambda m: m.get("type") in ("joined", "error"), what="reply")
+                        self.assertEqual((e["type"], e.get("code")), ("error", "nick_taken"), e)
+                        await dup.send(type="join", room=ROOM, nick="a1x")  # the room is open to it
+                        await dup.until(lambda m: m.get("type") == "joined", what="joined a1x")
+                        for x in early:
+                            await x.until(is_presence("a1x"), what="join of a1x")
+                            await x.drain(0.2)
+                            # a2 and b1 joined after a1: they listed it and heard no join of it
+                            self.assertEqual(sum(1 for m in x.presence if is_presence("a1")(m)), 0,
+                                             "%r: %r" % (x, x.presence))
+                        newcomers.append(dup)
+                        # what a join costs with the list from Redis (printed: README's figure)
+                        lat = []
+                        for i in range(100):
+                            t0 = time.perf_counter()
+                            await dup.send(type="join", room="lat%d" % (i % 10), nick="l%d" % i)
+                            await dup.until(lambda m: m.get("type") == "joined" and m["nick"] == "l%d" % i,
+                                            what="joined l%d" % i)
+                            lat.append((time.perf_counter() - t0) * 1000)
+                            await dup.send(type="leave", room="lat%d" % (i % 10))
+                        lat.sort()
+                        print("\n  presence: join to joined with --redis p50 %.2f ms, p99 %.2f ms (100 joins)"
+                              % (lat[50], lat[98]), file=sys.stderr)
+                        for x in early + newcomers:
+                            await x.close()
+
+                    loop.run_until_complete(asyncio.wait_for(after(), 30 * SLOW))
+            finally:
+                loop.close()
+
+    def test_leave_right_before_sigkill_is_told_once(self):
+        bound = 2 * TTL + 2
+        with self.instance() as A, self.instance("--threads", "2") as B:
+            self.connected(A, B)
+            B.expect_exit = None  # SIGKILLed below
+
+            async def run():
+                a1, _ = await self.join(A, "a1", "A")
+                b1, _ = await self.join(B, "b1", "B")
+                b2, _ = await self.join(B, "b2", "B")
+                for n in ("b1", "b2"):
+                    await a1.until(is_presence(n), what="join of " + n)
+                entries = await asyncio.get_running_loop().run_in_executor(
+                    None, self.wait_stored, ["a1", "b1", "b2"], 5 * SLOW)
+                b_id = [e[0] for e in entries if e[2] == "b1"][0]
+                # b1 leaves; the moment A has heard it, B dies: well within one beat
+                # (TTL/3), so a snapshot of B's members taken at its last beat still had b1.
+                await b1.send(type="leave", room=ROOM)
+                await a1.until(is_presence("b1", "leave"), what="leave of b1")
+                B.proc.kill()
+                B.proc.wait(10)
+                for c in (b1, b2):
+                    c.ws.transport.abort()
+                await a1.until(is_presence("b2", "leave"), timeout=bound * SLOW, what="leave of b2")
+                await asyncio.sleep(TTL)  # every beat that could tell it again has run
+                await a1.drain(0.3)
+                for n in ("b1", "b2"):
+                    k = sum(1 for m in a1.presence if is_presence(n, "leave")(m))
+                    self.assertEqual(k, 1, "a1 heard %s leave %d times: %r" % (n, k, a1.presence))
+                left = presence_of_everyone(self.redis.port)
+                self.assertEqual([(e[2]) for e in left], ["a1"], left)
+                self.assertEqual(redis_call(self.redis.port, "EXISTS", "uvws:pres-of:" + b_id), 0)
+                c, j = await self.join(A, "na", "A")
+                self.assertEqual(sorted(j["members"]), ["a1", "na"])
+                for x in (a1, c):
+                    await x.close()
+
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(asyncio.wait_for(run(), 60 * SLOW))
+            finally:
+                loop.close()
+
+    def test_leave_while_cut_off_is_told_when_back(self):
+        loop = asyncio.new_event_loop()
+        try:
+            cutter = Cutter(self.redis.port)
+            loop.run_until_complete(cutter.heal())
+            # a TTL long enough that the cut below is no burial
+            C = UvwsServer("--redis", "redis://127.0.0.1:%d" % cutter.port, "--chat-presence-ttl", "30",
+                           "--threads", "2")
+            A = ClusterCase.instance(self, "--chat-presence-ttl", "30")
+            loop.run_until_complete(loop.run_in_executor(None, C.start))
+            with A, C:
+                loop.run_until_complete(loop.run_in_executor(None, self.connected, A))
+                loop.run_until_complete(loop.run_in_executor(
+                    None, wait_lines, C, connected_rx(cutter.port), 1, 15))
+
+                async def run():
+                    a1, _ = await self.join(A, "a1", "A")
+                    c1, _ = await self.join(C, "c1", "C")
+                    c2, _ = await self.join(C, "c2", "C")
+                    for n in ("c1", "c2"):
+                        await a1.until(is_presence(n), what="join of " + n)
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, self.wait_stored, ["a1", "c1", "c2"], 5 * SLOW)
+                    await cutter.cut()
+                    await c1.until(lambda m: m.get("type") == "status" and m.get("redis") == "down",
+                                   what="status down")
+                    await c1.send(type="leave", room=ROOM)  # while C cannot tell anyone else
+                    await c2.until(is_presence("c1", "leave"), what="leave of c1 on C")
+                    await cutter.heal()
+                    await c2.until(lambda m: m.get("type") == "status" and m.get("redis") == "up",
+                                   timeout=10 * SLOW, what="status up")
+                    await a1.until(is_presence("c1", "leave"), timeout=5 * SLOW, what="leave of c1 on A")
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, self.wait_stored, ["a1", "c2"], 5 * SLOW)
+                    n, j = await self.join(A, "na", "A")
+                    self.assertEqual(sorted(j["members"]), ["a1", "c2", "na"])
+                    await a1.drain(0.3)
+                    events = [(m["nick"], m["event"]) for m in a1.presence]
+                    # c2 stayed: C stored it again on the link's return, silently
+                    self.assertEqual(events, [("c1", "join"), ("c2", "join"), ("c1", "leave"), ("na", "join")],
+                                     events)
+                    for x in (a1, c1, c2, n):
+                        await x.close()
+
+                loop.run_until_complete(asyncio.wait_for(run(), 60 * SLOW))
+                loop.run_until_complete(cutter.cut())
+                loop.run_until_complete(asyncio.sleep(0.2))
         finally:
             loop.close()
 
