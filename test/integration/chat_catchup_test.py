@@ -27,9 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
 sys.path.insert(0, HERE)
 from chat_cluster_test import ClusterCase  # noqa: E402
-from chat_presence_test import Cutter  # noqa: E402
-from redis_test import Client, connected_rx, wait_lines  # noqa: E402
-from uvwsproc import UvwsServer  # noqa: E402
+from chat_presence_test import start_cut_pair  # noqa: E402
+from redis_test import Client  # noqa: E402
 
 SLOW = 10 if os.environ.get("UVWS_SANITIZED") else 1
 ROOM = "gap"
@@ -44,15 +43,8 @@ class CatchUpTest(ClusterCase):
         """Runs scenario(a1, c1, cutter) with A direct and C behind the cutter (both with args)."""
         loop = asyncio.new_event_loop()
         try:
-            cutter = Cutter(self.redis.port)
-            loop.run_until_complete(cutter.heal())
-            C = UvwsServer("--redis", "redis://127.0.0.1:%d" % cutter.port, "--threads", "2", *args)
-            A = self.instance(*args)
-            loop.run_until_complete(loop.run_in_executor(None, C.start))  # the proxy runs on this loop
+            cutter, A, C = start_cut_pair(self, loop, args, ("--threads", "2") + args)
             with A, C:
-                loop.run_until_complete(loop.run_in_executor(None, self.connected, A))
-                loop.run_until_complete(loop.run_in_executor(
-                    None, wait_lines, C, connected_rx(cutter.port), 1, 15))
 
                 async def run():
                     a1 = await Client.open(A, "a1", "A")

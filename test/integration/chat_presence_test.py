@@ -110,6 +110,26 @@ class Cutter:
         self.pipes = []
 
 
+def start_cut_pair(case, loop, a_args, c_args):
+    """(cutter, A, C): A on case's Redis directly, C through a Cutter running on `loop` (which C's
+    start must not block), both started and connected. The caller stops both (`with A, C:`)."""
+    cutter = Cutter(case.redis.port)
+    loop.run_until_complete(cutter.heal())
+    C = UvwsServer("--redis", "redis://127.0.0.1:%d" % cutter.port, *c_args)
+    A = ClusterCase.instance(case, *a_args).start()
+    try:
+        loop.run_until_complete(loop.run_in_executor(None, C.start))
+        loop.run_until_complete(loop.run_in_executor(None, case.connected, A))
+        loop.run_until_complete(loop.run_in_executor(None, wait_lines, C, connected_rx(cutter.port), 1, 15))
+    except BaseException:
+        for s in (A, C):
+            if s.proc is not None:
+                s.proc.kill()
+                s.proc.wait()
+        raise
+    return cutter, A, C
+
+
 class PresenceHealsTest(ClusterCase):
     def instance(self, *args):
         return super().instance("--chat-presence-ttl", str(TTL), *args)
@@ -216,17 +236,9 @@ class PresenceHealsTest(ClusterCase):
         bound = 2 * TTL + 2
         loop = asyncio.new_event_loop()
         try:
-            cutter = Cutter(self.redis.port)
-            loop.run_until_complete(cutter.heal())
-            C = UvwsServer("--redis", "redis://127.0.0.1:%d" % cutter.port, "--chat-presence-ttl", str(TTL),
-                           "--threads", "2")
-            A = self.instance()
-            # the proxy runs on this loop: start C while the loop turns
-            loop.run_until_complete(loop.run_in_executor(None, C.start))
+            cutter, A, C = start_cut_pair(self, loop, ("--chat-presence-ttl", str(TTL)),
+                                          ("--chat-presence-ttl", str(TTL), "--threads", "2"))
             with A, C:
-                loop.run_until_complete(loop.run_in_executor(None, self.connected, A))
-                loop.run_until_complete(loop.run_in_executor(
-                    None, wait_lines, C, connected_rx(cutter.port), 1, 15))
 
                 async def run():
                     a1, _ = await self.join(A, "a1", "A")
@@ -375,17 +387,10 @@ class PresenceHealsTest(ClusterCase):
     def test_leave_while_cut_off_is_told_when_back(self):
         loop = asyncio.new_event_loop()
         try:
-            cutter = Cutter(self.redis.port)
-            loop.run_until_complete(cutter.heal())
             # a TTL long enough that the cut below is no burial
-            C = UvwsServer("--redis", "redis://127.0.0.1:%d" % cutter.port, "--chat-presence-ttl", "30",
-                           "--threads", "2")
-            A = ClusterCase.instance(self, "--chat-presence-ttl", "30")
-            loop.run_until_complete(loop.run_in_executor(None, C.start))
+            cutter, A, C = start_cut_pair(self, loop, ("--chat-presence-ttl", "30"),
+                                          ("--chat-presence-ttl", "30", "--threads", "2"))
             with A, C:
-                loop.run_until_complete(loop.run_in_executor(None, self.connected, A))
-                loop.run_until_complete(loop.run_in_executor(
-                    None, wait_lines, C, connected_rx(cutter.port), 1, 15))
 
                 async def run():
                     a1, _ = await self.join(A, "a1", "A")

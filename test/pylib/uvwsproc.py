@@ -14,10 +14,12 @@ the server logged at startup. On exit the server gets SIGTERM and
 must exit 0 within 10 s (under AddressSanitizer a leak makes that fail), else
 the context manager raises: a test that leaves the server unhappy fails.
 """
+import atexit
 import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -25,6 +27,26 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LISTEN_RE = re.compile(r"listening on http://(\S+):(\d+)")
 TLS_LISTEN_RE = re.compile(r"listening on https://(\S+):(\d+)")
 TLS_FINGERPRINT_RE = re.compile(r"TLS certificate.* SHA-256 fingerprint ([0-9A-F]{2}(?::[0-9A-F]{2}){31})")
+
+
+# Every process start() made. A test that loses one (starts a server twice, forgets to stop
+# it) would leave a uvws running after the suite: at exit those are killed and the test
+# process fails, naming them.
+_STARTED = []
+
+
+@atexit.register
+def _no_server_left():
+    left = [p for p in _STARTED if p.poll() is None]
+    for p in left:
+        p.kill()
+        p.wait()
+    if left:
+        sys.stdout.flush()
+        sys.stderr.write("uvwsproc: FAILED: the test left %d uvws process(es) running (pids %s), "
+                         "killed now\n" % (len(left), " ".join(str(p.pid) for p in left)))
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def uvws_bin():
@@ -78,6 +100,7 @@ class UvwsServer:
                "--log-level", "debug"] + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
+        _STARTED.append(self.proc)
         self._thread = threading.Thread(target=self._reader, daemon=True)
         self._thread.start()
         if not self._listening.wait(self.start_timeout) or not self._started():
@@ -132,7 +155,10 @@ class UvwsServer:
         return rc
 
     def __enter__(self):
-        return self.start()
+        # A server started before the `with` (one whose start must run beside another loop)
+        # is taken over, not started a second time: that left the first process running,
+        # unstopped, after its test.
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, exc_type, exc, tb):
         try:
