@@ -149,14 +149,8 @@ static void error_msg(uvws_conn_t *c, const char *code, const char *message) {
   if (cc && ++cc->errors >= ABUSE_LIMIT) uvws_close(c, UVWS_CLOSE_POLICY, "too many errors");
 }
 
-static int local_member(const chat_room_t *r, const char *nick) {
-  const chat_member_t *m;
-  for (m = r->member_list; m; m = m->next)
-    if (!m->remote && strcmp(m->nick, nick) == 0) return 1;
-  return 0;
-}
-
-static chat_member_t *local_entry(chat_room_t *r, const char *nick) {
+/* This instance's member `nick` of the room, or NULL (room lock held). */
+static chat_member_t *local_entry(const chat_room_t *r, const char *nick) {
   chat_member_t *m;
   for (m = r->member_list; m; m = m->next)
     if (!m->remote && strcmp(m->nick, nick) == 0) return m;
@@ -172,7 +166,7 @@ static json_t *members_json(const chat_room_t *r, int listed, const char *const 
   for (m = r->member_list; m; m = m->next)
     if (!listed || !m->remote) json_array_append_new(arr, json_string(m->nick));
   for (i = 0; listed && i < n; i++)
-    if (!local_member(r, names[i])) json_array_append_new(arr, json_string(names[i]));
+    if (local_entry(r, names[i]) == NULL) json_array_append_new(arr, json_string(names[i]));
   return arr;
 }
 
@@ -227,12 +221,13 @@ static json_t *history_json(const chat_room_t *r, const uvws_seq_entry_t *log, s
 static void complete_join(uvws_conn_t *c, chat_app_t *app, membership_t *m, const uvws_seq_entry_t *log,
                           size_t nlog, int listed, const char *const *names, size_t n) {
   chat_room_t *r = m->room;
+  chat_member_t *me;
   size_t i;
   uv_mutex_lock(&r->lock);
   for (i = 0; i < nlog; i++)
     chat_lines_arrived(&app->lines, uvws_conn_server(c), r, log[i].seq, log[i].data, log[i].len);
   announce(uvws_conn_server(c), app, r, m->nick, 1);
-  if (listed && local_entry(r, m->nick)) local_entry(r, m->nick)->stored = 1;
+  if (listed && (me = local_entry(r, m->nick)) != NULL) me->stored = 1;
   send_json(c, json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "joined", "room", r->name, "nick", m->nick,
                          "members", members_json(r, listed, names, n), "history", history_json(r, log, nlog)));
   i = uvws_subscribe(c, r->topic) != 0;
