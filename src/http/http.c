@@ -525,7 +525,14 @@ static void on_close(uvws__stream_t *s) { uvws__http_free(s->upper); }
 static const uvws__stream_cb_t http_cb = {on_data, on_writable, on_eof, on_timeout, on_shutdown, on_close};
 
 int uvws__http_open(uvws__http_env_t *env, uvws__stream_t *s, int refuse) {
-  uvws__http_t *h = calloc(1, sizeof(*h));
+  uvws__http_t *h;
+  /* A missing callback would be called on some request only (the fuzz
+   * target lacked `routes` and crashed on GET /routes.json after 200 000
+   * inputs): refuse the environment at the first connection instead. */
+  if (!env->opts || !env->m || !env->net || !env->route || !env->upgrade || !env->metrics || !env->routes ||
+      !env->state)
+    return UV_EINVAL;
+  h = calloc(1, sizeof(*h));
   if (h == NULL) return UV_ENOMEM;
   llhttp_init(&h->parser, HTTP_REQUEST, &settings);
   h->parser.data = h;

@@ -57,7 +57,8 @@ typedef struct {
 
 /* Starts an HTTP session on `s` (installs its callbacks). With `refuse`
  * (503 or 429, from the connection limits) it answers that and finishes
- * instead. 0 or UV_ENOMEM. */
+ * instead. 0, UV_ENOMEM, or UV_EINVAL if `env` lacks opts, m, net or any
+ * of the runtime's callbacks. */
 int uvws__http_open(uvws__http_env_t *env, uvws__stream_t *s, int refuse);
 void uvws__http_env_free(uvws__http_env_t *env);
 

@@ -48,6 +48,11 @@ static void stub_metrics(void *ctx, uvws__buf_t *out) {
   (void)ctx;
   uvws__buf_append(out, "m 1\n", 4);
 }
+static size_t stub_routes(void *ctx, const uvws__route_t **table) {
+  (void)ctx;
+  *table = &route;
+  return 1;
+}
 static int stub_state(void *ctx) { (void)ctx; return UVWS__HTTP_SERVING; }
 
 static void setup(void) {
@@ -88,6 +93,7 @@ static void setup(void) {
   env.route = stub_route;
   env.upgrade = stub_upgrade;
   env.metrics = stub_metrics;
+  env.routes = stub_routes;
   env.state = stub_state;
   uvws_log_set_level(UVWS_LOG_ERROR);
 }

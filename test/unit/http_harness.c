@@ -243,6 +243,8 @@ int teardown(void **state) {
   return UVWS__GET(m.conns_http) == 0 ? 0 : -1;
 }
 
+uvws__http_env_t *http_env(void) { return &env; }
+
 void open_session(int refuse) {
   assert_int_equal(uvws__http_open(&env, &f.s, refuse), 0);
   opened = 1;

@@ -60,6 +60,7 @@ int group_teardown(void **state);
 int setup(void **state);
 int teardown(void **state);
 void open_session(int refuse);
+uvws__http_env_t *http_env(void); /* the environment open_session() uses */
 void feed(const char *s);
 int out_has(const char *needle);
 

@@ -346,6 +346,27 @@ static void test_routes_json_that_cannot_be_built_is_500(void **state) {
   assert_int_equal(f.finished, 1);
 }
 
+/* Each callback the session may call on some request only (GET
+ * /routes.json calls `routes`, /metrics `metrics`): an environment
+ * missing one is refused when the first connection opens, not when that
+ * request comes. */
+static void test_environment_missing_a_callback_is_refused_at_open(void **state) {
+  const size_t offsets[] = {offsetof(uvws__http_env_t, route), offsetof(uvws__http_env_t, upgrade),
+                            offsetof(uvws__http_env_t, metrics), offsetof(uvws__http_env_t, routes),
+                            offsetof(uvws__http_env_t, state)};
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+    uvws__http_env_t e = *http_env();
+    memset((char *)&e + offsets[i], 0, sizeof(void (*)(void)));
+    assert_int_equal(uvws__http_open(&e, &f.s, 0), UV_EINVAL);
+    assert_null(f.s.cb);
+    assert_int_equal(UVWS__GET(m.conns_http), 0);
+  }
+  open_session(0);
+  assert_ptr_not_equal(f.s.cb, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_get_file_200_with_exact_content_length, setup, teardown),
@@ -363,6 +384,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_routes_json_empty_and_off, setup, teardown),
       cmocka_unit_test_setup_teardown(test_routes_json_that_cannot_be_built_is_500, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_503_has_retry_after_and_finishes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_environment_missing_a_callback_is_refused_at_open, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_429_has_no_retry_after_and_finishes, setup, teardown),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
