@@ -153,7 +153,8 @@ typedef struct {
   size_t max_frame;          /* largest frame payload; 0 = max_message (default) */
   size_t max_backpressure;   /* a send that would queue more than this for one
                                 connection closes it with 1013, or is dropped on
-                                routes with drop_on_backpressure; default 16 MiB,
+                                routes with drop_on_backpressure (which drop at
+                                1 MiB already: see there); default 16 MiB,
                                 0 = no limit */
   const char *allow_origin;  /* comma-separated Origins allowed to upgrade
                                 (browsers send Origin); NULL = any (default) */
@@ -250,9 +251,13 @@ typedef struct {
   uvws_handlers_t handlers;
   const char *const *subprotocols; /* NULL-terminated list it speaks, or NULL */
   void *user;                      /* uvws_conn_route_data() returns it */
-  int drop_on_backpressure;        /* over max_backpressure: drop the message
-                                      (uvws_send returns UVWS_EBACKPRESSURE)
-                                      instead of closing the connection */
+  int drop_on_backpressure;        /* drop the message (uvws_send returns
+                                      UVWS_EBACKPRESSURE) instead of closing the
+                                      connection: over max_backpressure, and
+                                      over 1 MiB queued (where the server stops
+                                      reading the connection, so a member would
+                                      not be heard while others fill its queue),
+                                      unless the queue is empty */
 } uvws_route_t;
 
 /** Creates a server on `loop` (not started). The options and the strings they

@@ -522,7 +522,9 @@ void uvws__http_free(uvws__http_t *h) {
 
 static void on_close(uvws__stream_t *s) { uvws__http_free(s->upper); }
 
-static const uvws__stream_cb_t http_cb = {on_data, on_writable, on_eof, on_timeout, on_shutdown, on_close};
+/* A deferred turn and a drained queue mean the same to HTTP: answer on. */
+static const uvws__stream_cb_t http_cb = {on_data,    on_writable, on_writable, on_eof,
+                                          on_timeout, on_shutdown, on_close};
 
 int uvws__http_open(uvws__http_env_t *env, uvws__stream_t *s, int refuse) {
   uvws__http_t *h;

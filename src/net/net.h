@@ -106,7 +106,7 @@ struct uvws__tcp_s {
   uint8_t has_addr;                 /* addr counted in shared->ips */
   uint8_t closed;                   /* uv_close called */
   uint8_t counted;                  /* counts toward the limits (not finishing, not closed) */
-  uint8_t resume_owed;              /* defer: on_writable at the next flush */
+  uint8_t resume_owed;              /* defer: on_resume at the next flush */
   uvws__wq_t q;                     /* the send queue; its head may be with uv_write */
   size_t q_inflight;                /* bytes at the head that uv_write holds */
   uvws__tls_t *tls;                 /* owned; NULL for plain TCP */

@@ -37,6 +37,8 @@ typedef struct {
   /* The queue went above the low-water mark, or the upper asked
    * (want_writable), and is at or below it again. */
   void (*on_writable)(uvws__stream_t *s);
+  /* The turn the upper asked for with defer. */
+  void (*on_resume)(uvws__stream_t *s);
   /* The peer sends nothing more (FIN). The upper answers what it still owes
    * and finishes, or closes. */
   void (*on_eof)(uvws__stream_t *s);
@@ -64,7 +66,7 @@ typedef struct {
   void (*pause)(uvws__stream_t *s, int paused);
   /* Asks for on_writable once the queue is at or below the low mark. */
   void (*want_writable)(uvws__stream_t *s);
-  /* Asks for on_writable after this loop iteration's I/O, whatever the
+  /* Asks for on_resume after this loop iteration's I/O, whatever the
    * queue: an upper layer with more work than one turn's worth yields to
    * the other connections and comes back. */
   void (*defer)(uvws__stream_t *s);

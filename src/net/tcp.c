@@ -472,7 +472,7 @@ void uvws__net_flush(uvws__netloop_t *nl) {
     }
     if (t->resume_owed && !t->closed) {
       t->resume_owed = 0;
-      if (t->s.cb->on_writable) t->s.cb->on_writable(&t->s);
+      if (t->s.cb->on_resume) t->s.cb->on_resume(&t->s);
     }
   }
 }

@@ -138,7 +138,12 @@ static inline int backpressure(uvws_conn_t *c, size_t len) {
   size_t max = c->env->opts->max_backpressure, q;
   if (max == 0 || len > max) return max == 0 ? 0 : over_limit(c, uvws__stream_queued(c->s));
   q = uvws__stream_queued(c->s);
-  return q <= max - len ? 0 : over_limit(c, q);
+  /* A drop route keeps the queue under the transport's high mark: past it
+   * the stream stops reading (net/stream.h), so a member of a busy room
+   * could not say anything until the room went quiet. A message bigger
+   * than the mark goes to a member whose queue is empty. */
+  if (c->route->drop_on_backpressure && max > UVWS__QUEUE_HIGH && q != 0) max = UVWS__QUEUE_HIGH;
+  return len <= max && q <= max - len ? 0 : over_limit(c, q);
 }
 
 static int over_limit(uvws_conn_t *c, size_t q) {

@@ -70,6 +70,19 @@ void uvws__ws_fail(uvws_conn_t *c, unsigned code, const char *why) {
   uvws__ws_finish(c);
 }
 
+/* Messages (and pings) a delivery of input may hand over: past this the
+ * session keeps the rest in c->unread, pauses the stream and goes on at
+ * the next flush (stream.h defer), as HTTP does with pipelined requests.
+ * A client that sends without pause then takes no more of the loop's turn
+ * than any other: a flooded chat room's lines no longer sit ahead of a
+ * quiet room's. */
+#define TURN_MESSAGES 64
+
+/* After a message: the feed stops when the turn is over, and when the
+ * route paused (the rest waits for its resume, not just for its pause's
+ * next read). */
+static int turn_over(uvws_conn_t *c) { return ++c->turn_msgs >= TURN_MESSAGES || c->paused; }
+
 static void deliver(uvws_conn_t *c, int opcode, const void *p, size_t len) {
   c->last_msg = uv_now(c->s->loop);
   UVWS__ADD(c->env->m->messages_in, 1);
@@ -92,7 +105,7 @@ static int ws_on_data(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len, int fi
     }
     UVWS__ADD(c->env->m->bytes_in, len);
     c->route->h.on_fragment(c, (uvws_opcode_t)opcode, p, len, fin);
-    return ws_stopped(c);
+    return ws_stopped(c) || (fin && turn_over(c));
   }
   if (first && fin) {
     deliver(c, opcode, p, len); /* the common case: straight from the read buffer */
@@ -114,7 +127,7 @@ static int ws_on_data(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len, int fi
       }
     }
   }
-  return ws_stopped(c);
+  return ws_stopped(c) || (fin && turn_over(c));
 }
 
 static int ws_on_control(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len) {
@@ -127,7 +140,7 @@ static int ws_on_control(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len) {
   switch (opcode) {
     case UVWS_OP_PING:
       if (!c->close_sent) uvws__ws_send_frame(c, UVWS_OP_PONG, p, len, 0);
-      return ws_stopped(c);
+      return ws_stopped(c) || turn_over(c);
     case UVWS_OP_PONG:
       return 0;
     default: /* close: the only other opcode ws.c lets through */
@@ -153,14 +166,55 @@ static int ws_on_control(uvws__ws_t *ws, int opcode, uint8_t *p, size_t len) {
 
 /* ---- the stream's callbacks ---------------------------------------------------- */
 
+/* Feeds input to the engine for one turn's messages at most. Returns the
+ * bytes taken (all of them, unless the turn is over), or -1 once the
+ * connection failed. */
+static long feed(uvws_conn_t *c, char *data, size_t len) {
+  long r;
+  c->turn_msgs = 0;
+  r = uvws__ws_feed(&c->ws, (uint8_t *)data, len);
+  if (r < 0) uvws__ws_fail(c, c->ws.fail_code, c->ws.fail_reason);
+  return ws_stopped(c) ? -1 : r;
+}
+
 static void on_data(uvws__stream_t *s, char *data, size_t len) {
   uvws_conn_t *c = s->upper;
   long r;
   if (ws_stopped(c)) return;
   c->last_rx = uv_now(s->loop); /* any bytes prove the peer alive */
   c->awaiting_pong = 0;
-  r = uvws__ws_feed(&c->ws, (uint8_t *)data, len);
-  if (r < 0) uvws__ws_fail(c, c->ws.fail_code, c->ws.fail_reason);
+  /* Input held for the next turn comes first (TLS delivers a read's
+   * records one by one, after the one that ended the turn). */
+  r = c->unread.len ? 0 : feed(c, data, len);
+  if (r < 0 || (size_t)r == len) return;
+  if (uvws__buf_append(&c->unread, data + r, len - (size_t)r) != 0) {
+    uvws__ws_fail(c, UVWS_CLOSE_INTERNAL, "out of memory");
+    return;
+  }
+  s->ops->pause(s, 1);
+  s->ops->defer(s);
+}
+
+/* The next turn (on_resume): the held input, unless the route paused
+ * reading. */
+static void feed_unread(uvws_conn_t *c) {
+  long r = feed(c, uvws__buf_data(&c->unread), c->unread.len);
+  if (r < 0) {
+    uvws__buf_free(&c->unread);
+    return;
+  }
+  uvws__buf_consume(&c->unread, (size_t)r);
+  if (c->unread.len) {
+    c->s->ops->defer(c->s);
+    return;
+  }
+  uvws__buf_free(&c->unread);
+  c->s->ops->pause(c->s, c->paused);
+}
+
+static void on_resume(uvws__stream_t *s) {
+  uvws_conn_t *c = s->upper;
+  if (c->unread.len && !c->paused && !ws_stopped(c)) feed_unread(c);
 }
 
 /* The queue is low again: a route told UVWS_EBACKPRESSURE, or whose queue
@@ -269,10 +323,12 @@ static void on_close(uvws__stream_t *s) {
     free(c->def);
   }
   uvws__buf_free(&c->msg);
+  uvws__buf_free(&c->unread);
   free(c);
 }
 
-static const uvws__stream_cb_t session_cb = {on_data, on_writable, on_eof, on_timeout, on_shutdown, on_close};
+static const uvws__stream_cb_t session_cb = {on_data,    on_writable, on_resume, on_eof,
+                                             on_timeout, on_shutdown, on_close};
 
 int uvws__ws_open(uvws__ws_env_t *env, uvws__stream_t *s, const uvws__ws_open_t *o, char *rest,
                   size_t rest_len) {
@@ -326,8 +382,9 @@ int uvws_conn_pause(uvws_conn_t *c, int paused) {
   if (c->close_sent || c->close_rcvd || c->failed || c->s->closing || c->s->finishing) return UVWS_ECLOSED;
   if (c->paused == paused) return 0;
   c->paused = (uint8_t)paused;
-  c->s->ops->pause(c->s, paused);
+  c->s->ops->pause(c->s, paused || c->unread.len);
   if (paused) return 0;
+  if (c->unread.len) c->s->ops->defer(c->s); /* what was held is read first */
   now = uv_now(c->s->loop);
   c->last_rx = c->last_msg = now;
   c->awaiting_pong = 0;

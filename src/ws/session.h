@@ -61,6 +61,7 @@ struct uvws_conn_s {
   uint8_t uncounted;         /* no longer in uvws_connections{kind="websocket"} */
   uint8_t paused;            /* the route paused reading (uvws_conn_pause) */
   uint8_t frag_out;          /* uvws_send_fragment began a message not ended yet */
+  uint8_t turn_msgs;         /* messages and pings taken from this delivery of input */
   uint16_t close_code;       /* for on_close and the log */
   uint64_t started;          /* uv_now() at open */
   uint64_t last_rx;          /* uv_now() of the last bytes received */
@@ -68,6 +69,7 @@ struct uvws_conn_s {
   uint64_t ping_sent;        /* uv_now() of the unanswered ping */
   uvws__ws_t ws;
   uvws__buf_t msg;           /* reassembly of fragmented messages */
+  uvws__buf_t unread;        /* input past the turn's messages: fed at the next flush */
   uvws__pmd_params_t pmd;    /* permessage-deflate terms, if ws.pmd */
   z_stream *def;             /* owned deflater (context takeover), or NULL */
   void *data;                /* the user's */

@@ -97,7 +97,7 @@ void fake_stream_peer_read(fake_stream_t *f) {
 void fake_stream_run_deferred(fake_stream_t *f) {
   if (!f->deferred || f->closed) return;
   f->deferred = 0;
-  if (f->s.cb->on_writable) f->s.cb->on_writable(&f->s);
+  if (f->s.cb->on_resume) f->s.cb->on_resume(&f->s);
 }
 
 void fake_stream_eof(fake_stream_t *f) {

@@ -30,7 +30,7 @@ static const uvws__route_t *stub_route(void *ctx, const char *path, size_t len) 
 }
 
 static void ws_close(uvws__stream_t *s) { (void)s; }
-static const uvws__stream_cb_t ws_cb = {NULL, NULL, NULL, NULL, NULL, ws_close};
+static const uvws__stream_cb_t ws_cb = {NULL, NULL, NULL, NULL, NULL, NULL, ws_close};
 
 static int stub_upgrade(void *ctx, uvws__stream_t *s, const uvws__ws_open_t *o, char *rest, size_t rest_len) {
   fake_stream_t *f = (fake_stream_t *)s;

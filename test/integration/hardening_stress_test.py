@@ -186,6 +186,135 @@ class BackpressureTest(unittest.TestCase):
             self.assertEqual(metric(m, "uvws_connections", kind="websocket"), 0)
 
 
+class PacedFlooder(threading.Thread):
+    """Sends 1 KiB binary messages on /broadcast at about 2 MB/s and reads (and discards)
+    everything that comes back, counting the bytes."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.c = WsClient(port, "/broadcast")
+        self.stop, self.errors, self.sent, self.got = threading.Event(), [], 0, 0
+        self.burst = encode_frame(2, b"F" * 1024, key=b"\0\0\0\0") * 64
+        self.reader = threading.Thread(target=self._read, daemon=True)
+
+    def run(self):
+        self.reader.start()
+        try:
+            while not self.stop.is_set():
+                self.c.sock.sendall(self.burst)
+                self.sent += 64
+                self.stop.wait(0.03)
+        except OSError as e:
+            self.errors.append("send: %r" % e)
+
+    def _read(self):
+        try:
+            while not self.stop.is_set():
+                chunk = self.c.sock.recv(1 << 20)
+                if not chunk:
+                    self.errors.append("read: eof")
+                    return
+                self.got += len(chunk)
+        except OSError as e:
+            if not self.stop.is_set():
+                self.errors.append("read: %r" % e)
+
+
+class Watcher(threading.Thread):
+    """A /broadcast member that reads everything and notes when `needle` first goes by."""
+
+    def __init__(self, port, needle):
+        super().__init__(daemon=True)
+        self.c = WsClient(port, "/broadcast")
+        self.needle, self.seen_at, self.stop, self.errors = needle, None, threading.Event(), []
+
+    def run(self):
+        tail = b""
+        self.c.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                chunk = self.c.sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError as e:
+                self.errors.append(repr(e))
+                return
+            if not chunk:
+                self.errors.append("eof")
+                return
+            if self.seen_at is None and self.needle in tail + chunk:
+                self.seen_at = time.monotonic()
+            tail = chunk[-len(self.needle):]
+
+
+class DropRouteTest(unittest.TestCase):
+
+    def test_member_that_does_not_read_can_still_send(self):
+        """On a drop route (/broadcast) a member that reads nothing while the route is busy loses
+        messages, and is still read: what it sends reaches the others. Its queue used to stay
+        above the transport's low mark (the drops started at --max-backpressure, 16 MiB, reading
+        stopped at 1 MiB), so it was not read again until the route went quiet."""
+        needle = b"from the member that does not read"
+        with UvwsServer() as srv:
+            echo_roundtrip(srv.port, b"w" * 100000)
+            time.sleep(0.3)
+            base = rss_kib(srv.proc.pid)
+            sampler = RssSampler(srv.proc.pid)
+            sampler.start()
+            control = ControlClient(srv.port)
+            control.start()
+            # The member that does not read: a small receive buffer, so the server's queue
+            # for it grows soon.
+            mute = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            mute.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            mute.settimeout(10)
+            mute.connect(("127.0.0.1", srv.port))
+            mute.sendall(upgrade_request("/broadcast"))
+            head = bytearray()
+            read_until(mute, head, b"\r\n\r\n", time.monotonic() + 10)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), bytes(head[:60]))
+            watcher = Watcher(srv.port, needle)
+            watcher.start()
+            flooder = PacedFlooder(srv.port)
+            flooder.start()
+            try:
+                # Its queue is full: messages for it are dropped, or (before the fix) reading
+                # it stopped.
+                wait_for(lambda: metric(get_metrics(srv.port), "uvws_backpressure_drops_total") > 0 or
+                         metric(get_metrics(srv.port), "uvws_backpressure_pauses_total") > 0,
+                         20 * SLACK, "the member that does not read to fill its queue")
+                time.sleep(0.5)
+                sent_at = time.monotonic()
+                mute.sendall(encode_frame(2, needle))
+                wait_for(lambda: watcher.seen_at, 5 * SLACK, "the others to get what it sent")
+                took = watcher.seen_at - sent_at
+                m = get_metrics(srv.port)
+                self.assertEqual(metric(m, "uvws_backpressure_pauses_total"), 0,
+                                 "a member of a drop route stopped being read")
+                self.assertEqual(metric(m, "uvws_connections", kind="websocket"), 4)
+                self.assertLess(metric(m, "uvws_queued_bytes"), 4 * MIB)
+            finally:
+                flooder.stop.set()
+                watcher.stop.set()
+                flooder.join(10)
+                watcher.join(10)
+            self.assertEqual(flooder.errors, [])
+            self.assertEqual(watcher.errors, [])
+            self.assertGreater(flooder.got, 0)
+            control.finish(self)
+            sampler.stop.set()
+            sampler.join(5)
+            sys.stderr.write("\n  drop route: what the member that does not read sent arrived after %.1f ms; "
+                             "RSS base %d KiB, peak %d KiB; control round trip worst %.1f ms\n"
+                             % (took * 1000, base, sampler.peak, control.worst * 1000))
+            self.assertLess(took, 2.0 * SLACK)
+            self.assertLess(sampler.peak - base, 32 * 1024, "RSS grew by %d KiB (base %d KiB)"
+                            % (sampler.peak - base, base))
+            mute.close()
+            flooder.c.close()
+            watcher.c.close()
+
+
 class VanishingClientsTest(unittest.TestCase):
 
     @classmethod

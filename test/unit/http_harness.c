@@ -81,7 +81,7 @@ static void ws_close(uvws__stream_t *s) {
   (void)s;
   ws_closes++;
 }
-static const uvws__stream_cb_t ws_cb = {NULL, NULL, NULL, NULL, NULL, ws_close};
+static const uvws__stream_cb_t ws_cb = {NULL, NULL, NULL, NULL, NULL, NULL, ws_close};
 
 static void copy_into(uvws__buf_t *b, const void *p, size_t n) {
   b->off = b->len = 0;

@@ -99,7 +99,7 @@ static void up_close(uvws__stream_t *s) {
   x->s = NULL;
 }
 
-static const uvws__stream_cb_t up_cb = {up_data, up_writable, up_eof, up_timeout, up_shutdown, up_close};
+static const uvws__stream_cb_t up_cb = {up_data, up_writable, up_writable, up_eof, up_timeout, up_shutdown, up_close};
 
 static int server_fd(fix_t *x) {
   uv_os_fd_t fd = -1;

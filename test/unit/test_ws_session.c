@@ -73,8 +73,11 @@ static void h_open(uvws_conn_t *c) {
   open_head_ok = head && strcmp(head, response_head) == 0;
 }
 
+static int pause_at; /* h_message pauses the route at this message (0: never) */
+
 static void h_message(uvws_conn_t *c, uvws_opcode_t op, const void *data, size_t len) {
   messages++;
+  if ((int)messages == pause_at) assert_int_equal(uvws_conn_pause(c, 1), 0);
   ev('M');
   last_op = (int)op;
   msg.off = msg.len = 0;
@@ -136,6 +139,7 @@ static int setup(void **state) {
   nevents = 0;
   memset(events, 0, sizeof(events));
   echo = 0;
+  pause_at = 0;
   open_target_ok = open_h0_ok = open_h1_ok = open_head_ok = 0;
   open_h2_r = 0;
   return 0;
@@ -315,6 +319,78 @@ static void test_unmasked_frame_fails_with_1002_and_finish(void **state) {
   UVWS__SET(m.protocol_failures, 0);
 }
 
+/* 100 frames in one read, each "m<i>", or pings when `ping`. */
+static void feed_hundred(int ping) {
+  uvws__buf_t b = {NULL, 0, 0, 0};
+  char text[8];
+  int i;
+  for (i = 0; i < 100; i++) {
+    snprintf(text, sizeof(text), "m%d", i);
+    client_frame(&b, 1, ping ? UVWS_OP_PING : UVWS_OP_TEXT, ping ? "" : text, ping ? 0 : strlen(text), 1);
+  }
+  fake_stream_feed(&f, uvws__buf_data(&b), b.len);
+  uvws__buf_free(&b);
+}
+
+static void expect_last(const char *text) {
+  assert_int_equal(msg.len, strlen(text));
+  assert_memory_equal(uvws__buf_data(&msg), text, msg.len);
+}
+
+/* A client that sends without pause gets 64 messages handed over per
+ * read; the rest waits, the stream paused, for the next turn (defer). */
+static void test_a_read_hands_over_64_messages_the_rest_next_turn(void **state) {
+  (void)state;
+  ws_open(NULL, 0);
+  feed_hundred(0);
+  assert_int_equal(messages, 64);
+  expect_last("m63");
+  assert_int_equal(f.paused, 1);
+  assert_int_equal(f.deferred, 1);
+  fake_stream_run_deferred(&f);
+  assert_int_equal(messages, 100);
+  expect_last("m99");
+  assert_int_equal(f.paused, 0);
+  assert_int_equal(f.deferred, 0);
+  assert_int_equal(drains, 0); /* a turn is not a drain */
+  send_frame(1, UVWS_OP_TEXT, "next", 4);
+  assert_int_equal(messages, 101);
+  expect_last("next");
+}
+
+/* Pings count as messages: a ping flood gets 64 pongs per read. */
+static void test_a_read_answers_64_pings_the_rest_next_turn(void **state) {
+  (void)state;
+  ws_open(NULL, 0);
+  feed_hundred(1);
+  assert_int_equal(f.out.len, 64 * 2);
+  fake_stream_run_deferred(&f);
+  assert_int_equal(f.out.len, 100 * 2);
+  assert_int_equal(f.paused, 0);
+}
+
+/* A route that pauses in on_message hears no more messages, even those
+ * already read, until it resumes; then they come in order. */
+static void test_route_pause_stops_the_messages_already_read(void **state) {
+  (void)state;
+  pause_at = 10;
+  ws_open(NULL, 0);
+  feed_hundred(0);
+  assert_int_equal(messages, 10);
+  fake_stream_run_deferred(&f);
+  assert_int_equal(messages, 10);
+  assert_int_equal(f.paused, 1);
+  assert_int_equal(uvws_conn_pause(conn, 0), 0);
+  assert_int_equal(f.paused, 1); /* held input first */
+  fake_stream_run_deferred(&f);
+  assert_int_equal(messages, 74);
+  expect_last("m73");
+  fake_stream_run_deferred(&f);
+  assert_int_equal(messages, 100);
+  expect_last("m99");
+  assert_int_equal(f.paused, 0);
+}
+
 static void test_backpressure_drop_then_one_on_drain(void **state) {
   uint8_t payload[600];
   (void)state;
@@ -339,6 +415,50 @@ static void test_backpressure_drop_then_one_on_drain(void **state) {
   assert_int_equal(drains, 1);
   assert_int_equal(uvws_send(conn, UVWS_OP_BINARY, payload, sizeof(payload)), 0);
   assert_int_equal(f.out.len, 2 * 604);
+  UVWS__SET(m.backpressure_drops, 0);
+}
+
+/* With the default --max-backpressure (16 MiB) a drop route still drops
+ * at the transport's high mark, so its stream never stops reading: a
+ * member of a flooded room can still speak. */
+static void test_drop_route_keeps_the_queue_under_the_high_mark(void **state) {
+  static uint8_t payload[60000]; /* a 60 004-byte frame */
+  unsigned i, sent = 0;
+  (void)state;
+  memset(payload, 'd', sizeof(payload));
+  route.drop_on_backpressure = 1;
+  f.peer_reads = 0;
+  ws_open(NULL, 0);
+  for (i = 0; i < 40; i++) {
+    int r = uvws_send(conn, UVWS_OP_BINARY, payload, sizeof(payload));
+    assert_true(r == 0 || r == UVWS_EBACKPRESSURE);
+    if (r == 0) sent++;
+    assert_true(uvws_conn_buffered_amount(conn) <= UVWS__QUEUE_HIGH);
+  }
+  assert_int_equal(sent, UVWS__QUEUE_HIGH / 60004); /* 17 */
+  assert_int_equal(UVWS__GET(m.backpressure_drops), 40 - sent);
+  assert_int_equal(f.finished, 0);
+  UVWS__SET(m.backpressure_drops, 0);
+}
+
+/* A message bigger than the high mark (but within --max-backpressure)
+ * goes to a member with nothing queued, and is dropped for one with
+ * something queued. */
+static void test_drop_route_sends_a_big_message_on_an_empty_queue(void **state) {
+  uint8_t *big = malloc(UVWS__QUEUE_HIGH + 1000);
+  (void)state;
+  assert_non_null(big);
+  memset(big, 'b', UVWS__QUEUE_HIGH + 1000);
+  route.drop_on_backpressure = 1;
+  f.peer_reads = 0;
+  ws_open(NULL, 0);
+  assert_int_equal(uvws_send(conn, UVWS_OP_BINARY, big, UVWS__QUEUE_HIGH + 1000), 0);
+  assert_int_equal(uvws_send(conn, UVWS_OP_BINARY, big, UVWS__QUEUE_HIGH + 1000), UVWS_EBACKPRESSURE);
+  assert_int_equal(uvws_send(conn, UVWS_OP_BINARY, "x", 1), UVWS_EBACKPRESSURE); /* still above the mark */
+  assert_int_equal(UVWS__GET(m.backpressure_drops), 2);
+  fake_stream_peer_read(&f);
+  assert_int_equal(uvws_send(conn, UVWS_OP_BINARY, big, UVWS__QUEUE_HIGH + 1000), 0);
+  free(big);
   UVWS__SET(m.backpressure_drops, 0);
 }
 
@@ -555,7 +675,12 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_close_without_code_is_answered_1000, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unmasked_frame_fails_with_1002_and_finish, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_a_read_hands_over_64_messages_the_rest_next_turn, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_a_read_answers_64_pings_the_rest_next_turn, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_route_pause_stops_the_messages_already_read, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_drop_then_one_on_drain, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_drop_route_keeps_the_queue_under_the_high_mark, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_drop_route_sends_a_big_message_on_an_empty_queue, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_without_drop_closes_1013, setup, teardown),
       cmocka_unit_test_setup_teardown(test_on_open_sees_the_request_and_not_after, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fragmented_message_is_reassembled, setup, teardown),
