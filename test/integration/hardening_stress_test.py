@@ -75,6 +75,25 @@ class RssSampler(threading.Thread):
             self.stop.wait(0.02)
 
 
+def start_watching(srv):
+    """Warms the server's buffers once, then samples its RSS and runs a ControlClient beside
+    the test. Returns (RSS at the start in KiB, the sampler, the control client)."""
+    echo_roundtrip(srv.port, b"w" * 100000)
+    time.sleep(0.3)
+    base = rss_kib(srv.proc.pid)
+    sampler = RssSampler(srv.proc.pid)
+    sampler.start()
+    control = ControlClient(srv.port)
+    control.start()
+    return base, sampler, control
+
+
+def stop_watching(test, sampler, control):
+    control.finish(test)
+    sampler.stop.set()
+    sampler.join(5)
+
+
 class BackpressureTest(unittest.TestCase):
 
     def test_client_that_does_not_read(self):
@@ -86,13 +105,7 @@ class BackpressureTest(unittest.TestCase):
             return struct.pack("!I", i) + bytes([i & 0xFF]) * (msg_size - 4)
 
         with UvwsServer() as srv:
-            echo_roundtrip(srv.port, b"w" * 100000)  # warm up the buffers once
-            time.sleep(0.3)
-            base = rss_kib(srv.proc.pid)
-            sampler = RssSampler(srv.proc.pid)
-            sampler.start()
-            control = ControlClient(srv.port)
-            control.start()
+            base, sampler, control = start_watching(srv)
             with WsClient(srv.port) as c:
                 s = c.sock
                 s.setblocking(False)
@@ -167,9 +180,7 @@ class BackpressureTest(unittest.TestCase):
                 s.setblocking(True)
                 s.settimeout(10)
                 self.assertEqual(c.close_handshake(1000), 1000)
-            control.finish(self)
-            sampler.stop.set()
-            sampler.join(5)
+            stop_watching(self, sampler, control)
             sys.stderr.write("\n  backpressure: sends blocked after %d MiB; RSS base %d KiB, peak until "
                              "blocked %d KiB, peak overall %d KiB\n"
                              % (blocked_at * msg_size // MIB, base, peak_blocked, sampler.peak))
@@ -256,13 +267,7 @@ class DropRouteTest(unittest.TestCase):
         stopped at 1 MiB), so it was not read again until the route went quiet."""
         needle = b"from the member that does not read"
         with UvwsServer() as srv:
-            echo_roundtrip(srv.port, b"w" * 100000)
-            time.sleep(0.3)
-            base = rss_kib(srv.proc.pid)
-            sampler = RssSampler(srv.proc.pid)
-            sampler.start()
-            control = ControlClient(srv.port)
-            control.start()
+            base, sampler, control = start_watching(srv)
             # The member that does not read: a small receive buffer, so the server's queue
             # for it grows soon.
             mute = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -301,9 +306,7 @@ class DropRouteTest(unittest.TestCase):
             self.assertEqual(flooder.errors, [])
             self.assertEqual(watcher.errors, [])
             self.assertGreater(flooder.got, 0)
-            control.finish(self)
-            sampler.stop.set()
-            sampler.join(5)
+            stop_watching(self, sampler, control)
             sys.stderr.write("\n  drop route: what the member that does not read sent arrived after %.1f ms; "
                              "RSS base %d KiB, peak %d KiB; control round trip worst %.1f ms\n"
                              % (took * 1000, base, sampler.peak, control.worst * 1000))
