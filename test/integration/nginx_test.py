@@ -387,8 +387,8 @@ class NginxTest(unittest.TestCase):
                 await asyncio.gather(a.close(), b.close())
         try:
             run(go())
-        except AssertionError as e:
-            raise AssertionError("%s\n%s" % (e, self.diag(self.main))) from None
+        except Exception as e:  # noqa: BLE001  (any failure: with both logs)
+            raise AssertionError("%s: %s\n%s" % (type(e).__name__, e, self.diag(self.main))) from None
 
     def test_chat_two_clients_ws(self):
         self._chat_pair("plain")
@@ -462,8 +462,8 @@ class NginxTest(unittest.TestCase):
                 await asyncio.gather(*[ws.close() for ws in socks])
         try:
             run(go(), timeout=120)
-        except AssertionError as e:
-            raise AssertionError("%s\n%s" % (e, self.diag(self.main))) from None
+        except Exception as e:  # noqa: BLE001  (any failure: with both logs)
+            raise AssertionError("%s: %s\n%s" % (type(e).__name__, e, self.diag(self.main))) from None
 
     def test_chat_fan_out_ws(self):
         self._chat_fan_out("plain")
@@ -706,8 +706,8 @@ class NginxTest(unittest.TestCase):
                 await a.close()
         try:
             run(go())
-        except AssertionError as e:
-            raise AssertionError("%s\n%s" % (e, self.diag(srv))) from None
+        except Exception as e:  # noqa: BLE001  (any failure: with both logs)
+            raise AssertionError("%s: %s\n%s" % (type(e).__name__, e, self.diag(srv))) from None
 
 
 if __name__ == "__main__":
